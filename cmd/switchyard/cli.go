@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+// now is the clock; tests replace it for stable output.
+var now = time.Now
+
+// Exit codes shared by the subcommands.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the command ran and the answer is no: invalid config, no match
+	exitUsage = 2 // the command could not run: bad flags, unreadable input
+)
+
+// errUsage marks errors that are the caller's mistake; usage is printed.
+var errUsage = errors.New("usage")
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, e *env, args []string) (int, error)
+}
+
+// env is what a subcommand may touch besides its arguments.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+var commands = []command{
+	{"validate", "-c FILE", "check a config file: prints ok, or every problem as file:line:col: message", cmdValidate},
+	{"test-pattern", "--pattern JSON|@FILE --event JSON|@FILE", "match one event against one pattern, like EventBridge's TestEventPattern", cmdTestPattern},
+	{"route", "-c FILE [--json] [--source NAME] [EVENTS.jsonl|-]", "dry run: the rules, targets and payloads for each event; calls nothing", cmdRoute},
+	{"version", "", "print the version", cmdVersion},
+}
+
+// run is the whole program behind main, callable from tests.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		code, err := c.run(ctx, e, args[1:])
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		if err != nil && !errors.Is(err, errReported) {
+			fmt.Fprintf(stderr, "switchyard %s: %v\n", c.name, err)
+			if errors.Is(err, errUsage) {
+				fmt.Fprintf(stderr, "usage: switchyard %s %s\n", c.name, c.args)
+			}
+		}
+		return code
+	}
+	fmt.Fprintf(stderr, "switchyard: unknown command %q\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: switchyard COMMAND [FLAGS]")
+	fmt.Fprintln(w)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run switchyard COMMAND -h for a command's flags.")
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(e *env, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("switchyard "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+// parse parses flags that may come before or after positional arguments
+// and returns the positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "-" || !strings.HasPrefix(args[0], "-") {
+			pos = append(pos, args[0])
+			args = args[1:]
+			continue
+		}
+		// Parse stopped at an argument like a flag only after "--".
+		return append(pos, args...), nil
+	}
+}
+
+// configPath applies the default: $SWITCHYARD_CONFIG, then ./switchyard.yaml.
+func configPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if p := os.Getenv("SWITCHYARD_CONFIG"); p != "" {
+		return p
+	}
+	return "switchyard.yaml"
+}
+
+func cmdVersion(_ context.Context, e *env, args []string) (int, error) {
+	if _, err := parse(newFlags(e, "version"), args); err != nil {
+		return exitUsage, err
+	}
+	fmt.Fprintln(e.stdout, "switchyard", versionString())
+	return exitOK, nil
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

@@ -1,0 +1,19 @@
+// Command switchyard is an event-routing daemon: it consumes SQS,
+// EventBridge, ECS task-state and NATS events, routes them with
+// EventBridge's event-pattern language, and delivers them to Lambda, ECS
+// tasks, HTTP, NATS and SQS with backpressure, retries and circuit breakers.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

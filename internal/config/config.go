@@ -1,0 +1,222 @@
+// Package config reads switchyard's config file: YAML with ${ENV}
+// expansion, decoded strictly into typed structs, defaulted, and validated
+// as a whole, reporting every problem at once as file:line:col.
+package config
+
+import (
+	"time"
+
+	"github.com/switchyard-dev/switchyard/policy"
+	"github.com/switchyard-dev/switchyard/router"
+	ecssource "github.com/switchyard-dev/switchyard/sources/ecs"
+	httpsource "github.com/switchyard-dev/switchyard/sources/http"
+	natssource "github.com/switchyard-dev/switchyard/sources/nats"
+	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
+
+	"github.com/switchyard-dev/switchyard/sinks/ecstask"
+	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
+	"github.com/switchyard-dev/switchyard/sinks/lambda"
+	logsink "github.com/switchyard-dev/switchyard/sinks/log"
+	natssink "github.com/switchyard-dev/switchyard/sinks/nats"
+	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
+)
+
+// Config is a whole config file, decoded, defaulted and validated.
+type Config struct {
+	// Version is the file format's version; 1 is the only one. Required.
+	Version int `yaml:"version"`
+	// AWS configures the AWS clients.
+	AWS AWS `yaml:"aws"`
+	// NATS configures the embedded NATS server or the cluster to join.
+	NATS NATS `yaml:"nats"`
+	// Admin configures the admin endpoint.
+	Admin Admin `yaml:"admin"`
+	// MaxInFlight bounds the source messages being worked on at once; when
+	// it is reached, sources stop receiving. Default 1000.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// ShutdownGrace is how long in-flight work may take to finish after
+	// SIGTERM before the rest is nacked. Default 25s.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// Sources are where events come from.
+	Sources []Source `yaml:"sources"`
+	// Targets are where deliveries go.
+	Targets []Target `yaml:"targets"`
+	// Policies are named delivery policies that targets refer to. A policy
+	// named default is used by targets that name none; when the file does
+	// not define it, policy.Default() is.
+	Policies map[string]*policy.Config `yaml:"policies"`
+	// Rules match events and name the targets they go to.
+	Rules []Rule `yaml:"rules"`
+
+	// File is the path the config was read from.
+	File string `yaml:"-"`
+}
+
+// AWS configures the AWS SDK clients.
+type AWS struct {
+	// Region is the AWS region. Default: the SDK's (AWS_REGION, the
+	// profile, or the instance or task metadata).
+	Region string `yaml:"region"`
+	// Endpoints override the endpoint of each service, for VPC endpoints
+	// and tests.
+	Endpoints Endpoints `yaml:"endpoints"`
+}
+
+// Endpoints are per-service endpoint URLs; empty means the SDK's default.
+type Endpoints struct {
+	SQS         string `yaml:"sqs"`
+	Lambda      string `yaml:"lambda"`
+	ECS         string `yaml:"ecs"`
+	EventBridge string `yaml:"eventbridge"`
+}
+
+// NATS configures NATS.
+type NATS struct {
+	// URL is the NATS cluster to join (comma-separated URLs). Empty starts
+	// an embedded server.
+	URL string `yaml:"url"`
+	// StoreDir is where the embedded server keeps JetStream data.
+	// Default ./data/nats.
+	StoreDir string `yaml:"store_dir"`
+}
+
+// Admin configures the admin endpoint (/metrics, /healthz, /readyz).
+type Admin struct {
+	// Listen is its address. Default 127.0.0.1:9090.
+	Listen string `yaml:"listen"`
+}
+
+// Kind is the configuration of one source or target type: the struct that
+// the type's package owns.
+type Kind interface {
+	// SetDefaults fills zero fields with defaults.
+	SetDefaults()
+	// Validate checks the fields on their own, returning router.FieldErrors.
+	Validate() error
+}
+
+// sourceKinds and targetKinds map `type:` to a new, empty Kind.
+var (
+	sourceKinds = map[string]func() Kind{
+		"sqs":  func() Kind { return new(sqssource.Config) },
+		"http": func() Kind { return new(httpsource.Config) },
+		"ecs":  func() Kind { return new(ecssource.Config) },
+		"nats": func() Kind { return new(natssource.Config) },
+	}
+	targetKinds = map[string]func() Kind{
+		"lambda":   func() Kind { return new(lambda.Config) },
+		"ecs_task": func() Kind { return new(ecstask.Config) },
+		"http":     func() Kind { return new(httpsink.Config) },
+		"nats":     func() Kind { return new(natssink.Config) },
+		"sqs":      func() Kind { return new(sqssink.Config) },
+		"log":      func() Kind { return new(logsink.Config) },
+	}
+)
+
+// Source is one entry of `sources`.
+type Source struct {
+	// Name identifies the source in rules, logs and metrics. Required.
+	Name string
+	// Type is sqs, http, ecs or nats. Required.
+	Type string
+	// Config is the type's own settings: *sqs.Config for sqs, and so on.
+	Config Kind
+}
+
+// Target is one entry of `targets`.
+type Target struct {
+	// Name identifies the target in rules, logs and metrics. Required.
+	Name string
+	// Type is lambda, ecs_task, http, nats, sqs or log. Required.
+	Type string
+	// Policy names the delivery policy. Default: default.
+	Policy string
+	// Config is the type's own settings: *lambda.Config for lambda, and so on.
+	Config Kind
+}
+
+// Rule is one entry of `rules`.
+type Rule struct {
+	// Name identifies the rule. Required.
+	Name string `yaml:"name"`
+	// Sources restricts the rule to events from these sources. Default: all.
+	Sources []string `yaml:"sources"`
+	// Pattern is an EventBridge event pattern, as YAML or as a JSON string.
+	// Required.
+	Pattern Pattern `yaml:"pattern"`
+	// Input transforms the event into each target's payload, as
+	// EventBridge's input transformer does. Default: the whole event.
+	Input *Input `yaml:"input"`
+	// Targets are where matching events go. Required.
+	Targets []string `yaml:"targets"`
+}
+
+// Pattern is a rule's compiled event pattern.
+type Pattern struct {
+	*router.Pattern
+	// JSON is the pattern as JSON.
+	JSON []byte
+}
+
+// Input is a rule's input transformer.
+type Input struct {
+	// Paths maps placeholder names to JSON paths into the event.
+	Paths map[string]string `yaml:"paths"`
+	// Template is the payload with <name> placeholders. Required.
+	Template string `yaml:"template"`
+
+	// Transformer is the compiled form.
+	Transformer *router.Transformer `yaml:"-"`
+}
+
+// setDefaults fills the file-level defaults.
+func (c *Config) setDefaults() {
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 1000
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 25 * time.Second
+	}
+	if c.NATS.StoreDir == "" {
+		c.NATS.StoreDir = "./data/nats"
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:9090"
+	}
+	for _, s := range c.Sources {
+		if s.Config != nil {
+			s.Config.SetDefaults()
+		}
+	}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		if t.Policy == "" {
+			t.Policy = "default"
+		}
+		if t.Config != nil {
+			t.Config.SetDefaults()
+		}
+	}
+	if c.Policies == nil {
+		c.Policies = map[string]*policy.Config{}
+	}
+	for _, p := range c.Policies {
+		p.SetDefaults()
+	}
+	if c.Policies["default"] == nil {
+		d := policy.Default()
+		c.Policies["default"] = &d
+	}
+}
+
+// RouterRules returns the rules in the form router.NewTable takes.
+func (c *Config) RouterRules() []router.Rule {
+	rules := make([]router.Rule, len(c.Rules))
+	for i, r := range c.Rules {
+		rules[i] = router.Rule{Name: r.Name, Sources: r.Sources, Pattern: r.Pattern.Pattern, Targets: r.Targets}
+		if r.Input != nil {
+			rules[i].Input = r.Input.Transformer
+		}
+	}
+	return rules
+}

@@ -1,0 +1,472 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+// Load reads, decodes and validates the config file at path, expanding
+// ${NAME} from the process environment. A file with problems yields an
+// Errors listing every one of them.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse decodes and validates data as the config file named file. lookup
+// resolves ${NAME}; nil means the process environment. Problems are
+// returned as Errors, sorted by position.
+func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	d := &decoder{file: file, raw: map[*yaml.Node]string{}, nodes: map[string]*yaml.Node{}}
+	root, err := parseYAML(data)
+	if err != nil {
+		return nil, Errors{d.syntaxError(err)}
+	}
+	if root == nil {
+		return nil, Errors{{File: file, Msg: "the file is empty (see docs/config.md for its shape)"}}
+	}
+	d.expandEnv(root, "", lookup)
+	c := &Config{File: file}
+	d.decode(root, reflect.ValueOf(c).Elem(), "")
+	c.setDefaults()
+	d.validate(c)
+	if len(d.errs) > 0 {
+		d.errs.sort()
+		return nil, d.errs
+	}
+	return c, nil
+}
+
+// parseYAML parses exactly one YAML document and returns its root, or nil
+// for an empty file.
+func parseYAML(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("yaml: line %d: a config file holds one YAML document, found another", more.Line)
+	}
+	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
+		return nil, nil
+	}
+	return doc.Content[0], nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func (d *decoder) syntaxError(err error) *Error {
+	msg := err.Error()
+	e := &Error{File: d.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Col = 1
+		e.Msg = m[2]
+	}
+	e.Msg = "invalid YAML: " + e.Msg
+	return e
+}
+
+// mapValue returns the value of key in a mapping node, or nil.
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// kindKeys lists the keys of a kind, and decodes name and type.
+func (d *decoder) decodeKind(n *yaml.Node, path, what string, kinds map[string]func() Kind, common []string, name, typ *string) Kind {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "expected a mapping with name and type, got %s", describe(n))
+		return nil
+	}
+	valid := slices.Sorted(maps.Keys(kinds))
+	for _, k := range []struct {
+		key string
+		dst *string
+	}{{"name", name}, {"type", typ}} {
+		v := mapValue(n, k.key)
+		if v == nil {
+			if k.key == "type" {
+				d.errorf(n, path, "missing required key \"type\" (valid: %s)", strings.Join(valid, ", "))
+			} else {
+				d.errorf(n, path, "missing required key %q", k.key)
+			}
+			continue
+		}
+		d.decode(v, reflect.ValueOf(k.dst).Elem(), joinPath(path, k.key))
+	}
+	if *typ == "" {
+		return nil
+	}
+	mk, ok := kinds[*typ]
+	if !ok {
+		d.errorf(mapValue(n, "type"), joinPath(path, "type"), "unknown %s type %q%s", what, *typ, suggest(*typ, valid))
+		return nil
+	}
+	k := mk()
+	d.decodeStruct(n, reflect.ValueOf(k).Elem(), path, common)
+	return k
+}
+
+func (s *Source) decodeNode(d *decoder, n *yaml.Node, path string) {
+	s.Config = d.decodeKind(n, path, "source", sourceKinds, []string{"name", "type"}, &s.Name, &s.Type)
+}
+
+func (t *Target) decodeNode(d *decoder, n *yaml.Node, path string) {
+	t.Config = d.decodeKind(n, path, "target", targetKinds, []string{"name", "type", "policy"}, &t.Name, &t.Type)
+	if v := mapValue(n, "policy"); v != nil {
+		d.decode(v, reflect.ValueOf(&t.Policy).Elem(), joinPath(path, "policy"))
+	}
+}
+
+func (p *Pattern) decodeNode(d *decoder, n *yaml.Node, path string) {
+	var data []byte
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		data = []byte(n.Value) // a pattern pasted as JSON
+	} else {
+		if n.Kind != yaml.MappingNode {
+			d.errorf(n, path, "expected an event pattern (a mapping, or a JSON string), got %s", describe(n))
+			return
+		}
+		var ok bool
+		if data, ok = d.appendJSON(nil, n, path); !ok {
+			return
+		}
+	}
+	pat, err := router.ParsePattern(data)
+	if err != nil {
+		var pe *router.PatternError
+		if errors.As(err, &pe) && n.Kind == yaml.MappingNode {
+			at, _ := walk(n, pe.Path)
+			d.errorf(at, joinPattern(path, pe.Path), "%s", pe.Msg)
+			return
+		}
+		if errors.As(err, &pe) {
+			d.errorf(n, joinPattern(path, pe.Path), "%s", pe.Msg)
+			return
+		}
+		d.errorf(n, path, "%v", err)
+		return
+	}
+	p.Pattern, p.JSON = pat, data
+}
+
+// joinPattern appends a pattern error's path (keys and [i] positions).
+func joinPattern(path string, elems []string) string {
+	for _, e := range elems {
+		if strings.HasPrefix(e, "[") {
+			path += e
+		} else {
+			path = joinPath(path, e)
+		}
+	}
+	return path
+}
+
+// walk follows path elements (keys, and [i] for list positions) from n and
+// returns the deepest node reached, and whether it reached the end.
+func walk(n *yaml.Node, elems []string) (*yaml.Node, bool) {
+	for _, e := range elems {
+		n = deref(n)
+		var next *yaml.Node
+		if i, ok := listIndex(e); ok && n.Kind == yaml.SequenceNode {
+			if i < len(n.Content) {
+				next = n.Content[i]
+			}
+		} else {
+			next = mapValue(n, e)
+		}
+		if next == nil {
+			return n, false
+		}
+		n = next
+	}
+	return n, true
+}
+
+func listIndex(e string) (int, bool) {
+	if !strings.HasPrefix(e, "[") || !strings.HasSuffix(e, "]") {
+		return 0, false
+	}
+	i, err := strconv.Atoi(e[1 : len(e)-1])
+	return i, err == nil
+}
+
+// splitPath splits a FieldError path such as a.b[2].c into a, b, [2], c.
+func splitPath(p string) []string {
+	var out []string
+	for part := range strings.SplitSeq(p, ".") {
+		for part != "" {
+			i := strings.IndexByte(part[1:], '[') + 1
+			if i == 0 {
+				out = append(out, part)
+				break
+			}
+			out = append(out, part[:i])
+			part = part[i:]
+		}
+	}
+	return out
+}
+
+func (in *Input) decodeNode(d *decoder, n *yaml.Node, path string) {
+	d.decodeStruct(n, reflect.ValueOf(in).Elem(), path, nil)
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	t, err := router.NewTransformer(in.Paths, in.Template)
+	if err != nil {
+		d.fieldErrors(n, path, err)
+		return
+	}
+	in.Transformer = t
+}
+
+// fieldErrors reports router.FieldErrors relative to the block at n.
+func (d *decoder) fieldErrors(n *yaml.Node, path string, err error) {
+	for _, fe := range router.FieldErrors(err) {
+		at, _ := walk(n, splitPath(fe.Field))
+		p := path
+		if fe.Field != "" {
+			p = joinPath(path, fe.Field)
+		}
+		d.errorf(at, p, "%s", fe.Msg)
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// validate checks the decoded file as a whole.
+func (d *decoder) validate(c *Config) {
+	if c.Version != 1 {
+		if n := d.nodes["version"]; n != nil {
+			d.errorf(n, "version", "unsupported version %d (this switchyard reads version 1)", c.Version)
+		} else {
+			d.errorf(d.nodes[""], "", "missing required key \"version\" (write version: 1)")
+		}
+	}
+	if c.MaxInFlight < 1 {
+		d.errorf(d.at("max_in_flight"), "max_in_flight", "must be at least 1, got %d", c.MaxInFlight)
+	}
+	if c.ShutdownGrace < 0 {
+		d.errorf(d.at("shutdown_grace"), "shutdown_grace", "must be positive")
+	}
+	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+		d.errorf(d.at("admin.listen"), "admin.listen", "want host:port, such as 127.0.0.1:9090")
+	}
+	if c.NATS.URL != "" {
+		for u := range strings.SplitSeq(c.NATS.URL, ",") {
+			p, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || p.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
+				d.errorf(d.at("nats.url"), "nats.url", "want nats://host:port (or tls://, ws://, wss://), comma-separated for a cluster")
+				break
+			}
+		}
+	}
+	for key, ep := range map[string]string{"sqs": c.AWS.Endpoints.SQS, "lambda": c.AWS.Endpoints.Lambda, "ecs": c.AWS.Endpoints.ECS, "eventbridge": c.AWS.Endpoints.EventBridge} {
+		if ep == "" {
+			continue
+		}
+		if p, err := url.Parse(ep); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			d.errorf(d.at("aws.endpoints."+key), "aws.endpoints."+key, "want an http:// or https:// URL")
+		}
+	}
+
+	sources := d.names("sources", "source", len(c.Sources), func(i int) string { return c.Sources[i].Name })
+	targets := d.names("targets", "target", len(c.Targets), func(i int) string { return c.Targets[i].Name })
+	d.names("rules", "rule", len(c.Rules), func(i int) string { return c.Rules[i].Name })
+	for _, s := range []string{"sources", "targets", "rules"} {
+		if d.nodes[s] == nil || len(d.nodes[s].Content) == 0 {
+			d.errorf(d.nodes[""], s, "at least one is required")
+		}
+	}
+
+	for i, s := range c.Sources {
+		if s.Config != nil {
+			d.fieldErrors(d.nodes[indexPath("sources", i)], indexPath("sources", i), s.Config.Validate())
+		}
+	}
+	policies := slices.Sorted(maps.Keys(c.Policies))
+	for i, t := range c.Targets {
+		p := indexPath("targets", i)
+		if t.Config != nil {
+			d.fieldErrors(d.nodes[p], p, t.Config.Validate())
+		}
+		if c.Policies[t.Policy] == nil {
+			d.errorf(d.at(p+".policy"), p+".policy", "unknown policy %q (defined: %s)", t.Policy, strings.Join(policies, ", "))
+		}
+	}
+	for _, name := range policies {
+		p := "policies." + name
+		if d.nodes[p] == nil {
+			continue // the built-in default
+		}
+		if !nameRE.MatchString(name) {
+			d.errorf(d.keyNode("policies", name), p, "invalid policy name: use 1 to 64 letters, digits, '.', '-' or '_'")
+		}
+		d.fieldErrors(d.nodes[p], p, c.Policies[name].Validate())
+		if dl := c.Policies[name].DeadLetter; dl != "" && !targets[dl] {
+			d.errorf(d.at(p+".dead_letter"), p+".dead_letter", "unknown target %q%s", dl, d.defined(targets))
+		}
+	}
+	d.deadLetterLoops(c)
+
+	for i, r := range c.Rules {
+		p := indexPath("rules", i)
+		if d.nodes[p+".pattern"] == nil {
+			d.errorf(d.nodes[p], p, "missing required key \"pattern\"")
+		}
+		if len(r.Targets) == 0 {
+			d.errorf(d.at(p+".targets"), p+".targets", "at least one target is required")
+		}
+		for j, t := range r.Targets {
+			if !targets[t] {
+				d.errorf(d.nodes[indexPath(p+".targets", j)], indexPath(p+".targets", j), "unknown target %q%s", t, d.defined(targets))
+			}
+		}
+		if n := d.nodes[p+".sources"]; n != nil && len(r.Sources) == 0 {
+			d.errorf(n, p+".sources", "an empty list matches no source; leave sources out to match every source")
+		}
+		for j, s := range r.Sources {
+			if !sources[s] {
+				d.errorf(d.nodes[indexPath(p+".sources", j)], indexPath(p+".sources", j), "unknown source %q%s", s, d.defined(sources))
+			}
+		}
+		if dup := firstDuplicate(r.Targets); dup >= 0 {
+			d.errorf(d.nodes[indexPath(p+".targets", dup)], indexPath(p+".targets", dup), "target %q is listed twice", r.Targets[dup])
+		}
+	}
+}
+
+// at returns the node at path, or its nearest decoded ancestor.
+func (d *decoder) at(path string) *yaml.Node {
+	for {
+		if n := d.nodes[path]; n != nil {
+			return n
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return d.nodes[""]
+		}
+		path = path[:i]
+	}
+}
+
+func (d *decoder) keyNode(mapping, key string) *yaml.Node {
+	if n := d.nodes[mapping]; n != nil {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i]
+			}
+		}
+	}
+	return d.at(mapping)
+}
+
+// names checks the names of one list (present, well-formed, unique) and
+// returns the set of them.
+func (d *decoder) names(list, what string, n int, name func(int) string) map[string]bool {
+	set := map[string]bool{}
+	first := map[string]int{}
+	for i := range n {
+		nm := name(i)
+		p := indexPath(list, i) + ".name"
+		switch {
+		case nm == "":
+			// reported as a missing key
+		case !nameRE.MatchString(nm):
+			d.errorf(d.at(p), p, "invalid %s name %q: use 1 to 64 letters, digits, '.', '-' or '_'", what, nm)
+		case set[nm]:
+			d.errorf(d.at(p), p, "duplicate %s name %q (first at %s)", what, nm, indexPath(list, first[nm]))
+		}
+		if _, ok := first[nm]; !ok {
+			first[nm] = i
+		}
+		set[nm] = true
+	}
+	delete(set, "")
+	return set
+}
+
+func (d *decoder) defined(set map[string]bool) string {
+	if len(set) == 0 {
+		return " (none are defined)"
+	}
+	return " (defined: " + strings.Join(slices.Sorted(maps.Keys(set)), ", ") + ")"
+}
+
+func firstDuplicate(s []string) int {
+	for i := range s {
+		if slices.Contains(s[:i], s[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// deadLetterLoops reports targets whose dead letters lead back to
+// themselves: target → its policy's dead_letter → that target's policy's
+// dead_letter → ...
+func (d *decoder) deadLetterLoops(c *Config) {
+	next := map[string]string{}
+	policyOf := map[string]string{}
+	for _, t := range c.Targets {
+		if p := c.Policies[t.Policy]; p != nil && p.DeadLetter != "" {
+			next[t.Name] = p.DeadLetter
+			policyOf[t.Name] = t.Policy
+		}
+	}
+	reported := map[string]bool{}
+	for _, start := range slices.Sorted(maps.Keys(next)) {
+		chain := []string{start}
+		for cur := next[start]; cur != ""; cur = next[cur] {
+			if i := slices.Index(chain, cur); i >= 0 {
+				loop := append(chain[i:], cur)
+				key := slices.Min(chain[i:])
+				if !reported[key] {
+					reported[key] = true
+					p := "policies." + policyOf[loop[0]] + ".dead_letter"
+					d.errorf(d.at(p), p, "dead letters loop: %s (each target's policy dead-letters to the next; give a dead-letter target a policy without dead_letter)", strings.Join(loop, " → "))
+				}
+				break
+			}
+			chain = append(chain, cur)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+// Package names checks and takes apart the names external resources go by
+// in a config file: SQS queue URLs, Lambda functions, ECS task definitions,
+// NATS subjects.
+package names
+
+import (
+	"errors"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Queue is an SQS queue identified by its URL.
+type Queue struct {
+	Account string
+	Name    string
+}
+
+// ParseQueueURL checks that u looks like an SQS queue URL,
+// http(s)://host/ACCOUNT/NAME, and returns its account and name.
+func ParseQueueURL(u string) (Queue, error) {
+	if u == "" {
+		return Queue{}, errors.New("required (the queue's URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)")
+	}
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+		return Queue{}, errors.New("not a queue URL: want https://sqs.REGION.amazonaws.com/ACCOUNT/NAME")
+	}
+	parts := strings.Split(strings.Trim(p.Path, "/"), "/")
+	if len(parts) != 2 || parts[0] == "" || !queueName.MatchString(parts[1]) {
+		return Queue{}, errors.New("not a queue URL: the path must be /ACCOUNT/NAME, where NAME has 1 to 80 letters, digits, - or _ (and .fifo for FIFO queues)")
+	}
+	return Queue{Account: parts[0], Name: parts[1]}, nil
+}
+
+var queueName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,75}(\.fifo|[A-Za-z0-9_-]{0,5})$`)
+
+// functionRE is Lambda's own pattern for Invoke's FunctionName: a name, a
+// partial ARN (ACCOUNT:function:NAME) or an ARN, with an optional qualifier.
+var functionRE = regexp.MustCompile(`^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?$`)
+
+// CheckFunction reports whether f is something Lambda's Invoke accepts as a
+// function name.
+func CheckFunction(f string) error {
+	if f == "" {
+		return errors.New("required (a function name, or its ARN)")
+	}
+	if len(f) > 170 || !functionRE.MatchString(f) {
+		return errors.New("not a Lambda function name or ARN")
+	}
+	return nil
+}
+
+var taskDefRE = regexp.MustCompile(`^([A-Za-z0-9_-]{1,255}(:[0-9]+)?|arn:aws[a-zA-Z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}(:[0-9]+)?)$`)
+
+// CheckTaskDefinition reports whether t names a task definition: FAMILY,
+// FAMILY:REVISION or an ARN.
+func CheckTaskDefinition(t string) error {
+	if t == "" {
+		return errors.New("required (FAMILY, FAMILY:REVISION or an ARN)")
+	}
+	if !taskDefRE.MatchString(t) {
+		return errors.New("not a task definition: want FAMILY, FAMILY:REVISION or a task-definition ARN")
+	}
+	return nil
+}
+
+// CheckSubject reports whether s is a valid NATS subject; wildcards (* and
+// a final >) are allowed when wild is true.
+func CheckSubject(s string, wild bool) error {
+	if s == "" {
+		return errors.New("required")
+	}
+	tokens := strings.Split(s, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			return errors.New("empty token (subjects are dot-separated tokens, such as events.orders)")
+		case strings.ContainsAny(t, " \t\r\n"):
+			return errors.New("subjects may not contain white space")
+		case (t == "*" || t == ">") && !wild:
+			return errors.New("wildcards are not allowed here")
+		case t == ">" && i != len(tokens)-1:
+			return errors.New("> may only be the last token")
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			return errors.New("* and > must be whole tokens")
+		}
+	}
+	return nil
+}

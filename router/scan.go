@@ -1,0 +1,349 @@
+package router
+
+import (
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// maxDepth bounds the nesting of arrays and objects in any JSON the router
+// reads, as encoding/json does, so hostile input cannot exhaust the stack.
+const maxDepth = 10000
+
+// SyntaxError reports malformed JSON at a byte offset.
+type SyntaxError struct {
+	Offset int // byte offset of the problem
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("invalid JSON at offset %d: %s", e.Offset, e.Msg)
+}
+
+// scanner reads JSON in place. It validates everything it passes over,
+// including the values it skips, and never allocates except for errors.
+type scanner struct {
+	data []byte
+	pos  int
+}
+
+func (s *scanner) errorf(format string, args ...any) error {
+	return &SyntaxError{Offset: s.pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (s *scanner) unexpected(want string) error {
+	if s.pos >= len(s.data) {
+		return s.errorf("unexpected end of input, want %s", want)
+	}
+	return s.errorf("unexpected %q, want %s", s.data[s.pos], want)
+}
+
+func (s *scanner) ws() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// peek skips white space and returns the next byte, or 0 at the end.
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.pos < len(s.data) {
+		return s.data[s.pos]
+	}
+	return 0
+}
+
+// end checks that only white space follows.
+func (s *scanner) end() error {
+	s.ws()
+	if s.pos != len(s.data) {
+		return s.errorf("unexpected %q after the top-level value", s.data[s.pos])
+	}
+	return nil
+}
+
+// strSafe marks bytes that may appear in a JSON string without ending it
+// or starting an escape.
+var strSafe = func() (t [256]bool) {
+	for i := 0x20; i < 256; i++ {
+		t[i] = i != '"' && i != '\\'
+	}
+	return t
+}()
+
+// str scans a string whose opening quote is at s.pos. It returns the raw
+// content's bounds and whether it contains escapes.
+func (s *scanner) str() (start, end int, esc bool, err error) {
+	s.pos++
+	start = s.pos
+	d := s.data
+	for {
+		i := s.pos
+		for i < len(d) && strSafe[d[i]] {
+			i++
+		}
+		s.pos = i
+		if i >= len(d) {
+			return 0, 0, false, s.errorf("unterminated string")
+		}
+		switch d[i] {
+		case '"':
+			s.pos++
+			return start, i, esc, nil
+		case '\\':
+			esc = true
+			if i+1 >= len(d) {
+				s.pos = i + 1
+				return 0, 0, false, s.errorf("unterminated string")
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.pos = i + 2
+			case 'u':
+				if i+6 > len(d) || !isHex4(d[i+2:i+6]) {
+					s.pos = i
+					return 0, 0, false, s.errorf("invalid \\u escape")
+				}
+				s.pos = i + 6
+			default:
+				s.pos = i
+				return 0, 0, false, s.errorf("invalid escape \\%c", d[i+1])
+			}
+		default:
+			return 0, 0, false, s.errorf("control character %#02x in string", d[i])
+		}
+	}
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// num scans a number per the JSON grammar and returns its bounds.
+func (s *scanner) num() (start, end int, err error) {
+	d := s.data
+	start = s.pos
+	i := s.pos
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && '1' <= d[i] && d[i] <= '9':
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	default:
+		s.pos = i
+		return 0, 0, s.unexpected("a digit")
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			s.pos = i
+			return 0, 0, s.unexpected("a digit after the decimal point")
+		}
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			s.pos = i
+			return 0, 0, s.unexpected("a digit in the exponent")
+		}
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	}
+	s.pos = i
+	return start, i, nil
+}
+
+func (s *scanner) lit(word string) error {
+	if len(s.data)-s.pos < len(word) || string(s.data[s.pos:s.pos+len(word)]) != word {
+		return s.unexpected("a JSON value")
+	}
+	s.pos += len(word)
+	return nil
+}
+
+// skip passes over one value, validating it. Nesting is tracked with a
+// counter and a bit stack, not recursion.
+func (s *scanner) skip() error {
+	var stack [maxDepth/64 + 1]uint64 // bit set: 1 = inside an object
+	depth := 0
+	for {
+		// A value is expected here.
+		switch s.peek() {
+		case '{':
+			s.pos++
+			if s.peek() == '}' {
+				s.pos++
+				break
+			}
+			if depth++; depth >= maxDepth {
+				return s.errorf("nesting deeper than %d", maxDepth)
+			}
+			stack[depth/64] |= 1 << (depth % 64)
+			if err := s.key(); err != nil {
+				return err
+			}
+			continue
+		case '[':
+			s.pos++
+			if s.peek() == ']' {
+				s.pos++
+				break
+			}
+			if depth++; depth >= maxDepth {
+				return s.errorf("nesting deeper than %d", maxDepth)
+			}
+			stack[depth/64] &^= 1 << (depth % 64)
+			continue
+		case '"':
+			if _, _, _, err := s.str(); err != nil {
+				return err
+			}
+		case 't':
+			if err := s.lit("true"); err != nil {
+				return err
+			}
+		case 'f':
+			if err := s.lit("false"); err != nil {
+				return err
+			}
+		case 'n':
+			if err := s.lit("null"); err != nil {
+				return err
+			}
+		default:
+			if _, _, err := s.num(); err != nil {
+				return err
+			}
+		}
+		// A value ended: close containers until one continues.
+		for {
+			if depth == 0 {
+				return nil
+			}
+			inObject := stack[depth/64]&(1<<(depth%64)) != 0
+			c := s.peek()
+			if c == ',' {
+				s.pos++
+				if inObject {
+					if err := s.key(); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			if inObject && c == '}' || !inObject && c == ']' {
+				s.pos++
+				depth--
+				continue
+			}
+			if inObject {
+				return s.unexpected("',' or '}'")
+			}
+			return s.unexpected("',' or ']'")
+		}
+	}
+}
+
+// key scans `"name":` and leaves s.pos before the value.
+func (s *scanner) key() error {
+	if s.peek() != '"' {
+		return s.unexpected("an object key")
+	}
+	if _, _, _, err := s.str(); err != nil {
+		return err
+	}
+	if s.peek() != ':' {
+		return s.unexpected("':'")
+	}
+	s.pos++
+	return nil
+}
+
+// unescape appends the decoded content of a JSON string (without quotes)
+// to dst. Invalid surrogates become U+FFFD, as in encoding/json. The
+// content must have been validated by str.
+func unescape(dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c != '\\' {
+			j := i + 1
+			for j < len(src) && src[j] != '\\' {
+				j++
+			}
+			dst = append(dst, src[i:j]...)
+			i = j
+			continue
+		}
+		switch src[i+1] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r := rune(hex4(src[i+2 : i+6]))
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if i+6 <= len(src) && src[i] == '\\' && src[i+1] == 'u' {
+					if r2 := utf16.DecodeRune(r, rune(hex4(src[i+2:i+6]))); r2 != utf8.RuneError {
+						r = r2
+						i += 6
+					} else {
+						r = utf8.RuneError
+					}
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default: // '"', '\\', '/'
+			dst = append(dst, src[i+1])
+		}
+		i += 2
+	}
+	return dst
+}
+
+func hex4(b []byte) uint16 {
+	var v uint16
+	for _, c := range b[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c <= 'F':
+			c -= 'A' - 10
+		default:
+			c -= 'a' - 10
+		}
+		v = v<<4 | uint16(c)
+	}
+	return v
+}

@@ -1,0 +1,114 @@
+// Package ecstask is the ECS task target: it launches a task with RunTask
+// for each delivery, idempotently.
+package ecstask
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/switchyard-dev/switchyard/internal/names"
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+// Config is a target of `type: ecs_task`.
+type Config struct {
+	// Cluster is the cluster to launch in. Default: the default cluster.
+	Cluster string `yaml:"cluster"`
+	// TaskDefinition is FAMILY, FAMILY:REVISION or an ARN. Required.
+	TaskDefinition string `yaml:"task_definition"`
+	// LaunchType is EC2, FARGATE or EXTERNAL. Set it or
+	// CapacityProviderStrategy, not both.
+	LaunchType string `yaml:"launch_type"`
+	// CapacityProviderStrategy places the task on capacity providers.
+	CapacityProviderStrategy []CapacityProvider `yaml:"capacity_provider_strategy"`
+	// Network is the awsvpc network configuration (required by FARGATE).
+	Network Network `yaml:"network"`
+	// ContainerOverrides change containers of the task; their strings may use
+	// the rule's input placeholders, such as <key>.
+	ContainerOverrides []ContainerOverride `yaml:"container_overrides"`
+}
+
+// CapacityProvider is one entry of a capacity provider strategy.
+type CapacityProvider struct {
+	CapacityProvider string `yaml:"capacity_provider"`
+	Weight           int    `yaml:"weight"`
+	Base             int    `yaml:"base"`
+}
+
+// Network is an awsvpc network configuration.
+type Network struct {
+	Subnets        []string `yaml:"subnets"`
+	SecurityGroups []string `yaml:"security_groups"`
+	AssignPublicIP bool     `yaml:"assign_public_ip"`
+}
+
+// ContainerOverride changes one container of the launched task.
+type ContainerOverride struct {
+	// Name is the container's name in the task definition. Required.
+	Name string `yaml:"name"`
+	// Command replaces the container's command.
+	Command []string `yaml:"command"`
+	// Environment adds or replaces environment variables.
+	Environment map[string]string `yaml:"environment"`
+}
+
+// SetDefaults does nothing: ECS's own defaults apply.
+func (c *Config) SetDefaults() {}
+
+// Validate checks the fields RunTask would reject.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := names.CheckTaskDefinition(c.TaskDefinition); err != nil {
+		errs = append(errs, router.Fieldf("task_definition", "%v", err))
+	}
+	switch c.LaunchType {
+	case "", "EC2", "FARGATE", "EXTERNAL":
+	default:
+		errs = append(errs, router.Fieldf("launch_type", "unknown launch type %q (valid: EC2, FARGATE, EXTERNAL)", c.LaunchType))
+	}
+	if c.LaunchType != "" && len(c.CapacityProviderStrategy) > 0 {
+		errs = append(errs, router.Fieldf("capacity_provider_strategy", "set launch_type or capacity_provider_strategy, not both"))
+	}
+	for i, cp := range c.CapacityProviderStrategy {
+		p := "capacity_provider_strategy[" + strconv.Itoa(i) + "]"
+		if cp.CapacityProvider == "" {
+			errs = append(errs, router.Fieldf(p+".capacity_provider", "required"))
+		}
+		if cp.Weight < 0 || cp.Weight > 1000 {
+			errs = append(errs, router.Fieldf(p+".weight", "%d is outside ECS's range of 0 to 1000", cp.Weight))
+		}
+		if cp.Base < 0 || cp.Base > 100000 {
+			errs = append(errs, router.Fieldf(p+".base", "%d is outside ECS's range of 0 to 100000", cp.Base))
+		}
+	}
+	if c.LaunchType == "FARGATE" && len(c.Network.Subnets) == 0 {
+		errs = append(errs, router.Fieldf("network.subnets", "FARGATE tasks need at least one subnet"))
+	}
+	if len(c.Network.Subnets) > 16 {
+		errs = append(errs, router.Fieldf("network.subnets", "at most 16 subnets, got %d", len(c.Network.Subnets)))
+	}
+	if len(c.Network.SecurityGroups) > 5 {
+		errs = append(errs, router.Fieldf("network.security_groups", "at most 5 security groups, got %d", len(c.Network.SecurityGroups)))
+	}
+	if len(c.Network.Subnets) == 0 && (len(c.Network.SecurityGroups) > 0 || c.Network.AssignPublicIP) {
+		errs = append(errs, router.Fieldf("network.subnets", "required when the network section is used"))
+	}
+	seen := map[string]bool{}
+	for i, o := range c.ContainerOverrides {
+		p := "container_overrides[" + strconv.Itoa(i) + "]"
+		switch {
+		case o.Name == "":
+			errs = append(errs, router.Fieldf(p+".name", "required (the container's name in the task definition)"))
+		case seen[o.Name]:
+			errs = append(errs, router.Fieldf(p+".name", "container %q is overridden twice", o.Name))
+		}
+		seen[o.Name] = true
+		for k := range o.Environment {
+			if k == "" || strings.ContainsAny(k, "= \t") {
+				errs = append(errs, router.Fieldf(p+".environment", "invalid variable name %q", k))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
