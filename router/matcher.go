@@ -904,7 +904,7 @@ func (s *scratch) rangeQuery(m *Matcher, r *rangeIndex, x float64, i, j int, li 
 // its exists:false clauses, and array consistency when it matters.
 func (s *scratch) finish(m *Matcher, a int32) (bool, error) {
 	al := &m.alts[a]
-	inArrays := 0       // clauses whose choice could conflict with another's
+	inArrays := 0        // clauses whose choice could conflict with another's
 	absentFails := false // an exists:false clause fails unless arrays rescue it
 	for _, c := range al.clauses {
 		cl := &m.clauses[c]

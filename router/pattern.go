@@ -66,23 +66,23 @@ type field struct {
 type predKind uint8
 
 const (
-	pString     predKind = iota // s, textual
-	pIP                         // ip, an address literal
-	pNumber                     // f, a representable number
-	pNumText                    // s, a number EventBridge cannot compare: matched by spelling
-	pTrue                       //
-	pFalse                      //
-	pNull                       //
-	pPrefix                     // s
-	pSuffix                     // s
-	pPrefixFold                 // s, case-folded
-	pSuffixFold                 // s, case-folded
-	pFold                       // s, case-folded (equals-ignore-case)
-	pWildcard                   // glob
-	pRange                      // lo, hi
-	pCIDR                       // cidr
-	pExists                     // exists: true
-	pAnythingBut                // but
+	pString      predKind = iota // s, textual
+	pIP                          // ip, an address literal
+	pNumber                      // f, a representable number
+	pNumText                     // s, a number EventBridge cannot compare: matched by spelling
+	pTrue                        //
+	pFalse                       //
+	pNull                        //
+	pPrefix                      // s
+	pSuffix                      // s
+	pPrefixFold                  // s, case-folded
+	pSuffixFold                  // s, case-folded
+	pFold                        // s, case-folded (equals-ignore-case)
+	pWildcard                    // glob
+	pRange                       // lo, hi
+	pCIDR                        // cidr
+	pExists                      // exists: true
+	pAnythingBut                 // but
 )
 
 // pred is one element of a field's value list.
