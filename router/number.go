@@ -81,11 +81,11 @@ func scanDecimal(s []byte) decimal {
 // 'e' format) have the same value; zero equals minus zero.
 func sameDecimal(a, b []byte) bool {
 	x, y := scanDecimal(a), scanDecimal(b)
+	if x.first < 0 || y.first < 0 {
+		return x.first < 0 && y.first < 0 // zero, whatever the exponent
+	}
 	if !x.ok || !y.ok {
 		return false
-	}
-	if x.first < 0 || y.first < 0 {
-		return x.first < 0 && y.first < 0
 	}
 	if x.neg != y.neg || x.exp != y.exp {
 		return false

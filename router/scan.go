@@ -134,6 +134,9 @@ func (s *scanner) num() (start, end int, err error) {
 	d := s.data
 	start = s.pos
 	i := s.pos
+	if i >= len(d) || d[i] != '-' && (d[i] < '0' || d[i] > '9') {
+		return 0, 0, s.unexpected("a JSON value")
+	}
 	if i < len(d) && d[i] == '-' {
 		i++
 	}

@@ -25,10 +25,16 @@ type decoder struct {
 	// nodes maps every decoded path (sources[0].wait_time) to its node,
 	// for checks that run after decoding.
 	nodes map[string]*yaml.Node
+	// failed holds the paths that could not be decoded, so later checks
+	// do not pile a second message onto the same mistake.
+	failed map[string]bool
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	e := &Error{File: d.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if d.failed != nil {
+		d.failed[path] = true
+	}
 	if n != nil {
 		e.Line, e.Col = n.Line, n.Column
 	}
@@ -72,8 +78,9 @@ func deref(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// describe names what a node is, for "expected X, got Y" messages.
-func describe(n *yaml.Node) string {
+// describe names what a node is, for "expected X, got Y" messages, quoting
+// the file's text rather than an expanded value.
+func (d *decoder) describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
@@ -84,11 +91,11 @@ func describe(n *yaml.Node) string {
 	case "!!null":
 		return "null"
 	case "!!bool":
-		return "a boolean"
+		return "the boolean " + d.text(n)
 	case "!!int", "!!float":
-		return "a number"
+		return "the number " + d.text(n)
 	}
-	return fmt.Sprintf("the string %q", n.Value)
+	return fmt.Sprintf("the string %q", d.text(n))
 }
 
 func isNull(n *yaml.Node) bool {
@@ -109,7 +116,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if v.Type() == durationType {
 		if n.Kind != yaml.ScalarNode {
-			d.errorf(n, path, "expected a duration such as 30s, got %s", describe(n))
+			d.errorf(n, path, "expected a duration such as 30s, got %s", d.describe(n))
 			return
 		}
 		dur, err := parseDuration(n.Value)
@@ -122,7 +129,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(textUnmarshaler) {
 		if n.Kind != yaml.ScalarNode {
-			d.errorf(n, path, "expected a string, got %s", describe(n))
+			d.errorf(n, path, "expected a string, got %s", d.describe(n))
 			return
 		}
 		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
@@ -133,34 +140,34 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	switch v.Kind() {
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
-			d.errorf(n, path, "expected a string, got %s", describe(n))
+			d.errorf(n, path, "expected a string, got %s", d.describe(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Bool:
 		b, ok := parseBool(n)
 		if !ok {
-			d.errorf(n, path, "expected true or false, got %s", describe(n))
+			d.errorf(n, path, "expected true or false, got %s", d.describe(n))
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		i, err := strconv.ParseInt(n.Value, 10, v.Type().Bits())
 		if n.Kind != yaml.ScalarNode || err != nil {
-			d.errorf(n, path, "expected a whole number, got %s", describe(n))
+			d.errorf(n, path, "expected a whole number, got %s", d.describe(n))
 			return
 		}
 		v.SetInt(i)
 	case reflect.Float64:
 		f, err := strconv.ParseFloat(n.Value, 64)
 		if n.Kind != yaml.ScalarNode || err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			d.errorf(n, path, "expected a number, got %s", describe(n))
+			d.errorf(n, path, "expected a number, got %s", d.describe(n))
 			return
 		}
 		v.SetFloat(f)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.errorf(n, path, "expected a list, got %s", describe(n))
+			d.errorf(n, path, "expected a list, got %s", d.describe(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -170,7 +177,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(s)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			d.errorf(n, path, "expected a mapping, got %s", describe(n))
+			d.errorf(n, path, "expected a mapping, got %s", d.describe(n))
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
@@ -206,7 +213,7 @@ func (d *decoder) eachKey(n *yaml.Node, path string, f func(key string, k, v *ya
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			d.errorf(k, path, "keys must be strings, got %s", describe(k))
+			d.errorf(k, path, "keys must be strings, got %s", d.describe(k))
 			continue
 		}
 		if k.Tag == "!!merge" {
@@ -261,7 +268,7 @@ func keysOf(fs []field, extra ...string) []string {
 // known are accepted without being stored (the caller handles them).
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, known []string) {
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, path, "expected a mapping, got %s", describe(n))
+		d.errorf(n, path, "expected a mapping, got %s", d.describe(n))
 		return
 	}
 	fs := fieldsOf(v.Type())

@@ -38,7 +38,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	d := &decoder{file: file, raw: map[*yaml.Node]string{}, nodes: map[string]*yaml.Node{}}
+	d := &decoder{file: file, raw: map[*yaml.Node]string{}, nodes: map[string]*yaml.Node{}, failed: map[string]bool{}}
 	root, err := parseYAML(data)
 	if err != nil {
 		return nil, Errors{d.syntaxError(err)}
@@ -112,7 +112,7 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 // kindKeys lists the keys of a kind, and decodes name and type.
 func (d *decoder) decodeKind(n *yaml.Node, path, what string, kinds map[string]func() Kind, common []string, name, typ *string) Kind {
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, path, "expected a mapping with name and type, got %s", describe(n))
+		d.errorf(n, path, "expected a mapping with name and type, got %s", d.describe(n))
 		return nil
 	}
 	valid := slices.Sorted(maps.Keys(kinds))
@@ -161,7 +161,7 @@ func (p *Pattern) decodeNode(d *decoder, n *yaml.Node, path string) {
 		data = []byte(n.Value) // a pattern pasted as JSON
 	} else {
 		if n.Kind != yaml.MappingNode {
-			d.errorf(n, path, "expected an event pattern (a mapping, or a JSON string), got %s", describe(n))
+			d.errorf(n, path, "expected an event pattern (a mapping, or a JSON string), got %s", d.describe(n))
 			return
 		}
 		var ok bool
@@ -274,7 +274,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // validate checks the decoded file as a whole.
 func (d *decoder) validate(c *Config) {
-	if c.Version != 1 {
+	if c.Version != 1 && !d.failed["version"] {
 		if n := d.nodes["version"]; n != nil {
 			d.errorf(n, "version", "unsupported version %d (this switchyard reads version 1)", c.Version)
 		} else {
@@ -312,8 +312,8 @@ func (d *decoder) validate(c *Config) {
 	targets := d.names("targets", "target", len(c.Targets), func(i int) string { return c.Targets[i].Name })
 	d.names("rules", "rule", len(c.Rules), func(i int) string { return c.Rules[i].Name })
 	for _, s := range []string{"sources", "targets", "rules"} {
-		if d.nodes[s] == nil || len(d.nodes[s].Content) == 0 {
-			d.errorf(d.nodes[""], s, "at least one is required")
+		if n := d.nodes[s]; (n == nil || len(n.Content) == 0) && !d.failed[s] {
+			d.errorf(d.at(s), s, "at least one is required")
 		}
 	}
 
@@ -329,7 +329,7 @@ func (d *decoder) validate(c *Config) {
 			d.fieldErrors(d.nodes[p], p, t.Config.Validate())
 		}
 		if c.Policies[t.Policy] == nil {
-			d.errorf(d.at(p+".policy"), p+".policy", "unknown policy %q (defined: %s)", t.Policy, strings.Join(policies, ", "))
+			d.errorf(d.at(p+".policy"), p+".policy", "unknown policy %q%s", t.Policy, suggestName(t.Policy, policies))
 		}
 	}
 	for _, name := range policies {
@@ -342,7 +342,7 @@ func (d *decoder) validate(c *Config) {
 		}
 		d.fieldErrors(d.nodes[p], p, c.Policies[name].Validate())
 		if dl := c.Policies[name].DeadLetter; dl != "" && !targets[dl] {
-			d.errorf(d.at(p+".dead_letter"), p+".dead_letter", "unknown target %q%s", dl, d.defined(targets))
+			d.errorf(d.at(p+".dead_letter"), p+".dead_letter", "unknown target %q%s", dl, suggestName(dl, slices.Sorted(maps.Keys(targets))))
 		}
 	}
 	d.deadLetterLoops(c)
@@ -352,12 +352,12 @@ func (d *decoder) validate(c *Config) {
 		if d.nodes[p+".pattern"] == nil {
 			d.errorf(d.nodes[p], p, "missing required key \"pattern\"")
 		}
-		if len(r.Targets) == 0 {
+		if len(r.Targets) == 0 && !d.failed[p+".targets"] {
 			d.errorf(d.at(p+".targets"), p+".targets", "at least one target is required")
 		}
 		for j, t := range r.Targets {
 			if !targets[t] {
-				d.errorf(d.nodes[indexPath(p+".targets", j)], indexPath(p+".targets", j), "unknown target %q%s", t, d.defined(targets))
+				d.errorf(d.nodes[indexPath(p+".targets", j)], indexPath(p+".targets", j), "unknown target %q%s", t, suggestName(t, slices.Sorted(maps.Keys(targets))))
 			}
 		}
 		if n := d.nodes[p+".sources"]; n != nil && len(r.Sources) == 0 {
@@ -365,7 +365,7 @@ func (d *decoder) validate(c *Config) {
 		}
 		for j, s := range r.Sources {
 			if !sources[s] {
-				d.errorf(d.nodes[indexPath(p+".sources", j)], indexPath(p+".sources", j), "unknown source %q%s", s, d.defined(sources))
+				d.errorf(d.nodes[indexPath(p+".sources", j)], indexPath(p+".sources", j), "unknown source %q%s", s, suggestName(s, slices.Sorted(maps.Keys(sources))))
 			}
 		}
 		if dup := firstDuplicate(r.Targets); dup >= 0 {
@@ -424,11 +424,22 @@ func (d *decoder) names(list, what string, n int, name func(int) string) map[str
 	return set
 }
 
-func (d *decoder) defined(set map[string]bool) string {
-	if len(set) == 0 {
+// suggestName lists the defined names, leading with the likely intended one.
+func suggestName(name string, defined []string) string {
+	if len(defined) == 0 {
 		return " (none are defined)"
 	}
-	return " (defined: " + strings.Join(slices.Sorted(maps.Keys(set)), ", ") + ")"
+	list := " (defined: " + strings.Join(defined, ", ") + ")"
+	best, bestDist := "", 1<<30
+	for _, c := range defined {
+		if dist := editDistance(name, c); dist < bestDist {
+			best, bestDist = c, dist
+		}
+	}
+	if bestDist <= max(2, len(name)/3) {
+		return fmt.Sprintf(" (did you mean %q? %s", best, list[2:])
+	}
+	return list
 }
 
 func firstDuplicate(s []string) int {

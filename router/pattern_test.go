@@ -1,0 +1,253 @@
+package router
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// vector is one line of testdata/match.jsonl or invalid.jsonl. Patterns
+// and events stay raw: some repeat keys on purpose.
+type vector struct {
+	Name    string            `json:"name"`
+	Pattern json.RawMessage   `json:"pattern"`
+	Match   []json.RawMessage `json:"match"`
+	NoMatch []json.RawMessage `json:"nomatch"`
+	Error   string            `json:"error"`
+}
+
+func loadVectors(t testing.TB, file string) []vector {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var vs []vector
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var v vector
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("%s:%d: %v", file, line, err)
+		}
+		vs = append(vs, v)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func TestPattern_Vectors(t *testing.T) {
+	vs := loadVectors(t, "testdata/match.jsonl")
+	patterns := make([]*Pattern, len(vs))
+	for i, v := range vs {
+		p, err := ParsePattern(v.Pattern)
+		if err != nil {
+			t.Fatalf("%s: ParsePattern(%s): %v", v.Name, v.Pattern, err)
+		}
+		patterns[i] = p
+	}
+	// All patterns in one Matcher, to show that they do not interfere.
+	all := NewMatcher(patterns)
+	for i, v := range vs {
+		t.Run(v.Name, func(t *testing.T) {
+			t.Parallel()
+			check := func(event json.RawMessage, want bool) {
+				t.Helper()
+				got, err := patterns[i].Match(event)
+				if err != nil {
+					t.Fatalf("Match(%s): %v", event, err)
+				}
+				if got != want {
+					t.Errorf("pattern %s\nevent   %s\ngot %v, want %v", v.Pattern, event, got, want)
+				}
+				idx, err := all.Match(event, nil)
+				if err != nil {
+					t.Fatalf("combined Match(%s): %v", event, err)
+				}
+				if slices.Contains(idx, i) != want {
+					t.Errorf("combined matcher: pattern %s, event %s: got %v, want %v", v.Pattern, event, !want, want)
+				}
+			}
+			for _, e := range v.Match {
+				check(e, true)
+			}
+			for _, e := range v.NoMatch {
+				check(e, false)
+			}
+		})
+	}
+}
+
+func TestParsePattern_Invalid(t *testing.T) {
+	for _, v := range loadVectors(t, "testdata/invalid.jsonl") {
+		t.Run(v.Name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParsePattern(v.Pattern)
+			if err == nil {
+				t.Fatalf("ParsePattern(%s) accepted an invalid pattern", v.Pattern)
+			}
+			if !strings.Contains(err.Error(), v.Error) {
+				t.Errorf("ParsePattern(%s)\nerror %q\nwant  %q", v.Pattern, err, v.Error)
+			}
+			var pe *PatternError
+			if !errors.As(err, &pe) {
+				t.Errorf("error is %T, want a *PatternError", err)
+			}
+		})
+	}
+}
+
+func TestParsePattern_MalformedJSON(t *testing.T) {
+	for _, tc := range []struct{ name, pattern, want string }{
+		{"empty input", ``, "unexpected end of input"},
+		{"unterminated", `{"a":["x"]`, "unexpected end of input, want ',' or '}'"},
+		{"trailing comma", `{"a":["x"],}`, "want an object key"},
+		{"single quotes", `{'a':['x']}`, "want an object key"},
+		{"comment", `{"a":["x"]} // why`, "after the top-level value"},
+		{"trailing garbage", `{"a":["x"]} garbage`, "after the top-level value"},
+		{"two objects", `{"a":["x"]}{"b":["y"]}`, "after the top-level value"},
+		{"leading zero", `{"a":[01]}`, "want ',' or ']'"},
+		{"plus sign", `{"a":[+1]}`, "unexpected '+', want a JSON value"},
+		{"minus alone", `{"a":[-]}`, "want a digit"},
+		{"NaN", `{"a":[NaN]}`, "want a JSON value"},
+		{"control character in string", "{\"a\":[\"x\ty\"]}", "control character"},
+		{"bad escape", `{"a":["\x"]}`, "invalid escape"},
+		{"bad unicode escape", `{"a":["\u12"]}`, "invalid \\u escape"},
+		{"unquoted key", `{a:["x"]}`, "want an object key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParsePattern([]byte(tc.pattern))
+			var se *SyntaxError
+			if !errors.As(err, &se) {
+				t.Fatalf("ParsePattern(%q) = %v, want a *SyntaxError", tc.pattern, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParsePattern(%q) = %q, want it to contain %q", tc.pattern, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParsePattern_ReportsEveryProblem(t *testing.T) {
+	_, err := ParsePattern([]byte(`{"a":[{"prefix":1}],"b":{"c":[{"numeric":["<",5,">",0]}]},"d":"x"}`))
+	var errs []*PatternError
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var pe *PatternError
+		if errors.As(e, &pe) {
+			errs = append(errs, pe)
+		}
+	}
+	var paths []string
+	for _, e := range errs {
+		paths = append(paths, strings.Join(e.Path, "/"))
+	}
+	if want := []string{"a/[0]", "b/c/[0]", "d"}; !slices.Equal(paths, want) {
+		t.Errorf("error paths = %q, want %q (all problems, in order)", paths, want)
+	}
+}
+
+func TestParsePattern_Limits(t *testing.T) {
+	// Eleven $or of two alternatives each expand to 2048 alternatives.
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 11 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`"k` + string(rune('a'+i)) + `":{"$or":[{"x":["1"]},{"y":["2"]}]}`)
+	}
+	b.WriteString("}")
+	if _, err := ParsePattern([]byte(b.String())); err == nil || !strings.Contains(err.Error(), "more than 1024 alternatives") {
+		t.Errorf("2048 alternatives: err = %v, want the alternatives limit", err)
+	}
+
+	fields := make([]string, 257)
+	for i := range fields {
+		fields[i] = `"f` + strings.Repeat("x", i) + `":["v"]`
+	}
+	if _, err := ParsePattern([]byte("{" + strings.Join(fields, ",") + "}")); err == nil || !strings.Contains(err.Error(), "at most 256 fields") {
+		t.Errorf("257 fields: err = %v, want the fields limit", err)
+	}
+	if _, err := ParsePattern([]byte("{" + strings.Join(fields[:256], ",") + "}")); err != nil {
+		t.Errorf("256 fields: %v", err)
+	}
+}
+
+func TestMatch_InvalidEvents(t *testing.T) {
+	p, err := ParsePattern([]byte(`{"a":["x"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, event string
+		want        error
+	}{
+		{"array", `["x"]`, ErrNotObject},
+		{"string", `"x"`, ErrNotObject},
+		{"null", `null`, ErrNotObject},
+		{"number", `5`, ErrNotObject},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := p.Match([]byte(tc.event)); !errors.Is(err, tc.want) {
+				t.Errorf("Match(%s) = %v, want %v", tc.event, err, tc.want)
+			}
+		})
+	}
+	for _, event := range []string{
+		``, `{`, `{"a":"x"`, `{"a":"x",}`, `{"a":["x",]}`, `{"b":{"c":[1,2}}`,
+		`{"a":"x"} trailing`, `{"b":tru}`, `{"b":"\q"}`, `{"b":01}`,
+	} {
+		if _, err := p.Match([]byte(event)); err == nil {
+			t.Errorf("Match(%q): no error for malformed JSON", event)
+		} else if se := (*SyntaxError)(nil); !errors.As(err, &se) {
+			t.Errorf("Match(%q) = %v, want a *SyntaxError", event, err)
+		}
+	}
+}
+
+// The matcher skips fields no pattern mentions, but still rejects them
+// when they are malformed.
+func TestMatch_ValidatesSkippedFields(t *testing.T) {
+	p, _ := ParsePattern([]byte(`{"a":["x"]}`))
+	if _, err := p.Match([]byte(`{"a":"x","big":{"deep":[1,2,{"bad":tru}]}}`)); err == nil {
+		t.Error("a malformed field the pattern does not mention was accepted")
+	}
+	deep := strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)
+	if _, err := p.Match([]byte(`{"b":` + deep + `}`)); err == nil || !strings.Contains(err.Error(), "nesting deeper") {
+		t.Errorf("deeply nested skipped value: err = %v, want a nesting error", err)
+	}
+	deepMentioned := `{"a":` + strings.Repeat("[", maxDepth+1) + `"x"` + strings.Repeat("]", maxDepth+1) + `}`
+	if _, err := p.Match([]byte(deepMentioned)); err == nil || !strings.Contains(err.Error(), "nesting deeper") {
+		t.Errorf("deeply nested mentioned value: err = %v, want a nesting error", err)
+	}
+}
+
+func TestMatcher_ReportsIndexesAscending(t *testing.T) {
+	var ps []*Pattern
+	for _, src := range []string{`{"a":["x"]}`, `{"b":["y"]}`, `{"a":[{"prefix":"x"}]}`, `{"$or":[{"a":["x"]},{"b":["y"]}]}`, `{"c":[{"exists":false}]}`} {
+		p, err := ParsePattern([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	m := NewMatcher(ps)
+	got, err := m.Match([]byte(`{"b":"y","a":"x"}`), []int{99})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{99, 0, 1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Errorf("Match = %v, want %v (appended to dst, each pattern once, ascending)", got, want)
+	}
+}
