@@ -89,12 +89,14 @@ func compilePath(p string) (*jsonPath, error) {
 // path. It stops early when emit returns false.
 func (jp *jsonPath) eval(data []byte, emit func(a, b int) bool) {
 	s := &scanner{data: data}
-	s.find(jp.steps, emit)
+	s.find(jp.steps, emit, false)
 }
 
-// find walks steps from s.pos, which is at a value; it returns false once
-// emit asked to stop.
-func (s *scanner) find(steps []pathStep, emit func(a, b int) bool) bool {
+// find walks steps from the value at s.pos; it returns false once emit
+// asked to stop. With consume set (inside a wildcard's loop, which goes on
+// to the next element) it leaves s.pos after the value; otherwise it may
+// stop as soon as the one value is found.
+func (s *scanner) find(steps []pathStep, emit func(a, b int) bool, consume bool) bool {
 	c := s.peek()
 	if len(steps) == 0 {
 		a := s.pos
@@ -104,10 +106,12 @@ func (s *scanner) find(steps []pathStep, emit func(a, b int) bool) bool {
 		return emit(a, s.pos)
 	}
 	st := steps[0]
+	wild := st.kind == stepWild
 	switch {
-	case c == '{' && (st.kind == stepKey || st.kind == stepWild):
+	case c == '{' && (st.kind == stepKey || wild):
 		s.pos++
 		if s.peek() == '}' {
+			s.pos++
 			return true
 		}
 		for {
@@ -117,43 +121,49 @@ func (s *scanner) find(steps []pathStep, emit func(a, b int) bool) bool {
 			}
 			s.peek()
 			s.pos++ // ':'
-			if st.kind == stepWild || keyEquals(s.data[ka:kb], esc, st.key) {
-				if !s.find(steps[1:], emit) {
+			if wild || keyEquals(s.data[ka:kb], esc, st.key) {
+				if !s.find(steps[1:], emit, consume || wild) {
 					return false
 				}
-				if st.kind == stepKey {
+				if !wild && !consume {
 					return true
 				}
 			} else if s.skip() != nil {
 				return false
 			}
 			if s.peek() != ',' {
+				s.pos++ // '}'
 				return true
 			}
 			s.pos++
 			s.peek()
 		}
-	case c == '[' && (st.kind == stepIndex || st.kind == stepWild):
+	case c == '[' && (st.kind == stepIndex || wild):
 		s.pos++
 		if s.peek() == ']' {
+			s.pos++
 			return true
 		}
 		for i := 0; ; i++ {
-			if st.kind == stepWild || i == st.index {
-				if !s.find(steps[1:], emit) {
+			if wild || i == st.index {
+				if !s.find(steps[1:], emit, consume || wild) {
 					return false
 				}
-				if st.kind == stepIndex {
+				if !wild && !consume {
 					return true
 				}
 			} else if s.skip() != nil {
 				return false
 			}
 			if s.peek() != ',' {
+				s.pos++ // ']'
 				return true
 			}
 			s.pos++
 		}
+	}
+	if consume {
+		return s.skip() == nil
 	}
 	return true
 }

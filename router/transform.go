@@ -138,14 +138,14 @@ func NewTransformer(paths map[string]string, template string) (*Transformer, err
 	}
 
 	// A template that is JSON once its placeholders are filled in renders
-	// JSON; one that starts like JSON but is not is a mistake; anything else
-	// is text.
+	// JSON; one shaped like a JSON object or array ({...} or [...]) that is
+	// not JSON is a mistake; anything else is text.
 	if err := t.probe(`null`); err != nil {
 		if t.probe(`"k"`) == nil {
 			return nil, Fieldf("template", "a placeholder cannot be an object key")
 		}
-		if first := strings.TrimLeft(template, " \t\r\n"); first != "" && (first[0] == '{' || first[0] == '[') {
-			return nil, Fieldf("template", "starts like JSON but is not valid JSON: %v", err)
+		if trim := strings.TrimSpace(template); len(trim) >= 2 && (trim[0] == '{' && trim[len(trim)-1] == '}' || trim[0] == '[' && trim[len(trim)-1] == ']') {
+			return nil, Fieldf("template", "looks like JSON but is not valid JSON: %v", err)
 		}
 		t.text = true
 	}
