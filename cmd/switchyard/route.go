@@ -16,9 +16,10 @@ import (
 	"github.com/switchyard-dev/switchyard/router"
 )
 
-// cmdRoute is a dry run: for each event (one JSON object per line) it
-// prints the rules it matches, their targets and the rendered payloads. It
-// calls nothing. Exit 0 when every line was an event, 1 when some were not.
+// cmdRoute is a dry run: for each event (one JSON object per line; blank
+// lines are skipped) it prints the rules it matches, their targets and the
+// rendered payloads. It calls nothing. Exit 0 when every line was an event,
+// 1 when some were not.
 func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "route")
 	file := fs.String("c", "", "config file (default $SWITCHYARD_CONFIG, then ./switchyard.yaml)")
@@ -54,6 +55,8 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false) // payloads as rendered, byte for byte
 	r := bufio.NewReader(in)
 	bad := 0
 	var matched []int
@@ -72,8 +75,7 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 			}
 			res.Line = lineNo
 			if *asJSON {
-				b, _ := json.Marshal(res)
-				out.Write(append(b, '\n'))
+				enc.Encode(res)
 			} else {
 				res.writeText(out)
 			}
@@ -145,7 +147,7 @@ func routeOne(table *router.Table, line []byte, source string, matched []int) ro
 }
 
 func (res *routeResult) writeText(w io.Writer) {
-	fmt.Fprintf(w, "event %d", res.Line)
+	fmt.Fprintf(w, "line %d", res.Line)
 	var about []string
 	if res.ID != "" {
 		about = append(about, "id "+res.ID)

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func TestMain(m *testing.M) {
+	now = func() time.Time { return time.Date(2026, 11, 20, 16, 30, 0, 0, time.UTC) }
+	os.Exit(m.Run())
+}
+
+// cli runs the program as main would, with stdin given.
+func cli(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s:\n%s", path, got)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	code, _, stderr := cli(t, "")
+	if code != exitUsage || !strings.Contains(stderr, "usage: switchyard COMMAND") {
+		t.Errorf("no arguments: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = cli(t, "", "frobnicate")
+	if code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, _ := cli(t, "", "help"); code != exitOK {
+		t.Errorf("help: exit %d", code)
+	}
+	if code, _, _ := cli(t, "", "route", "-h"); code != exitOK {
+		t.Errorf("route -h: exit %d", code)
+	}
+	code, _, stderr = cli(t, "", "validate", "--bogus")
+	if code != exitUsage || !strings.Contains(stderr, "flag provided but not defined: -bogus") || !strings.Contains(stderr, "usage: switchyard validate") {
+		t.Errorf("bad flag: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, _ := cli(t, "", "version")
+	if code != exitOK || !strings.HasPrefix(stdout, "switchyard ") {
+		t.Errorf("version: exit %d, stdout %q", code, stdout)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	code, stdout, stderr := cli(t, "", "validate", "-c", "../../examples/switchyard.yaml")
+	if code != exitOK || stdout != "ok\n" || stderr != "" {
+		t.Errorf("valid config: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	code, stdout, stderr = cli(t, "", "validate", "-c", "../../internal/config/testdata/many-mistakes.yaml")
+	if code != exitFail || stdout != "" {
+		t.Errorf("invalid config: exit %d, stdout %q", code, stdout)
+	}
+	want, _ := os.ReadFile("../../internal/config/testdata/many-mistakes.golden")
+	if stderr != strings.ReplaceAll(string(want), "testdata/", "../../internal/config/testdata/") {
+		t.Errorf("invalid config: stderr is not every error, one per line:\n%s", stderr)
+	}
+
+	code, _, stderr = cli(t, "", "validate", "-c", "no-such-file.yaml")
+	if code != exitFail || !strings.Contains(stderr, "no-such-file.yaml: no such file or directory") {
+		t.Errorf("missing file: exit %d, stderr %q", code, stderr)
+	}
+
+	t.Setenv("SWITCHYARD_CONFIG", "../../examples/switchyard.yaml")
+	if code, stdout, _ := cli(t, "", "validate"); code != exitOK || stdout != "ok\n" {
+		t.Errorf("$SWITCHYARD_CONFIG: exit %d, stdout %q", code, stdout)
+	}
+	if code, _, stderr := cli(t, "", "validate", "extra"); code != exitUsage || !strings.Contains(stderr, `unexpected argument "extra"`) {
+		t.Errorf("extra argument: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestTestPattern(t *testing.T) {
+	dir := t.TempDir()
+	patternFile := filepath.Join(dir, "p.json")
+	os.WriteFile(patternFile, []byte(`{"detail":{"size":[{"numeric":[">",1000]}]}}`), 0o644)
+	eventFile := filepath.Join(dir, "e.json")
+	os.WriteFile(eventFile, []byte(`{"detail":{"size":2048}}`), 0o644)
+
+	for _, tc := range []struct {
+		name           string
+		stdin          string
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{"match", "", []string{"--pattern", `{"a":["x"]}`, "--event", `{"a":"x"}`}, 0, "true\n", ""},
+		{"no match", "", []string{"--pattern", `{"a":["x"]}`, "--event", `{"a":"y"}`}, 1, "false\n", ""},
+		{"files", "", []string{"--pattern", "@" + patternFile, "--event", "@" + eventFile}, 0, "true\n", ""},
+		{"event from stdin", `{"detail":{"size":10}}`, []string{"--pattern", "@" + patternFile, "--event", "-"}, 1, "false\n", ""},
+		{"single dash flags", "", []string{"-pattern", `{"a":[1]}`, "-event", `{"a":1.0}`}, 0, "true\n", ""},
+		{"invalid pattern", "", []string{"--pattern", `{"a":"x"}`, "--event", `{}`}, 2, "", "switchyard test-pattern: invalid pattern: a: must be a list of values"},
+		{"malformed pattern", "", []string{"--pattern", `{"a":["x"]`, "--event", `{}`}, 2, "", "invalid pattern: invalid JSON at offset 10"},
+		{"invalid event", "", []string{"--pattern", `{"a":["x"]}`, "--event", `[1]`}, 2, "", "invalid event: an event must be a JSON object"},
+		{"malformed event", "", []string{"--pattern", `{"a":["x"]}`, "--event", `{"a":`}, 2, "", "invalid event: invalid JSON"},
+		{"missing file", "", []string{"--pattern", "@" + filepath.Join(dir, "nope.json"), "--event", `{}`}, 2, "", "--pattern: open"},
+		{"missing event", "", []string{"--pattern", `{"a":["x"]}`}, 2, "", "both --pattern and --event are required"},
+		{"both from stdin", "", []string{"--pattern", "-", "--event", "-"}, 2, "", "only one of --pattern and --event can read stdin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := cli(t, tc.stdin, append([]string{"test-pattern"}, tc.args...)...)
+			if code != tc.code || stdout != tc.stdout || !strings.Contains(stderr, tc.stderr) || (tc.stderr == "") != (stderr == "") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr containing %q", code, stdout, stderr, tc.code, tc.stdout, tc.stderr)
+			}
+		})
+	}
+}
+
+func TestRoute(t *testing.T) {
+	cfg := "../../examples/switchyard.yaml"
+	events := "../../examples/events.jsonl"
+
+	code, stdout, stderr := cli(t, "", "route", "-c", cfg, events)
+	if code != exitOK || stderr != "" {
+		t.Fatalf("route: exit %d, stderr %q", code, stderr)
+	}
+	golden(t, "route.txt", stdout)
+
+	code, stdout, _ = cli(t, "", "route", "-c", cfg, "--json", events)
+	if code != exitOK {
+		t.Fatalf("route --json: exit %d", code)
+	}
+	golden(t, "route.jsonl", stdout)
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var r routeResult
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Errorf("route --json line is not JSON: %v\n%s", err, line)
+		}
+	}
+
+	// Flags after the file, and stdin.
+	data, _ := os.ReadFile(events)
+	code, stdin, _ := cli(t, string(data), "route", "-c", cfg, "-", "--json")
+	if code != exitOK || stdin != stdout {
+		t.Errorf("route from stdin differs from route of the file (exit %d)", code)
+	}
+
+	// As if from one source: rules restricted to others do not match.
+	code, stdout, _ = cli(t, "", "route", "-c", cfg, "--source", "app", events)
+	if code != exitOK {
+		t.Fatalf("route --source: exit %d", code)
+	}
+	golden(t, "route-source-app.txt", stdout)
+}
+
+func TestRoute_BadInput(t *testing.T) {
+	cfg := "../../examples/switchyard.yaml"
+	in := `{"source":"com.example.shop","detail-type":"Cart Abandoned","detail":{}}
+
+not json
+["an array"]
+{"source":"com.example.shop"} trailing
+`
+	code, stdout, stderr := cli(t, in, "route", "-c", cfg, "-")
+	if code != exitFail {
+		t.Errorf("exit %d, want %d", code, exitFail)
+	}
+	if !strings.Contains(stderr, "3 line(s) were not valid events") {
+		t.Errorf("stderr %q does not count the bad lines", stderr)
+	}
+	golden(t, "route-bad-input.txt", stdout)
+
+	if code, _, stderr := cli(t, "", "route", "-c", cfg, "--source", "nope", "-"); code != exitUsage || !strings.Contains(stderr, `--source "nope" is not a source`) {
+		t.Errorf("unknown source: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := cli(t, "", "route", "-c", cfg, "a.jsonl", "b.jsonl"); code != exitUsage || !strings.Contains(stderr, "one events file at most") {
+		t.Errorf("two files: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := cli(t, "", "route", "-c", "../../internal/config/testdata/types.yaml", "-"); code != exitFail || !strings.Contains(stderr, "types.yaml:1:10: version") {
+		t.Errorf("invalid config: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, _ := cli(t, "", "route", "-c", cfg, "no-such-events.jsonl"); code != exitUsage {
+		t.Errorf("missing events file: exit %d", code)
+	}
+}
