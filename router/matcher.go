@@ -16,42 +16,77 @@ import (
 // nothing once the Matcher's scratch pool is warm.
 //
 // How it works: every pattern is a set of alternatives (its $or expanded),
-// each a set of clauses, one per flattened key. The keys any pattern
+// each a set of clauses, one per flattened key, and each clause a set of
+// predicates (the elements of the key's value list). The keys any pattern
 // mentions form a trie that steers one scan of the event: values under
-// keys no pattern mentions are skipped without being decoded. Each key
-// has an index of its clauses' predicates (hash maps for exact values and
-// case-folded values, maps by length for prefixes and suffixes, an interval
-// tree for numeric ranges, masks for CIDRs), so a value finds the clauses
-// it satisfies without looking at the others. An alternative matches when
-// all its clauses are satisfied (counted with generation stamps, so
-// nothing is cleared between events). Only when two of its clauses were
-// satisfied by values inside arrays of objects does a search check that
-// the values come from the same array elements, as EventBridge requires.
+// keys no pattern mentions are skipped without being decoded. Each key has
+// an index of its distinct predicates (hash maps for exact and case-folded
+// values, maps by length for prefixes and suffixes, an interval tree for
+// numeric ranges, masks for CIDRs), so a value finds the predicates it
+// satisfies without looking at the others, and a predicate shared by many
+// rules (source = aws.s3) is evaluated once. A value that satisfies a
+// predicate only marks it, except that each alternative is anchored on its
+// most selective clause: when a predicate of an anchor clause is marked,
+// its alternatives become candidates, and only candidates have their other
+// clauses checked against the marks. So the work per event follows the
+// values it holds and the rules it nearly matches, not the number of
+// rules. Only when two clauses of a candidate were satisfied by values
+// inside arrays of objects does a search check that the values come from
+// the same array elements, as EventBridge requires.
 type Matcher struct {
 	root     *pathNode
 	paths    []*pathIndex
+	preds    []predInfo
 	clauses  []clause
 	alts     []alt
-	always   []int32 // alternatives that need no value: only exists:false clauses
+	always   []int32 // alternatives no value can put forward: only exists:false clauses
 	patterns int
 	pool     sync.Pool
 }
 
-// pathNode is a node of the trie of flattened keys, by component.
+// pathNode is a node of the trie of flattened keys, by component. A node
+// with few children keeps them in a list, which is faster to search than a
+// map for the short keys of events.
 type pathNode struct {
 	children map[string]*pathNode
-	path     int32 // index of the key ending here, or -1
+	few      []childEntry // the children, when there are at most maxFew
+	path     int32        // index of the key ending here, or -1
+}
+
+type childEntry struct {
+	key  string
+	node *pathNode
+}
+
+const maxFew = 8
+
+func (n *pathNode) child(k []byte) *pathNode {
+	if n.children == nil {
+		for i := range n.few {
+			if e := &n.few[i]; len(e.key) == len(k) && e.key == string(k) {
+				return e.node
+			}
+		}
+		return nil
+	}
+	return n.children[string(k)]
+}
+
+// predInfo is one distinct predicate on one key.
+type predInfo struct {
+	weight  int32   // how unselective its kind is, for choosing anchors
+	uses    int32   // clauses that hold it
+	anchors []int32 // alternatives whose anchor clause holds it
 }
 
 type clause struct {
-	alt    int32
 	path   int32
-	absent bool // exists:false is one of its alternatives
+	absent bool    // exists:false is one of its alternatives
+	preds  []int32 // any of them satisfies it
 }
 
 type alt struct {
 	pattern int32
-	need    int32   // clauses that only a value can satisfy
 	clauses []int32 // in key order
 }
 
@@ -66,7 +101,6 @@ func NewMatcher(patterns []*Pattern) *Matcher {
 	keys := map[string]int32{}
 	for pi, p := range patterns {
 		for _, sp := range p.subs {
-			ai := int32(len(m.alts))
 			a := alt{pattern: int32(pi)}
 			for _, f := range sp.fields {
 				path, ok := keys[f.key]
@@ -76,21 +110,22 @@ func NewMatcher(patterns []*Pattern) *Matcher {
 					m.paths = append(m.paths, newPathIndex())
 					m.insertKey(f.key, path)
 				}
-				ci := int32(len(m.clauses))
-				m.clauses = append(m.clauses, clause{alt: ai, path: path, absent: f.absent})
-				a.clauses = append(a.clauses, ci)
-				if !f.absent {
-					a.need++
-				}
+				cl := clause{path: path, absent: f.absent}
 				for _, pr := range f.preds {
-					m.paths[path].add(pr, ci)
+					id := m.paths[path].intern(m, pr)
+					if !slices.Contains(cl.preds, id) {
+						cl.preds = append(cl.preds, id)
+						m.preds[id].uses++
+					}
 				}
-			}
-			if a.need == 0 {
-				m.always = append(m.always, ai)
+				a.clauses = append(a.clauses, int32(len(m.clauses)))
+				m.clauses = append(m.clauses, cl)
 			}
 			m.alts = append(m.alts, a)
 		}
+	}
+	for ai := range m.alts {
+		m.anchor(int32(ai))
 	}
 	for _, pi := range m.paths {
 		pi.finish()
@@ -99,21 +134,59 @@ func NewMatcher(patterns []*Pattern) *Matcher {
 	return m
 }
 
+// anchor picks the alternative's most selective clause that only a value
+// can satisfy: the one whose predicates are of the most selective kinds and
+// shared by the fewest clauses.
+func (m *Matcher) anchor(ai int32) {
+	best, bestScore := int32(-1), int64(math.MaxInt64)
+	for _, c := range m.alts[ai].clauses {
+		cl := &m.clauses[c]
+		if cl.absent {
+			continue
+		}
+		var score int64
+		for _, p := range cl.preds {
+			score += int64(m.preds[p].weight) * int64(m.preds[p].uses)
+		}
+		if score < bestScore {
+			best, bestScore = c, score
+		}
+	}
+	if best < 0 {
+		m.always = append(m.always, ai)
+		return
+	}
+	for _, p := range m.clauses[best].preds {
+		m.preds[p].anchors = append(m.preds[p].anchors, ai)
+	}
+}
+
 func (m *Matcher) insertKey(key string, path int32) {
 	n := m.root
 	for part := range strings.SplitSeq(key, ".") {
-		if n.children == nil {
-			n.children = map[string]*pathNode{}
-		}
-		c := n.children[part]
+		c := n.child([]byte(part))
 		if c == nil {
 			c = &pathNode{path: -1}
-			n.children[part] = c
+			switch {
+			case n.children != nil:
+				n.children[part] = c
+			case len(n.few) < maxFew:
+				n.few = append(n.few, childEntry{part, c})
+			default:
+				n.children = map[string]*pathNode{part: c}
+				for _, e := range n.few {
+					n.children[e.key] = e.node
+				}
+				n.few = nil
+			}
 		}
 		n = c
 	}
 	n.path = path
 }
+
+// leafless reports whether no key continues below n.
+func (n *pathNode) leafless() bool { return n.children == nil && len(n.few) == 0 }
 
 // lookup follows an event key, whose dots separate components as they do
 // in pattern keys.
@@ -121,9 +194,9 @@ func (n *pathNode) lookup(key []byte) *pathNode {
 	for n != nil {
 		i := bytes.IndexByte(key, '.')
 		if i < 0 {
-			return n.children[string(key)]
+			return n.child(key)
 		}
-		n = n.children[string(key[:i])]
+		n = n.child(key[:i])
 		key = key[i+1:]
 	}
 	return nil
@@ -148,29 +221,20 @@ func (m *Matcher) Match(event []byte, dst []int) ([]int, error) {
 		s.eval(m, m.paths[lf.path], int32(i))
 	}
 	start := len(dst)
-	check := func(a int32) error {
-		p := m.alts[a].pattern
-		if s.patGen[p] == s.gen {
-			return nil
-		}
-		ok, err := s.finish(m, a)
-		if err != nil {
-			return err
-		}
-		if ok {
-			s.patGen[p] = s.gen
-			dst = append(dst, int(p))
-		}
-		return nil
-	}
-	for _, a := range s.cands {
-		if err := check(a); err != nil {
-			return dst[:start], err
-		}
-	}
-	for _, a := range m.always {
-		if err := check(a); err != nil {
-			return dst[:start], err
+	for _, list := range [2][]int32{s.cands, m.always} {
+		for _, a := range list {
+			p := m.alts[a].pattern
+			if s.patGen[p] == s.gen {
+				continue
+			}
+			ok, err := s.finish(m, a)
+			if err != nil {
+				return dst[:start], err
+			}
+			if ok {
+				s.patGen[p] = s.gen
+				dst = append(dst, int(p))
+			}
 		}
 	}
 	slices.Sort(dst[start:])
@@ -182,13 +246,14 @@ func (m *Matcher) Patterns() int { return m.patterns }
 
 // --- per-key indexes ---
 
-// pathIndex holds the predicates of every clause on one key.
+// pathIndex holds the distinct predicates on one key.
 type pathIndex struct {
-	exact      map[string][]int32 // typed value key → clauses
-	hasIP      bool               // exact holds address keys
-	numeric    bool               // some predicate needs the value as a number
+	ids        map[string]int32 // predicate key → predicate, for interning
+	exact      map[string]int32 // typed value key → predicate
+	hasIP      bool             // exact holds address keys
+	numeric    bool             // some predicate needs the value as a number
 	needFold   bool
-	fold       map[string][]int32
+	fold       map[string]int32
 	prefix     affixIndex
 	suffix     affixIndex
 	prefixFold affixIndex
@@ -198,22 +263,22 @@ type pathIndex struct {
 	globRest   []int32    // globs that start with *
 	ranges     rangeIndex
 	cidrs      cidrIndex
-	exists     []int32
+	exists     int32 // the exists:true predicate, or -1
 	buts       []butEntry
 }
 
 type globEntry struct {
-	g       *glob
-	clauses []int32
+	g    *glob
+	pred int32
 }
 
 type butEntry struct {
-	but     *anythingBut
-	clauses []int32
+	but  *anythingBut
+	pred int32
 }
 
 func newPathIndex() *pathIndex {
-	return &pathIndex{exact: map[string][]int32{}, fold: map[string][]int32{}}
+	return &pathIndex{ids: map[string]int32{}, exact: map[string]int32{}, fold: map[string]int32{}, exists: -1}
 }
 
 // Keys of exact values carry their type in the first byte, so the string
@@ -238,41 +303,102 @@ func putFloat(b []byte, f float64) {
 	}
 }
 
-func (pi *pathIndex) add(p pred, c int32) {
+// predKey identifies a predicate for interning: its kind and operand.
+func predKey(p pred) string {
+	var b []byte
+	b = append(b, byte(p.kind))
+	switch p.kind {
+	case pString, pNumText, pPrefix, pSuffix, pPrefixFold, pSuffixFold, pFold, pWildcard:
+		b = append(b, p.s...)
+	case pIP:
+		b = append(b, exactIP(p.ip)...)
+	case pNumber:
+		b = append(b, exactNumber(p.f)...)
+	case pRange:
+		b = append(b, exactNumber(p.lo)...)
+		b = append(b, exactNumber(p.hi)...)
+		b = append(b, byte(btoi(p.loIncl)), byte(btoi(p.hiIncl)))
+	case pCIDR:
+		b = append(b, p.cidr.String()...)
+	case pAnythingBut:
+		b = append(b, byte(p.but.kind))
+		for _, x := range p.but.strs {
+			b = append(b, x...)
+			b = append(b, 0)
+		}
+		for _, x := range p.but.nums {
+			b = append(b, exactNumber(x)...)
+		}
+		for _, g := range p.but.globs {
+			b = append(b, g.String()...)
+			b = append(b, 0)
+		}
+	}
+	return string(b)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// weights rank predicate kinds by how many events they tend to match: an
+// exact value few, a prefix more, a range or CIDR more, anything-but and
+// exists nearly all.
+var weights = map[predKind]int32{
+	pString: 1, pIP: 1, pNumber: 1, pNumText: 1, pFold: 1,
+	pTrue: 16, pFalse: 16, pNull: 16,
+	pPrefix: 4, pSuffix: 4, pPrefixFold: 4, pSuffixFold: 4, pWildcard: 4,
+	pRange: 8, pCIDR: 8,
+	pExists: 64, pAnythingBut: 64,
+}
+
+// intern returns the predicate's ID on this key, adding it to the index
+// the first time.
+func (pi *pathIndex) intern(m *Matcher, p pred) int32 {
+	key := predKey(p)
+	if id, ok := pi.ids[key]; ok {
+		return id
+	}
+	id := int32(len(m.preds))
+	m.preds = append(m.preds, predInfo{weight: weights[p.kind]})
+	pi.ids[key] = id
 	switch p.kind {
 	case pString:
-		pi.exact[exactString(p.s)] = appendOnce(pi.exact[exactString(p.s)], c)
+		pi.exact[exactString(p.s)] = id
 	case pIP:
 		pi.hasIP = true
-		pi.exact[exactIP(p.ip)] = appendOnce(pi.exact[exactIP(p.ip)], c)
+		pi.exact[exactIP(p.ip)] = id
 	case pNumber:
 		pi.numeric = true
-		pi.exact[exactNumber(p.f)] = appendOnce(pi.exact[exactNumber(p.f)], c)
+		pi.exact[exactNumber(p.f)] = id
 	case pNumText:
 		pi.numeric = true
-		pi.exact[exactNumText(p.s)] = appendOnce(pi.exact[exactNumText(p.s)], c)
+		pi.exact[exactNumText(p.s)] = id
 	case pTrue:
-		pi.exact["t"] = appendOnce(pi.exact["t"], c)
+		pi.exact["t"] = id
 	case pFalse:
-		pi.exact["f"] = appendOnce(pi.exact["f"], c)
+		pi.exact["f"] = id
 	case pNull:
-		pi.exact["z"] = appendOnce(pi.exact["z"], c)
+		pi.exact["z"] = id
 	case pPrefix:
-		pi.prefix.add(p.s, c)
+		pi.prefix.add(p.s, id)
 	case pSuffix:
-		pi.suffix.add(p.s, c)
+		pi.suffix.add(p.s, id)
 	case pPrefixFold:
 		pi.needFold = true
-		pi.prefixFold.add(p.s, c)
+		pi.prefixFold.add(p.s, id)
 	case pSuffixFold:
 		pi.needFold = true
-		pi.suffixFold.add(p.s, c)
+		pi.suffixFold.add(p.s, id)
 	case pFold:
 		pi.needFold = true
-		pi.fold[p.s] = appendOnce(pi.fold[p.s], c)
+		pi.fold[p.s] = id
 	case pWildcard:
 		gi := int32(len(pi.globs))
-		pi.globs = append(pi.globs, globEntry{g: p.glob, clauses: []int32{c}})
+		pi.globs = append(pi.globs, globEntry{g: p.glob, pred: id})
 		if lead := p.glob.parts[0]; lead != "" && len(p.glob.parts) > 1 {
 			pi.globPrefix.add(lead, gi)
 		} else {
@@ -280,17 +406,21 @@ func (pi *pathIndex) add(p pred, c int32) {
 		}
 	case pRange:
 		pi.numeric = true
-		pi.ranges.add(p, c)
+		pi.ranges.iv = append(pi.ranges.iv, interval{lo: p.lo, hi: p.hi, loIncl: p.loIncl, hiIncl: p.hiIncl, pred: id})
 	case pCIDR:
-		pi.cidrs.add(p.cidr, c)
+		pi.cidrs.add(p.cidr, id)
 	case pExists:
-		pi.exists = appendOnce(pi.exists, c)
+		pi.exists = id
 	case pAnythingBut:
 		if p.but.kind == butNumbers {
 			pi.numeric = true
 		}
-		pi.buts = append(pi.buts, butEntry{but: p.but, clauses: []int32{c}})
+		if p.but.kind == butFold {
+			pi.needFold = true
+		}
+		pi.buts = append(pi.buts, butEntry{but: p.but, pred: id})
 	}
+	return id
 }
 
 func (pi *pathIndex) finish() {
@@ -305,34 +435,26 @@ func (pi *pathIndex) finish() {
 	if len(pi.exact) == 0 {
 		pi.exact = nil
 	}
-}
-
-func appendOnce(s []int32, c int32) []int32 {
-	if len(s) > 0 && s[len(s)-1] == c {
-		return s
-	}
-	return append(s, c)
+	pi.ids = nil
 }
 
 // affixIndex finds prefixes (or suffixes) of a value with one map lookup
-// per distinct length.
+// per distinct length. A glob index maps a literal to several globs.
 type affixIndex struct {
 	m    map[string][]int32
 	lens []int
 }
 
-func (a *affixIndex) add(s string, c int32) {
+func (a *affixIndex) add(s string, id int32) {
 	if a.m == nil {
 		a.m = map[string][]int32{}
 	}
-	a.m[s] = appendOnce(a.m[s], c)
+	a.m[s] = append(a.m[s], id)
 }
 
 func (a *affixIndex) build() {
-	seen := map[int]bool{}
 	for k := range a.m {
-		if !seen[len(k)] {
-			seen[len(k)] = true
+		if !slices.Contains(a.lens, len(k)) {
 			a.lens = append(a.lens, len(k))
 		}
 	}
@@ -350,18 +472,7 @@ type rangeIndex struct {
 type interval struct {
 	lo, hi         float64
 	loIncl, hiIncl bool
-	clauses        []int32
-}
-
-func (r *rangeIndex) add(p pred, c int32) {
-	for i := range r.iv {
-		v := &r.iv[i]
-		if v.lo == p.lo && v.hi == p.hi && v.loIncl == p.loIncl && v.hiIncl == p.hiIncl {
-			v.clauses = appendOnce(v.clauses, c)
-			return
-		}
-	}
-	r.iv = append(r.iv, interval{lo: p.lo, hi: p.hi, loIncl: p.loIncl, hiIncl: p.hiIncl, clauses: []int32{c}})
+	pred           int32
 }
 
 func (r *rangeIndex) build() {
@@ -395,17 +506,17 @@ func (v *interval) contains(x float64) bool {
 // cidrIndex finds the CIDRs containing an address with one map lookup per
 // distinct prefix length of its family.
 type cidrIndex struct {
-	m        map[netip.Prefix][]int32
+	m        map[netip.Prefix]int32
 	lens4    []int
 	lens6    []int
 	nonEmpty bool
 }
 
-func (ci *cidrIndex) add(p netip.Prefix, c int32) {
+func (ci *cidrIndex) add(p netip.Prefix, id int32) {
 	if ci.m == nil {
-		ci.m = map[netip.Prefix][]int32{}
+		ci.m = map[netip.Prefix]int32{}
 	}
-	ci.m[p] = appendOnce(ci.m[p], c)
+	ci.m[p] = id
 	ci.nonEmpty = true
 }
 
@@ -504,8 +615,9 @@ type arrayPos struct {
 	arr, idx int32
 }
 
+// hit says a value satisfies a predicate.
 type hit struct {
-	clause, leaf int32
+	pred, leaf int32
 }
 
 // scratch is the reusable state of one Match call.
@@ -522,11 +634,10 @@ type scratch struct {
 	cands      []int32
 	pathGen    []uint32 // the key has a value in this event
 	pathMemGen []uint32 // the key has a value inside an array element
-	clauseGen  []uint32 // the clause is satisfied by a value
-	clauseMem  []uint32 // ... by a value inside an array element
-	altGen     []uint32
-	altCount   []int32
-	patGen     []uint32
+	predGen    []uint32 // the predicate is satisfied by a value
+	predMem    []uint32 // ... by a value inside an array element
+	altGen     []uint32 // the alternative is a candidate
+	patGen     []uint32 // the pattern matched
 	bind       []arrayPos
 	choices    [][]int32
 	steps      int
@@ -536,10 +647,9 @@ func (m *Matcher) newScratch() *scratch {
 	return &scratch{
 		pathGen:    make([]uint32, len(m.paths)),
 		pathMemGen: make([]uint32, len(m.paths)),
-		clauseGen:  make([]uint32, len(m.clauses)),
-		clauseMem:  make([]uint32, len(m.clauses)),
+		predGen:    make([]uint32, len(m.preds)),
+		predMem:    make([]uint32, len(m.preds)),
 		altGen:     make([]uint32, len(m.alts)),
-		altCount:   make([]int32, len(m.alts)),
 		patGen:     make([]uint32, m.patterns),
 	}
 }
@@ -547,7 +657,7 @@ func (m *Matcher) newScratch() *scratch {
 func (s *scratch) reset() {
 	s.gen++
 	if s.gen == 0 { // wrapped: stamps from 2^32 events ago could collide
-		for _, a := range [][]uint32{s.pathGen, s.pathMemGen, s.clauseGen, s.clauseMem, s.altGen, s.patGen} {
+		for _, a := range [][]uint32{s.pathGen, s.pathMemGen, s.predGen, s.predMem, s.altGen, s.patGen} {
 			clear(a)
 		}
 		s.gen = 1
@@ -649,13 +759,13 @@ func (s *scratch) value(n *pathNode, sc *scanner, depth int) error {
 	}
 	switch sc.peek() {
 	case '{':
-		if n.children == nil {
-			return sc.skip()
+		if n.leafless() {
+			return sc.skipNested()
 		}
 		return s.object(n, sc, depth)
 	case '[':
-		if n.children == nil && n.path < 0 {
-			return sc.skip()
+		if n.leafless() && n.path < 0 {
+			return sc.skipNested()
 		}
 		return s.array(n, sc, depth)
 	case '"':
@@ -738,45 +848,44 @@ func (s *scratch) leaf(path int32, kind leafKind, v []byte) {
 
 // --- evaluation ---
 
-// hit records that leaf li satisfies clause c.
-func (s *scratch) hit(m *Matcher, c, li int32) {
-	s.hits = append(s.hits, hit{c, li})
-	inArray := s.leaves[li].memLen > 0
-	if s.clauseGen[c] == s.gen {
-		if inArray {
-			s.clauseMem[c] = s.gen
-		}
+// mark records that leaf li satisfies predicate p, and puts forward the
+// alternatives anchored on it.
+func (s *scratch) mark(m *Matcher, p, li int32) {
+	s.hits = append(s.hits, hit{p, li})
+	if s.leaves[li].memLen > 0 {
+		s.predMem[p] = s.gen
+	}
+	if s.predGen[p] == s.gen {
 		return
 	}
-	s.clauseGen[c] = s.gen
-	if inArray {
-		s.clauseMem[c] = s.gen
-	}
-	cl := &m.clauses[c]
-	if cl.absent {
-		return // judged in finish
-	}
-	a := cl.alt
-	if s.altGen[a] != s.gen {
-		s.altGen[a] = s.gen
-		s.altCount[a] = 0
-	}
-	s.altCount[a]++
-	if s.altCount[a] == m.alts[a].need {
-		s.cands = append(s.cands, a)
+	s.predGen[p] = s.gen
+	for _, a := range m.preds[p].anchors {
+		if s.altGen[a] != s.gen {
+			s.altGen[a] = s.gen
+			s.cands = append(s.cands, a)
+		}
 	}
 }
 
-func (s *scratch) hits32(m *Matcher, cs []int32, li int32) {
-	for _, c := range cs {
-		s.hit(m, c, li)
+func (s *scratch) markAll(m *Matcher, ps []int32, li int32) {
+	for _, p := range ps {
+		s.mark(m, p, li)
 	}
 }
 
-// eval finds the clauses leaf li satisfies through its key's index.
+// markKey marks the predicate of an exact key, if there is one.
+func (s *scratch) markKey(m *Matcher, ids map[string]int32, k []byte, li int32) {
+	if p, ok := ids[string(k)]; ok {
+		s.mark(m, p, li)
+	}
+}
+
+// eval finds the predicates leaf li satisfies through its key's index.
 func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 	lf := &s.leaves[li]
-	s.hits32(m, pi.exists, li)
+	if pi.exists >= 0 {
+		s.mark(m, pi.exists, li)
+	}
 	switch lf.kind {
 	case kString:
 		v := lf.val
@@ -786,23 +895,22 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 			ip, ipOK = parseIP(v)
 		}
 		if pi.exact != nil {
-			k := append(s.keyBuf[:0], 's')
+			var k []byte
 			if ipOK && pi.hasIP {
 				b := ip.As16()
-				k = append(k[:0], 'i')
-				k = append(k, b[:]...)
+				k = append(append(s.keyBuf[:0], 'i'), b[:]...)
 			} else {
-				k = append(k, v...)
+				k = append(append(s.keyBuf[:0], 's'), v...)
 			}
 			s.keyBuf = k
-			s.hits32(m, pi.exact[string(k)], li)
+			s.markKey(m, pi.exact, k, li)
 		}
 		s.affix(m, &pi.prefix, v, false, li)
 		s.affix(m, &pi.suffix, v, true, li)
 		if pi.needFold {
 			f := s.folded(lf)
 			if pi.fold != nil {
-				s.hits32(m, pi.fold[string(f)], li)
+				s.markKey(m, pi.fold, f, li)
 			}
 			s.affix(m, &pi.prefixFold, f, false, li)
 			s.affix(m, &pi.suffixFold, f, true, li)
@@ -814,13 +922,13 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 				}
 				for _, gi := range pi.globPrefix.m[string(v[:l])] {
 					if g := &pi.globs[gi]; g.g.match(v) {
-						s.hits32(m, g.clauses, li)
+						s.mark(m, g.pred, li)
 					}
 				}
 			}
 			for _, gi := range pi.globRest {
 				if g := &pi.globs[gi]; g.g.match(v) {
-					s.hits32(m, g.clauses, li)
+					s.mark(m, g.pred, li)
 				}
 			}
 		}
@@ -831,7 +939,9 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 			}
 			for _, l := range lens {
 				p, _ := ip.Prefix(l)
-				s.hits32(m, pi.cidrs.m[p], li)
+				if id, ok := pi.cidrs.m[p]; ok {
+					s.mark(m, id, li)
+				}
 			}
 		}
 	case kNumber:
@@ -843,25 +953,24 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 				putFloat(k[1:], f)
 				s.rangeQuery(m, &pi.ranges, f, 0, len(pi.ranges.iv), li)
 			} else {
-				k = append(k, 'N')
-				k = append(k, lf.val...)
+				k = append(append(k, 'N'), lf.val...)
 			}
 			s.keyBuf = k
 			if pi.exact != nil {
-				s.hits32(m, pi.exact[string(k)], li)
+				s.markKey(m, pi.exact, k, li)
 			}
 		}
 	case kTrue:
-		s.hits32(m, pi.exact["t"], li)
+		s.markKey(m, pi.exact, []byte("t"), li)
 	case kFalse:
-		s.hits32(m, pi.exact["f"], li)
+		s.markKey(m, pi.exact, []byte("f"), li)
 	case kNull:
-		s.hits32(m, pi.exact["z"], li)
+		s.markKey(m, pi.exact, []byte("z"), li)
 	}
 	for i := range pi.buts {
 		b := &pi.buts[i]
 		if !b.but.excludes(s, lf) {
-			s.hits32(m, b.clauses, li)
+			s.mark(m, b.pred, li)
 		}
 	}
 }
@@ -878,7 +987,7 @@ func (s *scratch) affix(m *Matcher, a *affixIndex, v []byte, suffix bool, li int
 		} else {
 			k = v[:l]
 		}
-		s.hits32(m, a.m[string(k)], li)
+		s.markAll(m, a.m[string(k)], li)
 	}
 }
 
@@ -894,23 +1003,39 @@ func (s *scratch) rangeQuery(m *Matcher, r *rangeIndex, x float64, i, j int, li 
 			return
 		}
 		if iv.contains(x) {
-			s.hits32(m, iv.clauses, li)
+			s.mark(m, iv.pred, li)
 		}
 		i = mid + 1
 	}
 }
 
-// finish decides an alternative whose value clauses are all satisfied:
-// its exists:false clauses, and array consistency when it matters.
+// satisfied reports whether a value satisfies some predicate of the
+// clause, and whether one inside an array element does.
+func (s *scratch) satisfied(cl *clause) (ok, inArray bool) {
+	for _, p := range cl.preds {
+		if s.predGen[p] == s.gen {
+			ok = true
+			if s.predMem[p] == s.gen {
+				return true, true
+			}
+		}
+	}
+	return ok, false
+}
+
+// finish decides a candidate alternative: its value clauses, its
+// exists:false clauses, and array consistency when it matters.
 func (s *scratch) finish(m *Matcher, a int32) (bool, error) {
 	al := &m.alts[a]
 	inArrays := 0        // clauses whose choice could conflict with another's
 	absentFails := false // an exists:false clause fails unless arrays rescue it
 	for _, c := range al.clauses {
 		cl := &m.clauses[c]
-		satisfied := s.clauseGen[c] == s.gen
-		memHit := satisfied && s.clauseMem[c] == s.gen
+		sat, memHit := s.satisfied(cl)
 		if !cl.absent {
+			if !sat {
+				return false, nil
+			}
 			if memHit {
 				inArrays++
 			}
@@ -920,7 +1045,7 @@ func (s *scratch) finish(m *Matcher, a int32) (bool, error) {
 			continue // the key has no value: absent
 		}
 		pathMem := s.pathMemGen[cl.path] == s.gen
-		if satisfied {
+		if sat {
 			if memHit || pathMem {
 				inArrays++
 			}
@@ -950,10 +1075,11 @@ func (s *scratch) verify(m *Matcher, al *alt) (bool, error) {
 		s.choices = append(s.choices, nil)
 	}
 	for i, c := range al.clauses {
+		preds := m.clauses[c].preds
 		ch := s.choices[i][:0]
 		var prev int32 = -1
 		for _, h := range s.hits {
-			if h.clause != c {
+			if !slices.Contains(preds, h.pred) {
 				continue
 			}
 			if prev >= 0 && s.sameMem(prev, h.leaf) {

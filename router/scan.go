@@ -1,7 +1,9 @@
 package router
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -51,6 +53,9 @@ func (s *scanner) ws() {
 
 // peek skips white space and returns the next byte, or 0 at the end.
 func (s *scanner) peek() byte {
+	if s.pos < len(s.data) && s.data[s.pos] > ' ' {
+		return s.data[s.pos] // compact JSON: no white space to skip
+	}
 	s.ws()
 	if s.pos < len(s.data) {
 		return s.data[s.pos]
@@ -67,15 +72,6 @@ func (s *scanner) end() error {
 	return nil
 }
 
-// strSafe marks bytes that may appear in a JSON string without ending it
-// or starting an escape.
-var strSafe = func() (t [256]bool) {
-	for i := 0x20; i < 256; i++ {
-		t[i] = i != '"' && i != '\\'
-	}
-	return t
-}()
-
 // str scans a string whose opening quote is at s.pos. It returns the raw
 // content's bounds and whether it contains escapes.
 func (s *scanner) str() (start, end int, esc bool, err error) {
@@ -84,8 +80,28 @@ func (s *scanner) str() (start, end int, esc bool, err error) {
 	d := s.data
 	for {
 		i := s.pos
-		for i < len(d) && strSafe[d[i]] {
-			i++
+		// Eight bytes at a time: find the first quote, backslash or control
+		// character. The last word is padded with quotes.
+		for {
+			var w uint64
+			if i+8 <= len(d) {
+				w = binary.LittleEndian.Uint64(d[i:])
+			} else {
+				if i >= len(d) {
+					break
+				}
+				var pad [8]byte
+				n := copy(pad[:], d[i:])
+				for j := n; j < 8; j++ {
+					pad[j] = '"'
+				}
+				w = binary.LittleEndian.Uint64(pad[:])
+			}
+			if m := hasLess(w, 0x20) | hasZero(w^(lo*'"')) | hasZero(w^(lo*'\\')); m != 0 {
+				i = min(i+bits.TrailingZeros64(m)/8, len(d))
+				break
+			}
+			i += 8
 		}
 		s.pos = i
 		if i >= len(d) {
@@ -119,6 +135,18 @@ func (s *scanner) str() (start, end int, esc bool, err error) {
 		}
 	}
 }
+
+const (
+	lo = 0x0101010101010101
+	hi = 0x8080808080808080
+)
+
+// hasZero is non-zero when some byte of w is zero; its lowest set bit is in
+// the first zero byte (bits above it may be false alarms).
+func hasZero(w uint64) uint64 { return (w - lo) &^ w & hi }
+
+// hasLess is non-zero when some byte of w is less than n (n <= 128).
+func hasLess(w uint64, n uint64) uint64 { return (w - lo*n) &^ w & hi }
 
 func isHex4(b []byte) bool {
 	for _, c := range b {
@@ -186,38 +214,56 @@ func (s *scanner) lit(word string) error {
 	return nil
 }
 
-// skip passes over one value, validating it. Nesting is tracked with a
-// counter and a bit stack, not recursion.
+// skip passes over one value, validating it.
 func (s *scanner) skip() error {
-	var stack [maxDepth/64 + 1]uint64 // bit set: 1 = inside an object
+	switch s.peek() {
+	case '{', '[':
+		return s.skipNested()
+	case '"':
+		_, _, _, err := s.str()
+		return err
+	case 't':
+		return s.lit("true")
+	case 'f':
+		return s.lit("false")
+	case 'n':
+		return s.lit("null")
+	}
+	_, _, err := s.num()
+	return err
+}
+
+// skipNested passes over an object or array. Nesting is tracked with a
+// counter and a bit stack (1 = inside an object), not recursion; the stack
+// grows past 256 levels only for input that needs it.
+func (s *scanner) skipNested() error {
+	var small [4]uint64
+	stack := small[:]
 	depth := 0
 	for {
 		// A value is expected here.
 		switch s.peek() {
-		case '{':
+		case '{', '[':
+			obj := s.data[s.pos] == '{'
 			s.pos++
-			if s.peek() == '}' {
+			if c := s.peek(); obj && c == '}' || !obj && c == ']' {
 				s.pos++
 				break
 			}
 			if depth++; depth >= maxDepth {
 				return s.errorf("nesting deeper than %d", maxDepth)
 			}
-			stack[depth/64] |= 1 << (depth % 64)
-			if err := s.key(); err != nil {
-				return err
+			if depth/64 >= len(stack) {
+				stack = append(stack, make([]uint64, len(stack))...)
 			}
-			continue
-		case '[':
-			s.pos++
-			if s.peek() == ']' {
-				s.pos++
-				break
+			if obj {
+				stack[depth/64] |= 1 << (depth % 64)
+				if err := s.key(); err != nil {
+					return err
+				}
+			} else {
+				stack[depth/64] &^= 1 << (depth % 64)
 			}
-			if depth++; depth >= maxDepth {
-				return s.errorf("nesting deeper than %d", maxDepth)
-			}
-			stack[depth/64] &^= 1 << (depth % 64)
 			continue
 		case '"':
 			if _, _, _, err := s.str(); err != nil {
