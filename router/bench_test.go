@@ -116,7 +116,7 @@ func generateCorpus(n int) [][]byte {
 		case 1: // EC2 state change
 			out = append(out, envelope(i, "EC2 Instance State-change Notification", "aws.ec2", []string{fmt.Sprintf("arn:aws:ec2:us-east-1:123456789012:instance/i-%d", k)}, map[string]any{
 				"instance-id": fmt.Sprintf("i-%d", k), "state": []string{"pending", "running", "stopping", "stopped", "terminated"}[r.IntN(5)],
-				"tags": []map[string]any{{"key": "team", "value": "media"}, {"key": "env", "value": []string{"prod", "staging"}[r.IntN(2)]}},
+				"tags":    []map[string]any{{"key": "team", "value": "media"}, {"key": "env", "value": []string{"prod", "staging"}[r.IntN(2)]}},
 				"launch":  map[string]any{"ami": fmt.Sprintf("ami-%016x", r.Uint64()), "type": "m7g.large", "az": "us-east-1a", "subnet": fmt.Sprintf("subnet-%08x", r.Uint32()), "vpc": fmt.Sprintf("vpc-%08x", r.Uint32())},
 				"network": map[string]any{"private-ip": fmt.Sprintf("10.%d.%d.%d", k/256, k%256, r.IntN(256)), "public-ip": fmt.Sprintf("203.0.113.%d", r.IntN(256))},
 			}))
@@ -143,7 +143,7 @@ func generateCorpus(n int) [][]byte {
 				"eventTime": t0.Format(time.RFC3339), "eventSource": "iam.amazonaws.com", "eventName": []string{"CreateRole", "AttachRolePolicy", "PutRolePolicy", "DeleteRole"}[r.IntN(4)],
 				"awsRegion": "us-east-1", "sourceIPAddress": fmt.Sprintf("10.%d.%d.%d", k/256, k%256, r.IntN(256)), "userAgent": "aws-cli/2.15.0 Python/3.11.6",
 				"requestParameters": map[string]any{"roleName": fmt.Sprintf("svc-%d-task", k), "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
-				"requestID": id(), "eventID": id(), "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
+				"requestID":         id(), "eventID": id(), "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
 			}))
 		case 4: // custom shop events
 			tiers := []string{"bronze", "silver", "gold", fmt.Sprintf("Tier-%d", k)}
@@ -304,3 +304,29 @@ func BenchmarkParseEvent(b *testing.B) {
 	}
 }
 
+// BenchmarkMatchNaive is the baseline the Matcher replaces: each rule
+// matched on its own, one scan of the event per rule.
+func BenchmarkMatchNaive(b *testing.B) {
+	events := loadCorpus(b)
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			ps := benchPatterns(b, n)
+			for _, p := range ps {
+				p.Match(events[0]) // build each pattern's own matcher
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				for _, p := range ps {
+					if _, err := p.Match(events[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if i++; i == len(events) {
+					i = 0
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

@@ -74,6 +74,10 @@ func NewTransformer(paths map[string]string, template string) (*Transformer, err
 		errs = append(errs, Fieldf("paths", "%d paths exceed EventBridge's limit of 100", len(paths)))
 	}
 	for _, name := range slices.Sorted(maps.Keys(paths)) {
+		// An invalid entry keeps its name, so the template is still checked
+		// without calling its placeholder undefined.
+		index[name] = len(t.paths)
+		t.paths = append(t.paths, nil)
 		if !pathKeyRE.MatchString(name) {
 			errs = append(errs, Fieldf("paths."+name, "invalid name %q: use letters, digits, '-' and '_'", name))
 			continue
@@ -83,16 +87,14 @@ func NewTransformer(paths map[string]string, template string) (*Transformer, err
 			errs = append(errs, Fieldf("paths."+name, "invalid path %q: %v", paths[name], err))
 			continue
 		}
-		index[name] = len(t.paths)
-		t.paths = append(t.paths, jp)
+		t.paths[len(t.paths)-1] = jp
 	}
 	switch {
 	case template == "":
 		errs = append(errs, Fieldf("template", "required (the payload, with <name> placeholders)"))
+		return nil, errors.Join(errs...)
 	case len(template) > 8192:
 		errs = append(errs, Fieldf("template", "%d characters exceed EventBridge's limit of 8192", len(template)))
-	}
-	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 
