@@ -40,17 +40,10 @@ func ParseEvent(data []byte, now time.Time) (*Event, error) {
 		return ev, s.end()
 	}
 	for {
-		if s.peek() != '"' {
-			return nil, s.unexpected("an object key")
-		}
-		a, b, esc, err := s.str()
+		a, b, esc, err := s.key()
 		if err != nil {
 			return nil, err
 		}
-		if s.peek() != ':' {
-			return nil, s.unexpected("':'")
-		}
-		s.pos++
 		var dst *string
 		if !esc {
 			switch string(data[a:b]) {
@@ -71,14 +64,11 @@ func ParseEvent(data []byte, now time.Time) (*Event, error) {
 		} else if err := s.skip(); err != nil {
 			return nil, err
 		}
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
+		if more, err := s.next('}'); err != nil || !more {
+			if err != nil {
+				return nil, err
+			}
 			return ev, s.end()
-		default:
-			return nil, s.unexpected("',' or '}'")
 		}
 	}
 }

@@ -107,59 +107,43 @@ func (s *scanner) find(steps []pathStep, emit func(a, b int) bool, consume bool)
 	}
 	st := steps[0]
 	wild := st.kind == stepWild
+	var end byte
 	switch {
 	case c == '{' && (st.kind == stepKey || wild):
-		s.pos++
-		if s.peek() == '}' {
-			s.pos++
-			return true
-		}
-		for {
-			ka, kb, esc, err := s.str()
-			if err != nil {
-				return false
-			}
-			s.peek()
-			s.pos++ // ':'
-			if wild || keyEquals(s.data[ka:kb], esc, st.key) {
-				if !s.find(steps[1:], emit, consume || wild) {
-					return false
-				}
-				if !wild && !consume {
-					return true
-				}
-			} else if s.skip() != nil {
-				return false
-			}
-			if s.peek() != ',' {
-				s.pos++ // '}'
-				return true
-			}
-			s.pos++
-			s.peek()
-		}
+		end = '}'
 	case c == '[' && (st.kind == stepIndex || wild):
+		end = ']'
+	}
+	if end != 0 {
 		s.pos++
-		if s.peek() == ']' {
+		if s.peek() == end {
 			s.pos++
 			return true
 		}
 		for i := 0; ; i++ {
-			if wild || i == st.index {
+			var match bool
+			if end == '}' {
+				ka, kb, esc, err := s.key()
+				if err != nil {
+					return false
+				}
+				match = wild || keyEquals(s.data[ka:kb], esc, st.key)
+			} else {
+				match = wild || i == st.index
+			}
+			if match {
 				if !s.find(steps[1:], emit, consume || wild) {
 					return false
 				}
 				if !wild && !consume {
-					return true
+					return true // found the one value; the rest is not needed
 				}
 			} else if s.skip() != nil {
 				return false
 			}
-			if s.peek() != ',' {
-				s.pos++ // ']'
-				return true
+			if more, err := s.next(end); err != nil || !more {
+				return err == nil
 			}
-			s.pos++
 		}
 	}
 	if consume {

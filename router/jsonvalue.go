@@ -55,31 +55,18 @@ func (s *scanner) value(depth int) (*jvalue, error) {
 			return v, nil
 		}
 		for {
-			if s.peek() != '"' {
-				return nil, s.unexpected("an object key")
-			}
-			a, b, esc, err := s.str()
+			a, b, esc, err := s.key()
 			if err != nil {
 				return nil, err
 			}
-			if s.peek() != ':' {
-				return nil, s.unexpected("':'")
-			}
-			s.pos++
 			val, err := s.value(depth + 1)
 			if err != nil {
 				return nil, err
 			}
 			v.keys = append(v.keys, decodeStr(s.data[a:b], esc))
 			v.vals = append(v.vals, val)
-			switch s.peek() {
-			case ',':
-				s.pos++
-			case '}':
-				s.pos++
-				return v, nil
-			default:
-				return nil, s.unexpected("',' or '}'")
+			if more, err := s.next('}'); !more {
+				return v, err
 			}
 		}
 	case '[':
@@ -95,14 +82,8 @@ func (s *scanner) value(depth int) (*jvalue, error) {
 				return nil, err
 			}
 			v.arr = append(v.arr, el)
-			switch s.peek() {
-			case ',':
-				s.pos++
-			case ']':
-				s.pos++
-				return v, nil
-			default:
-				return nil, s.unexpected("',' or ']'")
+			if more, err := s.next(']'); !more {
+				return v, err
 			}
 		}
 	case '"':

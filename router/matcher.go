@@ -717,17 +717,10 @@ func (s *scratch) object(n *pathNode, sc *scanner, depth int) error {
 		return nil
 	}
 	for {
-		if sc.peek() != '"' {
-			return sc.unexpected("an object key")
-		}
-		a, b, esc, err := sc.str()
+		a, b, esc, err := sc.key()
 		if err != nil {
 			return err
 		}
-		if sc.peek() != ':' {
-			return sc.unexpected("':'")
-		}
-		sc.pos++
 		key := sc.data[a:b]
 		if esc {
 			s.keyBuf = unescape(s.keyBuf[:0], key)
@@ -741,14 +734,8 @@ func (s *scratch) object(n *pathNode, sc *scanner, depth int) error {
 		if err != nil {
 			return err
 		}
-		switch sc.peek() {
-		case ',':
-			sc.pos++
-		case '}':
-			sc.pos++
-			return nil
-		default:
-			return sc.unexpected("',' or '}'")
+		if more, err := sc.next('}'); !more {
+			return err
 		}
 	}
 }
@@ -828,14 +815,8 @@ func (s *scratch) array(n *pathNode, sc *scanner, depth int) error {
 		if err != nil {
 			return err
 		}
-		switch sc.peek() {
-		case ',':
-			sc.pos++
-		case ']':
-			sc.pos++
-			return nil
-		default:
-			return sc.unexpected("',' or ']'")
+		if more, err := sc.next(']'); !more {
+			return err
 		}
 	}
 }

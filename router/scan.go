@@ -216,21 +216,10 @@ func (s *scanner) lit(word string) error {
 
 // skip passes over one value, validating it.
 func (s *scanner) skip() error {
-	switch s.peek() {
-	case '{', '[':
+	if c := s.peek(); c == '{' || c == '[' {
 		return s.skipNested()
-	case '"':
-		_, _, _, err := s.str()
-		return err
-	case 't':
-		return s.lit("true")
-	case 'f':
-		return s.lit("false")
-	case 'n':
-		return s.lit("null")
 	}
-	_, _, err := s.num()
-	return err
+	return s.scalar()
 }
 
 // skipNested passes over an object or array. Nesting is tracked with a
@@ -258,31 +247,15 @@ func (s *scanner) skipNested() error {
 			}
 			if obj {
 				stack[depth/64] |= 1 << (depth % 64)
-				if err := s.key(); err != nil {
+				if _, _, _, err := s.key(); err != nil {
 					return err
 				}
 			} else {
 				stack[depth/64] &^= 1 << (depth % 64)
 			}
 			continue
-		case '"':
-			if _, _, _, err := s.str(); err != nil {
-				return err
-			}
-		case 't':
-			if err := s.lit("true"); err != nil {
-				return err
-			}
-		case 'f':
-			if err := s.lit("false"); err != nil {
-				return err
-			}
-		case 'n':
-			if err := s.lit("null"); err != nil {
-				return err
-			}
 		default:
-			if _, _, err := s.num(); err != nil {
+			if err := s.scalar(); err != nil {
 				return err
 			}
 		}
@@ -296,7 +269,7 @@ func (s *scanner) skipNested() error {
 			if c == ',' {
 				s.pos++
 				if inObject {
-					if err := s.key(); err != nil {
+					if _, _, _, err := s.key(); err != nil {
 						return err
 					}
 				}
@@ -315,19 +288,51 @@ func (s *scanner) skipNested() error {
 	}
 }
 
-// key scans `"name":` and leaves s.pos before the value.
-func (s *scanner) key() error {
+// key scans `"name":`, returns the name's raw bounds and whether it has
+// escapes, and leaves s.pos before the value.
+func (s *scanner) key() (a, b int, esc bool, err error) {
 	if s.peek() != '"' {
-		return s.unexpected("an object key")
+		return 0, 0, false, s.unexpected("an object key")
 	}
-	if _, _, _, err := s.str(); err != nil {
-		return err
+	if a, b, esc, err = s.str(); err != nil {
+		return 0, 0, false, err
 	}
 	if s.peek() != ':' {
-		return s.unexpected("':'")
+		return 0, 0, false, s.unexpected("':'")
 	}
 	s.pos++
-	return nil
+	return a, b, esc, nil
+}
+
+// next reads what follows a member or element: a comma, when another
+// follows (more), or the closing byte end ('}' or ']').
+func (s *scanner) next(end byte) (more bool, err error) {
+	switch s.peek() {
+	case ',':
+		s.pos++
+		return true, nil
+	case end:
+		s.pos++
+		return false, nil
+	}
+	return false, s.unexpected("',' or '" + string(end) + "'")
+}
+
+// scalar passes over a string, number or literal.
+func (s *scanner) scalar() error {
+	switch s.peek() {
+	case '"':
+		_, _, _, err := s.str()
+		return err
+	case 't':
+		return s.lit("true")
+	case 'f':
+		return s.lit("false")
+	case 'n':
+		return s.lit("null")
+	}
+	_, _, err := s.num()
+	return err
 }
 
 // unescape appends the decoded content of a JSON string (without quotes)
