@@ -130,7 +130,7 @@ func ParsePattern(data []byte) (*Pattern, error) {
 	if v.kind != jObj {
 		return nil, &PatternError{Msg: "a pattern must be a JSON object, got " + article(v.kind)}
 	}
-	subs := c.object(v, "", nil, nil, false)
+	subs := c.object(v, "", false, nil, nil, false)
 	if len(c.errs) == 0 {
 		for _, s := range subs {
 			if len(s.fields) > maxFields {
@@ -205,8 +205,9 @@ var orReserved = map[string]bool{
 
 // object applies the members of an object pattern to the sub-patterns in
 // subs (nil: none yet) and returns the new list. prefix is the flattened key
-// of the object.
-func (c *compiler) object(v *jvalue, prefix string, path []string, subs []*partial, inOr bool) []*partial {
+// of the object, when nested (the top level has none; an object under the
+// key "" has the prefix "").
+func (c *compiler) object(v *jvalue, prefix string, nested bool, path []string, subs []*partial, inOr bool) []*partial {
 	if len(v.keys) == 0 {
 		c.errorf(path, "empty objects are not allowed")
 		return subs
@@ -215,7 +216,7 @@ func (c *compiler) object(v *jvalue, prefix string, path []string, subs []*parti
 		val := v.vals[i]
 		kpath := append(path, k)
 		if k == "$or" {
-			subs = c.or(val, prefix, kpath, subs)
+			subs = c.or(val, prefix, nested, kpath, subs)
 			continue
 		}
 		if inOr && orReserved[k] {
@@ -223,12 +224,12 @@ func (c *compiler) object(v *jvalue, prefix string, path []string, subs []*parti
 			continue
 		}
 		key := k
-		if prefix != "" {
+		if nested {
 			key = prefix + "." + k
 		}
 		switch val.kind {
 		case jObj:
-			subs = c.object(val, key, kpath, subs, inOr)
+			subs = c.object(val, key, true, kpath, subs, inOr)
 		case jArr:
 			f := c.field(val, key, kpath)
 			if f == nil {
@@ -248,7 +249,7 @@ func (c *compiler) object(v *jvalue, prefix string, path []string, subs []*parti
 }
 
 // or expands "$or": [alternatives...] against subs.
-func (c *compiler) or(v *jvalue, prefix string, path []string, subs []*partial) []*partial {
+func (c *compiler) or(v *jvalue, prefix string, nested bool, path []string, subs []*partial) []*partial {
 	if v.kind != jArr {
 		c.errorf(path, "$or must be a list of at least two objects, got %s", article(v.kind))
 		return subs
@@ -272,7 +273,7 @@ func (c *compiler) or(v *jvalue, prefix string, path []string, subs []*partial) 
 		for j, b := range base {
 			copies[j] = b.clone()
 		}
-		out = append(out, c.object(alt, prefix, apath, copies, true)...)
+		out = append(out, c.object(alt, prefix, nested, apath, copies, true)...)
 		if len(out) > maxAlternatives {
 			c.errorf(path, "the pattern expands to more than %d alternatives", maxAlternatives)
 			return subs
