@@ -200,7 +200,11 @@ func (c *Config) setDefaults() {
 	if c.Policies == nil {
 		c.Policies = map[string]*policy.Config{}
 	}
-	for _, p := range c.Policies {
+	for name, p := range c.Policies {
+		if p == nil { // "name:" with no value: all defaults
+			p = &policy.Config{}
+			c.Policies[name] = p
+		}
 		p.SetDefaults()
 	}
 	if c.Policies["default"] == nil {

@@ -172,6 +172,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
+			if isNull(deref(c)) {
+				d.errorf(c, indexPath(path, i), "an empty entry (null) in a list")
+				continue
+			}
 			d.decode(c, s.Index(i), indexPath(path, i))
 		}
 		v.Set(s)

@@ -349,6 +349,9 @@ func (d *decoder) validate(c *Config) {
 
 	for i, r := range c.Rules {
 		p := indexPath("rules", i)
+		if d.failed[p] {
+			continue
+		}
 		if d.nodes[p+".pattern"] == nil {
 			d.errorf(d.nodes[p], p, "missing required key \"pattern\"")
 		}
