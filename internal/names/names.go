@@ -40,15 +40,17 @@ var queueName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,75}(\.fifo|[A-Za-z0-9_-]{0,
 var functionRE = regexp.MustCompile(`^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?$`)
 
 // CheckFunction reports whether f is something Lambda's Invoke accepts as a
-// function name.
-func CheckFunction(f string) error {
+// function name, and returns the version or alias it ends with, if any
+// (my-function:prod).
+func CheckFunction(f string) (qualifier string, err error) {
 	if f == "" {
-		return errors.New("required (a function name, or its ARN)")
+		return "", errors.New("required (a function name, or its ARN)")
 	}
-	if len(f) > 170 || !functionRE.MatchString(f) {
-		return errors.New("not a Lambda function name or ARN")
+	m := functionRE.FindStringSubmatch(f)
+	if len(f) > 170 || m == nil {
+		return "", errors.New("not a Lambda function name or ARN")
 	}
-	return nil
+	return m[len(m)-1], nil
 }
 
 var taskDefRE = regexp.MustCompile(`^([A-Za-z0-9_-]{1,255}(:[0-9]+)?|arn:aws[a-zA-Z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}(:[0-9]+)?)$`)

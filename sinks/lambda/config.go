@@ -30,8 +30,12 @@ func (c *Config) SetDefaults() {
 // Validate checks the function name and invocation type.
 func (c *Config) Validate() error {
 	var errs []error
-	if err := names.CheckFunction(c.Function); err != nil {
+	q, err := names.CheckFunction(c.Function)
+	switch {
+	case err != nil:
 		errs = append(errs, router.Fieldf("function", "%v", err))
+	case q != "" && c.Qualifier != "" && q != c.Qualifier:
+		errs = append(errs, router.Fieldf("qualifier", "%q conflicts with the function's own qualifier %q; keep one", c.Qualifier, q))
 	}
 	if c.Invocation != "request_response" && c.Invocation != "event" {
 		errs = append(errs, router.Fieldf("invocation", "unknown invocation %q (valid: request_response, event)", c.Invocation))

@@ -1,0 +1,92 @@
+package names
+
+import "testing"
+
+func TestParseQueueURL(t *testing.T) {
+	for _, tc := range []struct {
+		url, account, name string
+		ok                 bool
+	}{
+		{"https://sqs.us-east-1.amazonaws.com/123456789012/jobs", "123456789012", "jobs", true},
+		{"https://sqs.eu-west-1.amazonaws.com/123456789012/jobs.fifo", "123456789012", "jobs.fifo", true},
+		{"http://127.0.0.1:4566/000000000000/q-1_a", "000000000000", "q-1_a", true},
+		{"https://vpce-1.sqs.us-east-1.vpce.amazonaws.com/123456789012/jobs/", "123456789012", "jobs", true},
+		{"", "", "", false},
+		{"jobs", "", "", false},
+		{"ftp://host/1/q", "", "", false},
+		{"https://sqs.us-east-1.amazonaws.com/jobs", "", "", false},
+		{"https://sqs.us-east-1.amazonaws.com/1/2/3", "", "", false},
+		{"https://sqs.us-east-1.amazonaws.com/1/bad.name", "", "", false},
+		{"https://sqs.us-east-1.amazonaws.com/1/" + string(make([]byte, 81)), "", "", false},
+	} {
+		q, err := ParseQueueURL(tc.url)
+		if (err == nil) != tc.ok || q.Account != tc.account || q.Name != tc.name {
+			t.Errorf("ParseQueueURL(%q) = %+v, %v", tc.url, q, err)
+		}
+	}
+}
+
+func TestCheckFunction(t *testing.T) {
+	for _, tc := range []struct {
+		f, qualifier string
+		ok           bool
+	}{
+		{"thumb", "", true},
+		{"thumb:prod", "prod", true},
+		{"thumb:$LATEST", "$LATEST", true},
+		{"123456789012:function:thumb", "", true},
+		{"arn:aws:lambda:us-east-1:123456789012:function:thumb", "", true},
+		{"arn:aws:lambda:us-east-1:123456789012:function:thumb:7", "7", true},
+		{"arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:thumb", "", true},
+		{"", "", false},
+		{"not a function!", "", false},
+		{"arn:aws:s3:::bucket", "", false},
+	} {
+		q, err := CheckFunction(tc.f)
+		if (err == nil) != tc.ok || q != tc.qualifier {
+			t.Errorf("CheckFunction(%q) = %q, %v", tc.f, q, err)
+		}
+	}
+}
+
+func TestCheckTaskDefinition(t *testing.T) {
+	for _, tc := range []struct {
+		td string
+		ok bool
+	}{
+		{"transcode", true},
+		{"transcode:7", true},
+		{"arn:aws:ecs:us-east-1:123456789012:task-definition/transcode:7", true},
+		{"", false},
+		{"bad/def", false},
+		{"transcode:latest", false},
+		{"arn:aws:ecs:us-east-1:123456789012:task/transcode", false},
+	} {
+		if err := CheckTaskDefinition(tc.td); (err == nil) != tc.ok {
+			t.Errorf("CheckTaskDefinition(%q) = %v", tc.td, err)
+		}
+	}
+}
+
+func TestCheckSubject(t *testing.T) {
+	for _, tc := range []struct {
+		s        string
+		wild, ok bool
+	}{
+		{"events.orders", false, true},
+		{"events.*", true, true},
+		{"events.>", true, true},
+		{">", true, true},
+		{"events.*", false, false},
+		{"a.>.b", true, false},
+		{"ev*nts", true, false},
+		{"a..b", true, false},
+		{".a", true, false},
+		{"a b", true, false},
+		{"", true, false},
+	} {
+		if err := CheckSubject(tc.s, tc.wild); (err == nil) != tc.ok {
+			t.Errorf("CheckSubject(%q, %v) = %v", tc.s, tc.wild, err)
+		}
+	}
+}
