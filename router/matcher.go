@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -303,35 +304,38 @@ func putFloat(b []byte, f float64) {
 	}
 }
 
-// predKey identifies a predicate for interning: its kind and operand.
+// predKey identifies a predicate for interning: its kind and operand, each
+// string length-prefixed so that no two operands share a key.
 func predKey(p pred) string {
-	var b []byte
-	b = append(b, byte(p.kind))
+	b := []byte{byte(p.kind)}
+	str := func(x string) {
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		b = append(b, x...)
+	}
 	switch p.kind {
 	case pString, pNumText, pPrefix, pSuffix, pPrefixFold, pSuffixFold, pFold, pWildcard:
-		b = append(b, p.s...)
+		str(p.s)
 	case pIP:
-		b = append(b, exactIP(p.ip)...)
+		str(exactIP(p.ip))
 	case pNumber:
-		b = append(b, exactNumber(p.f)...)
+		str(exactNumber(p.f))
 	case pRange:
-		b = append(b, exactNumber(p.lo)...)
-		b = append(b, exactNumber(p.hi)...)
+		str(exactNumber(p.lo))
+		str(exactNumber(p.hi))
 		b = append(b, byte(btoi(p.loIncl)), byte(btoi(p.hiIncl)))
 	case pCIDR:
-		b = append(b, p.cidr.String()...)
+		str(p.cidr.String())
 	case pAnythingBut:
 		b = append(b, byte(p.but.kind))
+		b = binary.AppendUvarint(b, uint64(len(p.but.strs)+len(p.but.nums)+len(p.but.globs)))
 		for _, x := range p.but.strs {
-			b = append(b, x...)
-			b = append(b, 0)
+			str(x)
 		}
 		for _, x := range p.but.nums {
-			b = append(b, exactNumber(x)...)
+			str(exactNumber(x))
 		}
 		for _, g := range p.but.globs {
-			b = append(b, g.String()...)
-			b = append(b, 0)
+			str(g.String())
 		}
 	}
 	return string(b)
@@ -639,8 +643,9 @@ type scratch struct {
 	altGen     []uint32 // the alternative is a candidate
 	patGen     []uint32 // the pattern matched
 	bind       []arrayPos
-	choices    [][]int32
-	steps      int
+	choices    [][]int32 // per clause of the alternative being verified: values that satisfy it
+	present    [][]int32 // ... and for exists:false clauses, the values at its key
+	steps      int       // work spent on array consistency for this event
 }
 
 func (m *Matcher) newScratch() *scratch {
@@ -670,6 +675,7 @@ func (s *scratch) reset() {
 	s.folds = s.folds[:0]
 	s.hits = s.hits[:0]
 	s.cands = s.cands[:0]
+	s.steps = 0
 }
 
 // number returns the leaf as a comparable number, if it is one.
@@ -1044,7 +1050,8 @@ func (s *scratch) finish(m *Matcher, a int32) (bool, error) {
 	return s.verify(m, al)
 }
 
-// maxSteps bounds the search for array-consistent choices per event.
+// maxSteps bounds the work of checking array consistency for one event:
+// choices tried and values looked at, over all its candidates.
 const maxSteps = 1 << 20
 
 // verify searches for one value per clause such that no two come from
@@ -1054,13 +1061,14 @@ const maxSteps = 1 << 20
 func (s *scratch) verify(m *Matcher, al *alt) (bool, error) {
 	for len(s.choices) < len(al.clauses) {
 		s.choices = append(s.choices, nil)
+		s.present = append(s.present, nil)
 	}
 	for i, c := range al.clauses {
-		preds := m.clauses[c].preds
+		cl := &m.clauses[c]
 		ch := s.choices[i][:0]
 		var prev int32 = -1
 		for _, h := range s.hits {
-			if !slices.Contains(preds, h.pred) {
+			if !slices.Contains(cl.preds, h.pred) {
 				continue
 			}
 			if prev >= 0 && s.sameMem(prev, h.leaf) {
@@ -1070,9 +1078,18 @@ func (s *scratch) verify(m *Matcher, al *alt) (bool, error) {
 			prev = h.leaf
 		}
 		s.choices[i] = ch
+		pr := s.present[i][:0]
+		if cl.absent {
+			for li := range s.leaves {
+				if s.leaves[li].path == cl.path {
+					pr = append(pr, int32(li))
+				}
+			}
+		}
+		s.present[i] = pr
+		s.steps += len(s.hits) + len(s.leaves)
 	}
 	s.bind = s.bind[:0]
-	s.steps = 0
 	ok := s.search(m, al, 0)
 	if s.steps > maxSteps {
 		return false, ErrTooComplex
@@ -1090,8 +1107,9 @@ func (s *scratch) search(m *Matcher, al *alt, i int) bool {
 	cl := &m.clauses[al.clauses[i]]
 	if cl.absent {
 		present := false
-		for li := range s.leaves {
-			if s.leaves[li].path == cl.path && s.consistent(int32(li)) {
+		for _, li := range s.present[i] {
+			s.steps++
+			if s.consistent(li) {
 				present = true
 				break
 			}
@@ -1101,6 +1119,9 @@ func (s *scratch) search(m *Matcher, al *alt, i int) bool {
 		}
 	}
 	for _, li := range s.choices[i] {
+		if s.steps++; s.steps > maxSteps {
+			return false
+		}
 		if !s.consistent(li) {
 			continue
 		}
@@ -1115,9 +1136,6 @@ func (s *scratch) search(m *Matcher, al *alt, i int) bool {
 			return true
 		}
 		s.bind = s.bind[:mark]
-		if s.steps > maxSteps {
-			return false
-		}
 	}
 	return false
 }

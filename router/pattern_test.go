@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -249,5 +250,78 @@ func TestMatcher_ReportsIndexesAscending(t *testing.T) {
 	}
 	if want := []int{99, 0, 1, 2, 3, 4}; !slices.Equal(got, want) {
 		t.Errorf("Match = %v, want %v (appended to dst, each pattern once, ascending)", got, want)
+	}
+}
+
+// Two predicates whose operands differ only in how strings split must not
+// be interned as one.
+func TestMatcher_DistinctAnythingButLists(t *testing.T) {
+	var ps []*Pattern
+	for _, src := range []string{`{"x":[{"anything-but":["a\u0000b"]}]}`, `{"x":[{"anything-but":["a","b"]}]}`, `{"x":[{"anything-but":{"wildcard":["a\u0000b"]}}]}`, `{"x":[{"anything-but":{"wildcard":["a","b"]}}]}`} {
+		p, err := ParsePattern([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	for _, order := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}} {
+		var set []*Pattern
+		for _, i := range order {
+			set = append(set, ps[i])
+		}
+		got, err := NewMatcher(set).Match([]byte(`{"x":"a"}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var matched []int
+		for _, i := range got {
+			matched = append(matched, order[i])
+		}
+		slices.Sort(matched)
+		if want := []int{0, 2}; !slices.Equal(matched, want) {
+			t.Errorf("order %v: patterns %v matched, want %v", order, matched, want)
+		}
+	}
+}
+
+// A large array of objects is checked without looking at every value for
+// every choice: a rule that cannot hold in any one element is answered,
+// not abandoned.
+func TestMatch_LargeArrayOfObjects(t *testing.T) {
+	p, err := ParsePattern([]byte(`{"x":{"a":[{"exists":true}],"b":[{"exists":false}],"c":[{"exists":true}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString(`{"x":[`)
+	for range 32000 {
+		b.WriteString(`{"a":1},`)
+	}
+	b.WriteString(`{"b":1},{"c":1}]}`)
+	ok, err := p.Match([]byte(b.String()))
+	if err != nil || ok {
+		t.Errorf("Match = %v, %v; want false, nil (no element has a and c)", ok, err)
+	}
+	ok, err = p.Match([]byte(strings.Replace(b.String(), `{"c":1}`, `{"a":2,"c":1}`, 1)))
+	if err != nil || !ok {
+		t.Errorf("Match = %v, %v; want true (the last element has a and c, and no b)", ok, err)
+	}
+}
+
+// An event whose arrays admit too many combinations to check is refused
+// with ErrTooComplex rather than tying up a core.
+func TestMatch_TooComplex(t *testing.T) {
+	p, err := ParsePattern([]byte(`{"x":{"a":[{"exists":true}],"b":[{"exists":true}],"c":[{"exists":true}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString(`{"x":[`)
+	for i := range 3300 { // 1,100 elements each with only a, only b, only c
+		fmt.Fprintf(&b, `{"%c":1},`, 'a'+i/1100)
+	}
+	b.WriteString(`{}]}`)
+	if _, err := p.Match([]byte(b.String())); !errors.Is(err, ErrTooComplex) {
+		t.Errorf("Match = %v, want ErrTooComplex", err)
 	}
 }

@@ -99,13 +99,21 @@ func NewTransformer(paths map[string]string, template string) (*Transformer, err
 	}
 
 	// Split the template into literals and placeholders, tracking whether
-	// each placeholder stands inside a JSON string.
+	// each placeholder stands inside a JSON string, and whether one stands
+	// inside an escape sequence (\<v> or \u<v>), where no value can go.
 	inString, escaped := false, false
+	hexLeft := 0 // hex digits still due after \u
+	inEscape := false
 	track := func(lit string) {
 		for i := 0; i < len(lit); i++ {
 			switch {
+			case hexLeft > 0:
+				hexLeft--
 			case escaped:
 				escaped = false
+				if lit[i] == 'u' {
+					hexLeft = 4
+				}
 			case inString && lit[i] == '\\':
 				escaped = true
 			case lit[i] == '"':
@@ -130,6 +138,9 @@ func NewTransformer(paths map[string]string, template string) (*Transformer, err
 			}
 		}
 		t.parts = append(t.parts, part{ph: ph, inString: inString})
+		if inString && (escaped || hexLeft > 0) {
+			inEscape = true
+		}
 		last = loc[1]
 	}
 	if lit := template[last:]; lit != "" {
@@ -142,13 +153,18 @@ func NewTransformer(paths map[string]string, template string) (*Transformer, err
 	// A template that is JSON once its placeholders are filled in renders
 	// JSON; one shaped like a JSON object or array ({...} or [...]) that is
 	// not JSON is a mistake; anything else is text.
-	if err := t.probe(`null`); err != nil {
-		if t.probe(`"k"`) == nil {
-			return nil, Fieldf("template", "a placeholder cannot be an object key")
-		}
-		if trim := strings.TrimSpace(template); len(trim) >= 2 && (trim[0] == '{' && trim[len(trim)-1] == '}' || trim[0] == '[' && trim[len(trim)-1] == ']') {
-			return nil, Fieldf("template", "looks like JSON but is not valid JSON: %v", err)
-		}
+	probeErr := t.probe(`null`)
+	trim := strings.TrimSpace(template)
+	jsonShaped := len(trim) >= 2 && (trim[0] == '{' && trim[len(trim)-1] == '}' || trim[0] == '[' && trim[len(trim)-1] == ']')
+	switch {
+	case inEscape && (probeErr == nil || jsonShaped):
+		return nil, Fieldf("template", "a placeholder cannot stand inside an escape sequence (after \\ or \\u)")
+	case probeErr == nil:
+	case t.probe(`"k"`) == nil:
+		return nil, Fieldf("template", "a placeholder cannot be an object key")
+	case jsonShaped:
+		return nil, Fieldf("template", "looks like JSON but is not valid JSON: %v", probeErr)
+	default:
 		t.text = true
 	}
 	for _, p := range t.parts {

@@ -72,6 +72,7 @@ func TestTransformer_Render(t *testing.T) {
 		{"a lone string placeholder", `<userId>`, `"0a787ecb-4015"`, false},
 		{"white space and newlines are kept", "{\n  \"a\": <qty>\n}\n", "{\n  \"a\": 3\n}\n", false},
 		{"escaped quotes in the template", `"instance \"<userId>\" is <valid>"`, `"instance \"0a787ecb-4015\" is true"`, false},
+		{"placeholders around escapes", `{"a": "\\<qty>\u0041<qty>\n"}`, `{"a": "\\3\u00413\n"}`, false},
 
 		// Predefined placeholders.
 		{"rule name and identifier", `{"r": <aws.events.rule-name>, "arn": "<aws.events.rule-arn>"}`, `{"r": "route-accounts", "arn": "switchyard:rule/route-accounts"}`, false},
@@ -140,6 +141,9 @@ func TestNewTransformer_Invalid(t *testing.T) {
 		{"a list that is not JSON", nil, ` ["x" "y"] `, "looks like JSON but is not valid JSON"},
 		{"whole event inside a string", nil, `{"e": "<aws.events.event.json>"}`, "<aws.events.event.json> can only be used as a JSON value"},
 		{"event header in text", nil, `event: <aws.events.event>`, "<aws.events.event> can only be used as a JSON value"},
+		{"placeholder after a backslash", map[string]string{"v": "$.v"}, `{"msg": "\<v>n"}`, "a placeholder cannot stand inside an escape sequence"},
+		{"placeholder in a unicode escape", map[string]string{"v": "$.v"}, `{"msg": "\u<v>0041"}`, "a placeholder cannot stand inside an escape sequence"},
+		{"placeholder in the last hex digits", map[string]string{"v": "$.v"}, `{"msg": "\u00<v>"}`, "a placeholder cannot stand inside an escape sequence"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewTransformer(tc.paths, tc.template)
@@ -161,6 +165,8 @@ func FuzzTransformer(f *testing.F) {
 	f.Add(`{"a": <x>, "b": "<x>-<y>"}`, "$.detail.payload", `{"detail":{"payload":{"k":"v\"q"}}}`)
 	f.Add(`"<x> and <y>"`, "$.detail.msg", `{"detail":{"msg":"a\nb"}}`)
 	f.Add(`[<x>, <aws.events.event>, "<aws.events.rule-name>"]`, "$.detail[*]", `{"detail":[1,"2",{"3":null}]}`)
+	f.Add(`{"msg": "\<x>n"}`, "$.detail", `{"detail":"abc"}`)
+	f.Add(`{"msg": "\u<x>0041"}`, "$.detail", `{"detail":"xyz"}`)
 	f.Fuzz(func(t *testing.T, template, xPath, event string) {
 		tr, err := NewTransformer(map[string]string{"x": xPath, "y": "$.detail"}, template)
 		if err != nil {

@@ -186,7 +186,7 @@ not json
 	if code != exitFail {
 		t.Errorf("exit %d, want %d", code, exitFail)
 	}
-	if !strings.Contains(stderr, "3 line(s) were not valid events") {
+	if !strings.Contains(stderr, "3 line(s) could not be routed") {
 		t.Errorf("stderr %q does not count the bad lines", stderr)
 	}
 	golden(t, "route-bad-input.txt", stdout)

@@ -75,7 +75,10 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 			}
 			res.Line = lineNo
 			if *asJSON {
-				enc.Encode(res)
+				if err := enc.Encode(res); err != nil {
+					bad++
+					enc.Encode(routeResult{Line: lineNo, Error: "cannot write the result: " + err.Error(), Matches: []routeMatch{}})
+				}
 			} else {
 				res.writeText(out)
 			}
@@ -86,7 +89,7 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 	}
 	if bad > 0 {
 		out.Flush()
-		fmt.Fprintf(e.stderr, "switchyard route: %d line(s) were not valid events\n", bad)
+		fmt.Fprintf(e.stderr, "switchyard route: %d line(s) could not be routed (see their errors)\n", bad)
 		return exitFail, nil
 	}
 	return exitOK, nil
