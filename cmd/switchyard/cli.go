@@ -131,8 +131,12 @@ func configPath(flagValue string) string {
 }
 
 func cmdVersion(_ context.Context, e *env, args []string) (int, error) {
-	if _, err := parse(newFlags(e, "version"), args); err != nil {
+	pos, err := parse(newFlags(e, "version"), args)
+	if err != nil {
 		return exitUsage, err
+	}
+	if len(pos) > 0 {
+		return exitUsage, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	fmt.Fprintln(e.stdout, "switchyard", versionString())
 	return exitOK, nil

@@ -70,6 +70,9 @@ func TestVersion(t *testing.T) {
 	if code != exitOK || !strings.HasPrefix(stdout, "switchyard ") {
 		t.Errorf("version: exit %d, stdout %q", code, stdout)
 	}
+	if code, _, stderr := cli(t, "", "version", "extra"); code != exitUsage || !strings.Contains(stderr, `unexpected argument "extra"`) {
+		t.Errorf("version extra: exit %d, stderr %q", code, stderr)
+	}
 }
 
 func TestValidate(t *testing.T) {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -132,9 +133,12 @@ version: 1
 shutdown_grace: ${A}
 max_in_flight: ${B}
 admin: {listen: "${C}"}
-sources: [{name: q, type: sqs, queue_url: "${D}"}]
+sources:
+  - {name: q, type: sqs, queue_url: "${D}", envelope: "${F}"}
+  - {name: h, type: http, listen: "${G}:8080"}
 targets: [{name: t, type: http, url: "${E}"}]
-rules: [{name: r, pattern: {source: [x]}, targets: [t]}]
+policies: {p: {rate: "${H}", dead_letter: "${I}"}}
+rules: [{name: r, pattern: {source: [x]}, targets: [t, "${J}"]}]
 `), env)
 	if err == nil {
 		t.Fatal("no error")
@@ -142,8 +146,23 @@ rules: [{name: r, pattern: {source: [x]}, targets: [t]}]
 	if strings.Contains(err.Error(), secret) {
 		t.Errorf("error shows the secret:\n%v", err)
 	}
-	if got := len(err.(Errors)); got != 5 {
-		t.Errorf("got %d errors, want 5:\n%v", got, err)
+	if got := len(err.(Errors)); got != 10 {
+		t.Errorf("got %d errors, want 10:\n%v", got, err)
+	}
+}
+
+// A small file whose aliases expand to millions of values is refused
+// quickly, not decoded.
+func TestParse_AliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nx0: &a0 [v, v, v, v, v, v, v, v, v, v]\n")
+	for i := 1; i <= 7; i++ {
+		fmt.Fprintf(&b, "x%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	b.WriteString("rules: [{name: r, targets: [t], pattern: {source: *a7}}]\n")
+	_, err := Parse("bomb.yaml", []byte(b.String()), testEnv)
+	if err == nil || !strings.Contains(err.Error(), "aliases expand the file to more than") {
+		t.Errorf("err = %v, want the alias budget", err)
 	}
 }
 

@@ -28,10 +28,35 @@ type decoder struct {
 	// failed holds the paths that could not be decoded, so later checks
 	// do not pile a second message onto the same mistake.
 	failed map[string]bool
+	// expanded lists (value, original text) of expanded scalars, longest
+	// value first, for scrub.
+	expanded [][2]string
+	// visits counts nodes decoded; aliases can make a small file decode to
+	// a huge one, so there is a budget.
+	visits, maxVisits int
+}
+
+// overBudget counts a visit and reports, once, a file whose aliases expand
+// it beyond its budget.
+func (d *decoder) overBudget(n *yaml.Node, path string) bool {
+	d.visits++
+	if d.visits == d.maxVisits+1 {
+		d.errorf(n, path, "aliases expand the file to more than %d values", d.maxVisits)
+	}
+	return d.visits > d.maxVisits
+}
+
+// countNodes counts the nodes of a tree without following aliases.
+func countNodes(n *yaml.Node) int {
+	c := 1
+	for _, ch := range n.Content {
+		c += countNodes(ch)
+	}
+	return c
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	e := &Error{File: d.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	e := &Error{File: d.file, Path: path, Msg: d.scrub(fmt.Sprintf(format, args...))}
 	if d.failed != nil {
 		d.failed[path] = true
 	}
@@ -39,6 +64,25 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 		e.Line, e.Col = n.Line, n.Column
 	}
 	d.errs = append(d.errs, e)
+}
+
+// scrub replaces every expanded value in msg with the text it came from:
+// a message may quote a value (an unknown name, an address) that came from
+// a secret. Values under six bytes are left: they are not secrets, and
+// replacing them would garble words.
+func (d *decoder) scrub(msg string) string {
+	if len(d.expanded) == 0 {
+		for n, raw := range d.raw {
+			if len(n.Value) >= 6 {
+				d.expanded = append(d.expanded, [2]string{n.Value, raw})
+			}
+		}
+		slices.SortFunc(d.expanded, func(a, b [2]string) int { return len(b[0]) - len(a[0]) })
+	}
+	for _, e := range d.expanded {
+		msg = strings.ReplaceAll(msg, e[0], e[1])
+	}
+	return msg
 }
 
 // text is a scalar's value as written in the file, for messages.
@@ -105,6 +149,9 @@ func isNull(n *yaml.Node) bool {
 // decode stores n into v. A null node leaves v as it is (its zero value, to
 // which defaults apply later).
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if d.overBudget(n, path) {
+		return
+	}
 	n = deref(n)
 	d.nodes[path] = n
 	if isNull(n) {

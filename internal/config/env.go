@@ -70,6 +70,9 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 		expr := s[i+2 : i+end]
 		s = s[i+end+1:]
 		name, def, hasDef := strings.Cut(expr, ":-")
+		if strings.Contains(def, "${") {
+			return "", errors.New("a default cannot hold another ${...}, nor a }")
+		}
 		if !envName.MatchString(name) {
 			return "", errors.New("invalid environment variable name in ${" + expr + "}")
 		}

@@ -46,6 +46,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if root == nil {
 		return nil, Errors{{File: file, Msg: "the file is empty (see docs/config.md for its shape)"}}
 	}
+	d.maxVisits = max(100_000, 10*countNodes(root))
 	d.expandEnv(root, "", lookup)
 	c := &Config{File: file}
 	d.decode(root, reflect.ValueOf(c).Elem(), "")
@@ -352,8 +353,8 @@ func (d *decoder) validate(c *Config) {
 		if d.failed[p] {
 			continue
 		}
-		if d.nodes[p+".pattern"] == nil {
-			d.errorf(d.nodes[p], p, "missing required key \"pattern\"")
+		if r.Pattern.Pattern == nil && !d.failed[p+".pattern"] {
+			d.errorf(d.at(p+".pattern"), p, "missing required key \"pattern\"")
 		}
 		if len(r.Targets) == 0 && !d.failed[p+".targets"] {
 			d.errorf(d.at(p+".targets"), p+".targets", "at least one target is required")

@@ -18,6 +18,9 @@ var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9
 // appendJSON appends the JSON form of a YAML node (an event pattern written
 // as YAML). It reports what JSON cannot hold and returns false.
 func (d *decoder) appendJSON(dst []byte, n *yaml.Node, path string) ([]byte, bool) {
+	if d.overBudget(n, path) {
+		return dst, false
+	}
 	n = deref(n)
 	d.nodes[path] = n
 	switch n.Kind {
