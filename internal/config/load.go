@@ -157,6 +157,12 @@ func (t *Target) decodeNode(d *decoder, n *yaml.Node, path string) {
 }
 
 func (p *Pattern) decodeNode(d *decoder, n *yaml.Node, path string) {
+	before := len(d.errs)
+	defer func() {
+		if len(d.errs) > before {
+			d.failed[path] = true // reported; not "missing" as well
+		}
+	}()
 	var data []byte
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
 		data = []byte(n.Value) // a pattern pasted as JSON
