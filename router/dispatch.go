@@ -1,0 +1,311 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Poller is implemented by sources that want several Receive loops, each
+// asking for up to BatchSize messages at a time.
+type Poller interface {
+	Pollers() int
+	BatchSize() int
+}
+
+// DispatcherConfig configures a Dispatcher.
+type DispatcherConfig struct {
+	// Table holds the rules. Required.
+	Table *Table
+	// Sinks are the targets by name, each wrapped in its delivery policy: a
+	// nil error from Deliver means the delivery resolved (delivered, or
+	// dead-lettered). Every target a rule names must be here.
+	Sinks map[string]Sink
+	// Sources feed the dispatcher.
+	Sources []Source
+	// MaxInFlight bounds the messages being worked on. Default 1000.
+	MaxInFlight int
+	// Logger receives the dispatcher's logs. Default slog.Default().
+	Logger *slog.Logger
+	// RetryLater is how long a message whose deliveries did not all
+	// resolve waits before it is received again, when no target hinted
+	// otherwise. Default 10s.
+	RetryLater time.Duration
+}
+
+// Dispatcher moves messages from the sources through the rules to the
+// sinks, and settles each message once every delivery it produced has
+// resolved. It is the daemon's run loop.
+type Dispatcher struct {
+	cfg    DispatcherConfig
+	table  atomic.Pointer[Table]
+	slots  chan struct{}
+	log    *slog.Logger
+	groups sync.Map // group key → *groupTurn of the group's latest message
+	stats  Stats
+}
+
+// Stats are the dispatcher's counters, safe to read at any time.
+type Stats struct {
+	Received, Acked, Nacked, Unmatched atomic.Int64
+	Delivered, Failed                  atomic.Int64 // deliveries
+	ReceiveErrors, SettleErrors        atomic.Int64
+	InFlight                           atomic.Int64 // messages
+}
+
+// NewDispatcher checks the config. It starts nothing.
+func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
+	if cfg.Table == nil {
+		return nil, errors.New("dispatcher: no rules")
+	}
+	for _, r := range cfg.Table.Rules() {
+		for _, t := range r.Targets {
+			if cfg.Sinks[t] == nil {
+				return nil, fmt.Errorf("dispatcher: rule %s names target %s, which has no sink", r.Name, t)
+			}
+		}
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 1000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RetryLater <= 0 {
+		cfg.RetryLater = 10 * time.Second
+	}
+	d := &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), log: cfg.Logger}
+	d.table.Store(cfg.Table)
+	return d, nil
+}
+
+// Stats returns the dispatcher's counters.
+func (d *Dispatcher) Stats() *Stats { return &d.stats }
+
+// SetTable swaps the rules; messages already matched keep the old ones.
+func (d *Dispatcher) SetTable(t *Table) { d.table.Store(t) }
+
+// Run receives and dispatches until ctx ends. Then it stops receiving,
+// lets the messages in flight finish for up to grace, cancels what is
+// still running, nacks those messages so they are redelivered, and
+// returns once every message it received is settled.
+func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) error {
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var messages sync.WaitGroup // one per message being handled
+	var loops sync.WaitGroup
+	for _, src := range d.cfg.Sources {
+		pollers, batch := 1, 10
+		if p, ok := src.(Poller); ok {
+			pollers, batch = max(1, p.Pollers()), max(1, p.BatchSize())
+		}
+		for range pollers {
+			loops.Go(func() { d.receive(ctx, work, src, batch, &messages) })
+		}
+	}
+	loops.Wait()
+
+	// Receiving has stopped: drain.
+	drained := make(chan struct{})
+	go func() { messages.Wait(); close(drained) }()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-drained:
+		return nil
+	case <-timer.C:
+	}
+	d.log.Warn("shutdown grace period over: nacking unfinished messages", "grace", grace, "in_flight", d.stats.InFlight.Load())
+	cancelWork()
+	<-drained
+	return nil
+}
+
+// receive is one receive loop: it asks the source for as many messages
+// as there are free slots (up to batch), and never more.
+func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, messages *sync.WaitGroup) {
+	for {
+		// Block for one slot, then take what else is free, up to batch.
+		select {
+		case d.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < batch {
+			select {
+			case d.slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		msgs, err := src.Receive(ctx, n)
+		for range n - len(msgs) {
+			<-d.slots
+		}
+		if err != nil {
+			d.stats.ReceiveErrors.Add(1)
+			if ctx.Err() != nil {
+				// Messages a source returned with the shutdown still count.
+				if len(msgs) == 0 {
+					return
+				}
+			}
+		}
+		for _, m := range msgs {
+			d.stats.Received.Add(1)
+			d.stats.InFlight.Add(1)
+			messages.Add(1)
+			// A message of a group takes its turn after the message of the
+			// group received just before it, fixed here, in receive order.
+			var prev, turn *groupTurn
+			if m.Group != "" {
+				turn = &groupTurn{done: make(chan struct{})}
+				if p, loaded := d.groups.Swap(m.Source+"\x00"+m.Group, turn); loaded {
+					prev = p.(*groupTurn)
+				}
+			}
+			go func() {
+				defer messages.Done()
+				defer func() { <-d.slots; d.stats.InFlight.Add(-1) }()
+				ok := d.handle(work, m, prev)
+				if turn != nil {
+					turn.ok = ok
+					close(turn.done)
+					d.groups.CompareAndDelete(m.Source+"\x00"+m.Group, turn)
+				}
+			}()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// groupTurn is one message's place in its group's order.
+type groupTurn struct {
+	done chan struct{} // closed when the message is settled
+	ok   bool          // it was acked; set before done is closed
+}
+
+// handle routes one message and settles it, after its group predecessor
+// (if any) is settled. It reports whether the message was acked.
+func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bool {
+	if prev != nil {
+		select {
+		case <-prev.done:
+		case <-ctx.Done():
+			d.nack(m, 0)
+			return false
+		}
+		if !prev.ok {
+			// The message before it in its group will come back; this one
+			// must not overtake it.
+			d.nack(m, 0)
+			return false
+		}
+	}
+
+	table := d.table.Load()
+	var buf [8]int
+	matched, err := table.Match(m.Event, m.Source, buf[:0])
+	log := d.log.With("source", m.Source, "message_id", m.ID, "event_id", m.Event.ID)
+	if err != nil {
+		// The source made a valid event, so this is an event too complex
+		// to match: it comes back later and, failing again, goes to the
+		// queue's own dead-letter queue.
+		log.Error("cannot match event", "error", err)
+		d.nack(m, d.cfg.RetryLater)
+		return false
+	}
+	if len(matched) == 0 {
+		d.stats.Unmatched.Add(1)
+		log.Debug("no rule matched")
+		return d.ack(m)
+	}
+
+	var ds []*Delivery
+	for _, i := range matched {
+		rule := &table.Rules()[i]
+		payload := table.Render(nil, i, m.Event)
+		eventID := m.Event.ID
+		if eventID == "" {
+			eventID = m.Source + "/" + m.ID
+		}
+		for _, t := range rule.Targets {
+			ds = append(ds, &Delivery{
+				ID: DeliveryID(eventID, rule.Name, t), Message: m, Rule: rule.Name, Target: t,
+				Payload: payload, Text: rule.Input != nil && rule.Input.Text(),
+			})
+		}
+	}
+	errs := make([]error, len(ds))
+	if len(ds) == 1 {
+		errs[0] = d.cfg.Sinks[ds[0].Target].Deliver(ctx, ds[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, del := range ds {
+			wg.Go(func() { errs[i] = d.cfg.Sinks[del.Target].Deliver(ctx, del) })
+		}
+		wg.Wait()
+	}
+
+	var later time.Duration
+	failed := false
+	for i, err := range errs {
+		if err == nil {
+			d.stats.Delivered.Add(1)
+			continue
+		}
+		failed = true
+		d.stats.Failed.Add(1)
+		if ctx.Err() == nil {
+			log.Warn("delivery unresolved: the message will come back", "rule", ds[i].Rule, "target", ds[i].Target, "delivery_id", ds[i].ID, "error", err)
+		}
+		later = max(later, RetryAfterOf(err))
+	}
+	switch {
+	case !failed:
+		return d.ack(m)
+	case ctx.Err() != nil:
+		d.nack(m, 0) // shutting down: let another instance have it now
+	default:
+		if later == 0 {
+			later = d.cfg.RetryLater
+		}
+		d.nack(m, later)
+	}
+	return false
+}
+
+// settleTimeout bounds an ack or nack, which must outlive the run context.
+const settleTimeout = 10 * time.Second
+
+func (d *Dispatcher) ack(m *Message) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if err := m.Handle.Ack(ctx); err != nil {
+		d.stats.SettleErrors.Add(1)
+		d.log.Error("ack failed: the message will be redelivered", "source", m.Source, "message_id", m.ID, "error", err)
+		return false
+	}
+	d.stats.Acked.Add(1)
+	return true
+}
+
+func (d *Dispatcher) nack(m *Message, after time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if err := m.Handle.Nack(ctx, after); err != nil {
+		d.stats.SettleErrors.Add(1)
+		d.log.Warn("nack failed: the message comes back when its visibility ends", "source", m.Source, "message_id", m.ID, "error", err)
+		return
+	}
+	d.stats.Nacked.Add(1)
+}

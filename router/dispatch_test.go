@@ -1,0 +1,463 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// memSource is an in-memory Source: messages are queued with put and
+// handed out by Receive; their handles record how they were settled.
+type memSource struct {
+	name    string
+	batch   int
+	pollers int
+	mu      sync.Mutex
+	queue   []*Message
+	ready   chan struct{} // signalled when queue gains messages
+	maxAsk  atomic.Int64  // the largest max Receive was called with
+}
+
+func newMemSource(name string) *memSource {
+	return &memSource{name: name, batch: 10, pollers: 1, ready: make(chan struct{}, 1)}
+}
+
+func (s *memSource) Name() string   { return s.name }
+func (s *memSource) Pollers() int   { return s.pollers }
+func (s *memSource) BatchSize() int { return s.batch }
+
+func (s *memSource) put(ms ...*Message) {
+	s.mu.Lock()
+	s.queue = append(s.queue, ms...)
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (s *memSource) Receive(ctx context.Context, max int) ([]*Message, error) {
+	for {
+		if n := s.maxAsk.Load(); int64(max) > n {
+			s.maxAsk.CompareAndSwap(n, int64(max))
+		}
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			n := min(max, len(s.queue))
+			out := slices.Clone(s.queue[:n])
+			s.queue = s.queue[n:]
+			more := len(s.queue) > 0
+			s.mu.Unlock()
+			if more {
+				select {
+				case s.ready <- struct{}{}:
+				default:
+				}
+			}
+			return out, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (s *memSource) Close(context.Context) error { return nil }
+
+// memHandle records the first settlement of a message.
+type memHandle struct {
+	mu      sync.Mutex
+	settled string // "ack", "nack"
+	after   time.Duration
+	at      int64 // settlement order
+	ackErr  error
+}
+
+var settleSeq atomic.Int64
+
+func (h *memHandle) Ack(context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ackErr != nil {
+		return h.ackErr
+	}
+	if h.settled == "" {
+		h.settled, h.at = "ack", settleSeq.Add(1)
+	}
+	return nil
+}
+
+func (h *memHandle) Nack(_ context.Context, after time.Duration) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.settled == "" {
+		h.settled, h.after, h.at = "nack", after, settleSeq.Add(1)
+	}
+	return nil
+}
+
+func (h *memHandle) Extend(context.Context, time.Duration) error { return nil }
+
+func (h *memHandle) state() (string, time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.settled, h.after
+}
+
+func message(t testing.TB, source, id, group, event string) (*Message, *memHandle) {
+	t.Helper()
+	ev, err := ParseEvent([]byte(event), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &memHandle{}
+	return &Message{Event: ev, Handle: h, Source: source, ID: id, Group: group}, h
+}
+
+// funcSink delivers with a function.
+type funcSink struct {
+	name string
+	fn   func(ctx context.Context, d *Delivery) error
+}
+
+func (s *funcSink) Name() string                                  { return s.name }
+func (s *funcSink) Deliver(ctx context.Context, d *Delivery) error { return s.fn(ctx, d) }
+
+func table(t testing.TB, rules ...Rule) *Table {
+	t.Helper()
+	for i := range rules {
+		if rules[i].Pattern == nil {
+			rules[i].Pattern = mustPattern(t, `{"source":[{"prefix":""}]}`)
+		}
+	}
+	tb, err := NewTable(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func mustPattern(t testing.TB, s string) *Pattern {
+	t.Helper()
+	p, err := ParsePattern([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// run starts the dispatcher and returns a stop function that cancels it
+// and waits for Run to return.
+func run(t testing.TB, d *Dispatcher, grace time.Duration) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, grace) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
+
+func TestDispatcher_RoutesAcksAndCountsUnmatched(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newMemSource("jobs")
+		var got sync.Map
+		sink := &funcSink{"t", func(_ context.Context, d *Delivery) error {
+			got.Store(d.Message.ID, string(d.Payload))
+			return nil
+		}}
+		d, err := NewDispatcher(DispatcherConfig{
+			Table:   table(t, Rule{Name: "r", Pattern: mustPattern(t, `{"source":["app"]}`), Targets: []string{"t"}}),
+			Sinks:   map[string]Sink{"t": sink},
+			Sources: []Source{src},
+			Logger:  quiet,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := run(t, d, time.Second)
+		m1, h1 := message(t, "jobs", "m1", "", `{"id":"e1","source":"app","detail-type":"x","detail":{}}`)
+		m2, h2 := message(t, "jobs", "m2", "", `{"id":"e2","source":"other","detail-type":"x","detail":{}}`)
+		src.put(m1, m2)
+		synctest.Wait()
+		stop()
+		if s, _ := h1.state(); s != "ack" {
+			t.Errorf("matched message: %q, want ack", s)
+		}
+		if s, _ := h2.state(); s != "ack" {
+			t.Errorf("unmatched message: %q, want ack", s)
+		}
+		if p, _ := got.Load("m1"); p != `{"id":"e1","source":"app","detail-type":"x","detail":{}}` {
+			t.Errorf("payload = %v, want the whole event", p)
+		}
+		if _, ok := got.Load("m2"); ok {
+			t.Error("the unmatched message was delivered")
+		}
+		st := d.Stats()
+		if st.Received.Load() != 2 || st.Acked.Load() != 2 || st.Unmatched.Load() != 1 || st.Delivered.Load() != 1 {
+			t.Errorf("stats: received %d acked %d unmatched %d delivered %d", st.Received.Load(), st.Acked.Load(), st.Unmatched.Load(), st.Delivered.Load())
+		}
+	})
+}
+
+func TestDispatcher_AcksOnlyWhenEveryDeliveryResolved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newMemSource("jobs")
+		release := make(chan struct{})
+		var calls sync.Map
+		slow := &funcSink{"slow", func(ctx context.Context, d *Delivery) error {
+			calls.Store("slow/"+d.Rule, d.ID)
+			<-release
+			return nil
+		}}
+		failing := &funcSink{"failing", func(ctx context.Context, d *Delivery) error {
+			calls.Store("failing/"+d.Rule, d.ID)
+			return ThrottledError(errors.New("slow down"), 7*time.Second)
+		}}
+		ok := &funcSink{"ok", func(ctx context.Context, d *Delivery) error { return nil }}
+		d, _ := NewDispatcher(DispatcherConfig{
+			Table: table(t,
+				Rule{Name: "both", Pattern: mustPattern(t, `{"detail":{"k":["both"]}}`), Targets: []string{"slow", "ok"}},
+				Rule{Name: "fails", Pattern: mustPattern(t, `{"detail":{"k":["fails"]}}`), Targets: []string{"ok", "failing"}},
+			),
+			Sinks:   map[string]Sink{"slow": slow, "ok": ok, "failing": failing},
+			Sources: []Source{src},
+			Logger:  quiet,
+		})
+		stop := run(t, d, time.Minute)
+		m1, h1 := message(t, "jobs", "m1", "", `{"id":"e1","source":"s","detail-type":"x","detail":{"k":"both"}}`)
+		m2, h2 := message(t, "jobs", "m2", "", `{"id":"e2","source":"s","detail-type":"x","detail":{"k":"fails"}}`)
+		src.put(m1, m2)
+		synctest.Wait()
+		if s, _ := h1.state(); s != "" {
+			t.Errorf("message settled (%q) while a delivery is still running", s)
+		}
+		close(release)
+		synctest.Wait()
+		if s, _ := h1.state(); s != "ack" {
+			t.Errorf("after both deliveries: %q, want ack", s)
+		}
+		if s, after := h2.state(); s != "nack" || after != 7*time.Second {
+			t.Errorf("one delivery unresolved: %q after %v, want nack after the target's hint of 7s", s, after)
+		}
+		stop()
+		// Delivery ids are stable per (event, rule, target).
+		if id, _ := calls.Load("slow/both"); id != DeliveryID("e1", "both", "slow") {
+			t.Errorf("delivery id %v", id)
+		}
+	})
+}
+
+// The dispatcher never asks a source for more messages than it has room
+// for, and never holds more than MaxInFlight.
+func TestDispatcher_BackpressureBoundsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newMemSource("jobs")
+		src.pollers = 3
+		var inSink, maxInSink atomic.Int64
+		release := make(chan struct{})
+		sink := &funcSink{"t", func(ctx context.Context, d *Delivery) error {
+			n := inSink.Add(1)
+			for m := maxInSink.Load(); n > m && !maxInSink.CompareAndSwap(m, n); m = maxInSink.Load() {
+			}
+			<-release
+			inSink.Add(-1)
+			return nil
+		}}
+		d, _ := NewDispatcher(DispatcherConfig{
+			Table:       table(t, Rule{Name: "r", Targets: []string{"t"}}),
+			Sinks:       map[string]Sink{"t": sink},
+			Sources:     []Source{src},
+			MaxInFlight: 25,
+			Logger:      quiet,
+		})
+		stop := run(t, d, time.Minute)
+		var handles []*memHandle
+		for i := range 100 {
+			m, h := message(t, "jobs", fmt.Sprint(i), "", `{"id":"e`+fmt.Sprint(i)+`","source":"s","detail-type":"x","detail":{}}`)
+			src.put(m)
+			handles = append(handles, h)
+		}
+		synctest.Wait()
+		if got := d.Stats().InFlight.Load(); got != 25 {
+			t.Errorf("in flight = %d, want MaxInFlight = 25", got)
+		}
+		if got := maxInSink.Load(); got != 25 {
+			t.Errorf("deliveries at once = %d, want 25", got)
+		}
+		if got := src.maxAsk.Load(); got > 10 {
+			t.Errorf("Receive asked for %d messages, more than a batch", got)
+		}
+		src.mu.Lock()
+		left := len(src.queue)
+		src.mu.Unlock()
+		if left != 75 {
+			t.Errorf("%d messages left at the source, want 75: the rest must stay there", left)
+		}
+		close(release)
+		synctest.Wait()
+		stop()
+		for i, h := range handles {
+			if s, _ := h.state(); s != "ack" {
+				t.Fatalf("message %d: %q, want ack", i, s)
+			}
+		}
+	})
+}
+
+// Messages of one group are delivered one at a time, in order; a failed
+// one holds back the rest of its group; other groups go on.
+func TestDispatcher_GroupsInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newMemSource("fifo")
+		var mu sync.Mutex
+		var order []string
+		var active sync.Map // group → busy
+		sink := &funcSink{"t", func(ctx context.Context, d *Delivery) error {
+			g := d.Message.Group
+			if _, busy := active.LoadOrStore(g, true); busy {
+				t.Errorf("two messages of group %s at once", g)
+			}
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+			order = append(order, d.Message.ID)
+			mu.Unlock()
+			active.Delete(g)
+			if d.Message.ID == "b2" {
+				return errors.New("b2 fails")
+			}
+			return nil
+		}}
+		d, _ := NewDispatcher(DispatcherConfig{
+			Table:   table(t, Rule{Name: "r", Targets: []string{"t"}}),
+			Sinks:   map[string]Sink{"t": sink},
+			Sources: []Source{src},
+			Logger:  quiet,
+		})
+		stop := run(t, d, time.Minute)
+		hs := map[string]*memHandle{}
+		for _, id := range []string{"a1", "b1", "a2", "b2", "a3", "b3", "a4"} {
+			m, h := message(t, "fifo", id, id[:1], `{"id":"`+id+`","source":"s","detail-type":"x","detail":{}}`)
+			src.put(m)
+			hs[id] = h
+		}
+		synctest.Wait()
+		stop()
+		var as, bs []string
+		for _, id := range order {
+			if id[0] == 'a' {
+				as = append(as, id)
+			} else {
+				bs = append(bs, id)
+			}
+		}
+		if !slices.Equal(as, []string{"a1", "a2", "a3", "a4"}) {
+			t.Errorf("group a delivered %v, want in order", as)
+		}
+		if !slices.Equal(bs, []string{"b1", "b2"}) {
+			t.Errorf("group b delivered %v, want b1, b2 and then nothing after the failure", bs)
+		}
+		for id, want := range map[string]string{"a1": "ack", "a4": "ack", "b1": "ack", "b2": "nack", "b3": "nack"} {
+			if s, _ := hs[id].state(); s != want {
+				t.Errorf("%s: %q, want %q", id, s, want)
+			}
+		}
+		if hs["a1"].at > hs["a2"].at || hs["a2"].at > hs["a3"].at {
+			t.Error("group a settled out of order")
+		}
+	})
+}
+
+// On shutdown the dispatcher stops receiving, lets in-flight work finish
+// within the grace period, and nacks what is still running after it.
+func TestDispatcher_ShutdownDrainsThenNacks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newMemSource("jobs")
+		sink := &funcSink{"t", func(ctx context.Context, d *Delivery) error {
+			wait := time.Second
+			if d.Message.ID == "slow" {
+				wait = time.Hour
+			}
+			select {
+			case <-time.After(wait):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}
+		d, _ := NewDispatcher(DispatcherConfig{
+			Table:   table(t, Rule{Name: "r", Targets: []string{"t"}}),
+			Sinks:   map[string]Sink{"t": sink},
+			Sources: []Source{src},
+			Logger:  quiet,
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		start := time.Now()
+		go func() { d.Run(ctx, 5*time.Second); close(done) }()
+		fast, hf := message(t, "jobs", "fast", "", `{"id":"f","source":"s","detail-type":"x","detail":{}}`)
+		slow, hs := message(t, "jobs", "slow", "", `{"id":"s","source":"s","detail-type":"x","detail":{}}`)
+		src.put(fast, slow)
+		synctest.Wait()
+		cancel()
+		late, hl := message(t, "jobs", "late", "", `{"id":"l","source":"s","detail-type":"x","detail":{}}`)
+		src.put(late)
+		<-done
+		if took := time.Since(start); took != 5*time.Second {
+			t.Errorf("Run returned after %v, want the 5s grace", took)
+		}
+		if s, _ := hf.state(); s != "ack" {
+			t.Errorf("fast message: %q, want ack (finished within the grace period)", s)
+		}
+		if s, after := hs.state(); s != "nack" || after != 0 {
+			t.Errorf("slow message: %q after %v, want nack after 0 (redeliver now)", s, after)
+		}
+		if s, _ := hl.state(); s != "" {
+			t.Errorf("message sent after shutdown was received (%q)", s)
+		}
+	})
+}
+
+func TestDispatcher_AckFailureIsCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newMemSource("jobs")
+		d, _ := NewDispatcher(DispatcherConfig{
+			Table:   table(t, Rule{Name: "r", Targets: []string{"t"}}),
+			Sinks:   map[string]Sink{"t": &funcSink{"t", func(context.Context, *Delivery) error { return nil }}},
+			Sources: []Source{src},
+			Logger:  quiet,
+		})
+		stop := run(t, d, time.Second)
+		m, h := message(t, "jobs", "m", "", `{"id":"e","source":"s","detail-type":"x","detail":{}}`)
+		h.ackErr = errors.New("delete failed")
+		src.put(m)
+		synctest.Wait()
+		stop()
+		if d.Stats().SettleErrors.Load() != 1 || d.Stats().Acked.Load() != 0 {
+			t.Errorf("settle errors %d, acked %d", d.Stats().SettleErrors.Load(), d.Stats().Acked.Load())
+		}
+	})
+}
+
+func TestNewDispatcher_MissingSink(t *testing.T) {
+	_, err := NewDispatcher(DispatcherConfig{Table: table(t, Rule{Name: "r", Targets: []string{"nope"}}), Sinks: map[string]Sink{}})
+	if err == nil {
+		t.Error("a rule naming a target without a sink was accepted")
+	}
+}

@@ -1,0 +1,185 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Origin describes where a payload came from, for events made by wrapping
+// it.
+type Origin struct {
+	// Source is the source's name: the wrapped event's "source".
+	Source string
+	// DetailType is the wrapped event's "detail-type", such as SQS Message.
+	DetailType string
+	// ID is the message's id: the wrapped event's "id", so that a message
+	// redelivered keeps its event id (and its deliveries their ids).
+	ID string
+	// Time is when the message was sent, if known; otherwise received.
+	Time time.Time
+	// Account and Region go to the event's fields of those names.
+	Account, Region string
+	// Resources are ARNs of where it came from (the queue).
+	Resources []string
+	// Attributes are message attributes, kept in the event's "attributes".
+	Attributes map[string]string
+}
+
+// ErrMalformed is returned (wrapped) by Decode for a payload that does not
+// fit the source's envelope.
+var ErrMalformed = errors.New("malformed message")
+
+// Decode turns a payload into an event according to env:
+//
+//   - eventbridge: the payload must be an EventBridge event, used as is.
+//   - sns: the payload must be an SNS notification; its Message is then
+//     decoded as with auto.
+//   - raw: the payload is wrapped in a new event.
+//   - auto: an EventBridge event is used as is, an SNS notification is
+//     unwrapped, anything else is wrapped.
+//
+// A wrapped event has version "0", the origin's id, detail-type, source,
+// account, time, region and resources, the payload as its detail (as JSON
+// when it is JSON, else as a string), and the origin's attributes as
+// "attributes". A payload that does not fit eventbridge or sns yields an
+// error wrapping ErrMalformed; the event is not made.
+func Decode(env Envelope, body []byte, o Origin, received time.Time) (*Event, error) {
+	switch env {
+	case EnvelopeRaw:
+		return wrap(body, o, received), nil
+	case EnvelopeEventBridge:
+		if ev, ok := asEventBridge(body, received); ok {
+			return ev, nil
+		}
+		return nil, fmt.Errorf("%w: not an EventBridge event (a JSON object with source, detail-type and detail)", ErrMalformed)
+	case EnvelopeSNS:
+		ev, ok := unwrapSNS(body, o, received)
+		if !ok {
+			return nil, fmt.Errorf("%w: not an SNS notification (a JSON object with Type Notification, TopicArn and Message)", ErrMalformed)
+		}
+		return ev, nil
+	}
+	if ev, ok := asEventBridge(body, received); ok {
+		return ev, nil
+	}
+	if ev, ok := unwrapSNS(body, o, received); ok {
+		return ev, nil
+	}
+	return wrap(body, o, received), nil
+}
+
+// asEventBridge reports whether body is an EventBridge event.
+func asEventBridge(body []byte, received time.Time) (*Event, bool) {
+	ev, err := ParseEvent(body, received)
+	if err != nil || ev.Source == "" || ev.DetailType == "" {
+		return nil, false
+	}
+	found := false
+	(&jsonPath{steps: []pathStep{{kind: stepKey, key: "detail"}}}).eval(body, func(a, b int) bool {
+		found = true
+		return false
+	})
+	return ev, found
+}
+
+// unwrapSNS decodes an SNS notification, as SNS delivers it to SQS without
+// raw message delivery.
+func unwrapSNS(body []byte, o Origin, received time.Time) (*Event, bool) {
+	v, err := parseJSON(body)
+	if err != nil || v.kind != jObj {
+		return nil, false
+	}
+	field := func(name string) *jvalue {
+		for i := len(v.keys) - 1; i >= 0; i-- {
+			if v.keys[i] == name {
+				return v.vals[i]
+			}
+		}
+		return nil
+	}
+	typ, msg, topic := field("Type"), field("Message"), field("TopicArn")
+	if typ == nil || typ.kind != jStr || typ.s != "Notification" || msg == nil || msg.kind != jStr || topic == nil || topic.kind != jStr {
+		return nil, false
+	}
+	inner := []byte(msg.s)
+	if ev, ok := asEventBridge(inner, received); ok {
+		return ev, true
+	}
+	w := o
+	w.DetailType = "SNS Notification"
+	w.Resources = []string{topic.s}
+	if id := field("MessageId"); id != nil && id.kind == jStr {
+		w.ID = id.s
+	}
+	if ts := field("Timestamp"); ts != nil && ts.kind == jStr {
+		if t, err := time.Parse(time.RFC3339Nano, ts.s); err == nil {
+			w.Time = t
+		}
+	}
+	if attrs := field("MessageAttributes"); attrs != nil && attrs.kind == jObj {
+		w.Attributes = map[string]string{}
+		for i, k := range attrs.keys {
+			a := attrs.vals[i]
+			if a.kind != jObj {
+				continue
+			}
+			for j, ak := range a.keys {
+				if ak == "Value" && a.vals[j].kind == jStr {
+					w.Attributes[k] = a.vals[j].s
+				}
+			}
+		}
+	}
+	return wrap(inner, w, received), true
+}
+
+// wrap makes a new event around a payload.
+func wrap(body []byte, o Origin, received time.Time) *Event {
+	t := o.Time
+	if t.IsZero() {
+		t = received
+	}
+	b := make([]byte, 0, len(body)+256)
+	b = append(b, `{"version":"0","id":`...)
+	b = appendQuoted(b, o.ID)
+	b = append(b, `,"detail-type":`...)
+	b = appendQuoted(b, o.DetailType)
+	b = append(b, `,"source":`...)
+	b = appendQuoted(b, o.Source)
+	b = append(b, `,"account":`...)
+	b = appendQuoted(b, o.Account)
+	b = append(b, `,"time":`...)
+	b = appendQuoted(b, t.UTC().Format(time.RFC3339))
+	b = append(b, `,"region":`...)
+	b = appendQuoted(b, o.Region)
+	b = append(b, `,"resources":[`...)
+	for i, r := range o.Resources {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendQuoted(b, r)
+	}
+	b = append(b, `],"detail":`...)
+	if s := (&scanner{data: body}); s.skip() == nil && s.end() == nil {
+		b = appendCompact(b, body)
+	} else {
+		b = appendQuoted(b, string(body))
+	}
+	if len(o.Attributes) > 0 {
+		b = append(b, `,"attributes":{`...)
+		for i, k := range slices.Sorted(maps.Keys(o.Attributes)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendQuoted(b, k)
+			b = append(b, ':')
+			b = appendQuoted(b, o.Attributes[k])
+		}
+		b = append(b, '}')
+	}
+	b = append(b, '}')
+	return &Event{JSON: b, ID: o.ID, Source: o.Source, DetailType: o.DetailType, Received: received}
+}
