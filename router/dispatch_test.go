@@ -131,7 +131,7 @@ type funcSink struct {
 	fn   func(ctx context.Context, d *Delivery) error
 }
 
-func (s *funcSink) Name() string                                  { return s.name }
+func (s *funcSink) Name() string                                   { return s.name }
 func (s *funcSink) Deliver(ctx context.Context, d *Delivery) error { return s.fn(ctx, d) }
 
 func table(t testing.TB, rules ...Rule) *Table {
