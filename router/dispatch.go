@@ -27,6 +27,9 @@ type DispatcherConfig struct {
 	Sinks map[string]Sink
 	// Sources feed the dispatcher.
 	Sources []Source
+	// DeadLetters are the dead-letter targets of sources that dead-letter
+	// malformed messages, by source name, wrapped in their policies.
+	DeadLetters map[string]Sink
 	// MaxInFlight bounds the messages being worked on. Default 1000.
 	MaxInFlight int
 	// Logger receives the dispatcher's logs. Default slog.Default().
@@ -212,10 +215,14 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 		}
 	}
 
+	log := d.log.With("source", m.Source, "message_id", m.ID)
+	if m.Malformed != nil {
+		return d.deadLetterMalformed(ctx, m, log)
+	}
 	table := d.table.Load()
 	var buf [8]int
 	matched, err := table.Match(m.Event, m.Source, buf[:0])
-	log := d.log.With("source", m.Source, "message_id", m.ID, "event_id", m.Event.ID)
+	log = log.With("event_id", m.Event.ID)
 	if err != nil {
 		// The source made a valid event, so this is an event too complex
 		// to match: it comes back later and, failing again, goes to the
@@ -282,6 +289,31 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 		d.nack(m, later)
 	}
 	return false
+}
+
+// deadLetterMalformed sends a message that did not fit its source's
+// envelope to the source's dead-letter target.
+func (d *Dispatcher) deadLetterMalformed(ctx context.Context, m *Message, log *slog.Logger) bool {
+	sink := d.cfg.DeadLetters[m.Source]
+	if sink == nil {
+		log.Error("malformed message and no dead-letter target: it will come back", "error", m.Malformed)
+		d.nack(m, d.cfg.RetryLater)
+		return false
+	}
+	now := time.Now()
+	del := &Delivery{
+		ID: DeliveryID(m.Source+"/"+m.ID, "", sink.Name()), Message: m, Target: sink.Name(), Payload: m.Body,
+		DeadLetter: &DeadLetter{Source: m.Source, MessageID: m.ID, LastError: m.Malformed.Error(), FirstError: m.Malformed.Error(),
+			FirstAttempt: now, LastAttempt: now, Attributes: m.Attributes},
+	}
+	if err := sink.Deliver(ctx, del); err != nil {
+		d.stats.Failed.Add(1)
+		log.Error("dead-lettering a malformed message failed: it will come back", "target", sink.Name(), "error", err)
+		d.nack(m, max(RetryAfterOf(err), d.cfg.RetryLater))
+		return false
+	}
+	log.Warn("malformed message dead-lettered", "target", sink.Name(), "error", m.Malformed)
+	return d.ack(m)
 }
 
 // settleTimeout bounds an ack or nack, which must outlive the run context.

@@ -47,6 +47,10 @@ type Message struct {
 	Attributes map[string]string
 	// Received is when switchyard received it.
 	Received time.Time
+	// Malformed is set when the body did not fit the source's envelope and
+	// the source dead-letters such bodies: the dispatcher sends the message
+	// to the source's dead-letter target instead of routing it.
+	Malformed error
 }
 
 // Handle settles a message at its source. Ack and Nack are idempotent and

@@ -328,6 +328,12 @@ func (d *decoder) validate(c *Config) {
 		if s.Config != nil {
 			d.fieldErrors(d.nodes[indexPath("sources", i)], indexPath("sources", i), s.Config.Validate())
 		}
+		if dl, ok := s.Config.(interface{ DeadLetterTarget() string }); ok {
+			if t := dl.DeadLetterTarget(); t != "" && !targets[t] {
+				p := indexPath("sources", i) + ".dead_letter"
+				d.errorf(d.at(p), p, "unknown target %q%s", t, suggestName(t, slices.Sorted(maps.Keys(targets))))
+			}
+		}
 	}
 	policies := slices.Sorted(maps.Keys(c.Policies))
 	for i, t := range c.Targets {

@@ -29,6 +29,12 @@ type Config struct {
 	VisibilityTimeout time.Duration `yaml:"visibility_timeout"`
 	// Pollers is how many receive loops run at once. Default 1.
 	Pollers int `yaml:"pollers"`
+	// Malformed says what happens to a body that does not fit the
+	// envelope: wrap (it becomes an event whose detail is the body) or
+	// dead_letter (it goes to DeadLetter). Default wrap.
+	Malformed string `yaml:"malformed"`
+	// DeadLetter names the target that receives malformed bodies.
+	DeadLetter string `yaml:"dead_letter"`
 }
 
 // SetDefaults fills every zero field with its default.
@@ -48,6 +54,17 @@ func (c *Config) SetDefaults() {
 	if c.Pollers == 0 {
 		c.Pollers = 1
 	}
+	if c.Malformed == "" {
+		c.Malformed = "wrap"
+	}
+}
+
+// DeadLetterTarget names the target malformed bodies go to, if any.
+func (c *Config) DeadLetterTarget() string {
+	if c.Malformed == "dead_letter" {
+		return c.DeadLetter
+	}
+	return ""
 }
 
 // Validate checks the fields against SQS's limits.
@@ -67,6 +84,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Pollers < 1 || c.Pollers > 64 {
 		errs = append(errs, router.Fieldf("pollers", "%d is outside the range of 1 to 64", c.Pollers))
+	}
+	switch c.Malformed {
+	case "wrap":
+	case "dead_letter":
+		if c.DeadLetter == "" {
+			errs = append(errs, router.Fieldf("dead_letter", "required with malformed: dead_letter (the target that receives malformed bodies)"))
+		}
+		if c.Envelope == router.EnvelopeRaw || c.Envelope == router.EnvelopeAuto {
+			errs = append(errs, router.Fieldf("malformed", "with envelope %s nothing is malformed; dead_letter needs envelope eventbridge or sns", c.Envelope))
+		}
+	default:
+		errs = append(errs, router.Fieldf("malformed", "unknown value %q (valid: wrap, dead_letter)", c.Malformed))
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,293 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+// Policy wraps a target's sink: per attempt it takes a rate token, passes
+// the circuit breaker, takes a concurrency slot and applies the timeout;
+// around the attempts it retries with jittered exponential backoff,
+// bounded by retry.attempts and retry.max_age, and dead-letters what
+// fails for good. Its Deliver returns nil when the delivery resolved:
+// delivered, or dead-lettered.
+//
+// Counting follows the design: an attempt is a call that reached the
+// target (a half-open probe is one); waiting for the breaker or in backoff
+// spends none and holds no concurrency slot. Throttled calls back off (by
+// the target's hint when it gives one) and do not count against
+// retry.attempts or the breaker; only retry.max_age bounds them.
+type Policy struct {
+	next  router.Sink
+	cfg   Config
+	dl    router.Sink
+	slots chan struct{}
+	rate  *rate.Limiter
+	cb    *gobreaker.TwoStepCircuitBreaker[struct{}]
+	log   *slog.Logger
+	stats Stats
+}
+
+// Stats are a policy's counters and gauges, safe to read at any time.
+type Stats struct {
+	// Attempts counts calls made to the target.
+	Attempts atomic.Int64
+	// Delivered, DeadLettered and Unresolved count deliveries by how they
+	// ended; Unresolved ones go back to their source.
+	Delivered, DeadLettered, Unresolved atomic.Int64
+	// Retried counts attempts that failed and were tried again; Throttled
+	// counts attempts the target throttled.
+	Retried, Throttled atomic.Int64
+	// DeadLetterFailures counts dead letters the dead-letter target did
+	// not take.
+	DeadLetterFailures atomic.Int64
+	// InFlight is the number of calls to the target now; Waiting the
+	// number of deliveries waiting for an open breaker.
+	InFlight, Waiting atomic.Int64
+}
+
+// Option changes a Policy.
+type Option func(*Policy)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(p *Policy) { p.log = l } }
+
+// Wrap returns next wrapped in the policy cfg (defaults applied). A nil
+// deadLetter means failed deliveries are not dead-lettered but left
+// unresolved, so their source message comes back.
+func Wrap(next router.Sink, cfg Config, deadLetter router.Sink, opts ...Option) *Policy {
+	cfg.SetDefaults()
+	p := &Policy{next: next, cfg: cfg, dl: deadLetter, slots: make(chan struct{}, cfg.Concurrency), log: slog.Default()}
+	for _, o := range opts {
+		o(p)
+	}
+	p.log = p.log.With("target", next.Name())
+	if r := cfg.Rate.PerSecond(); r > 0 {
+		p.rate = rate.NewLimiter(rate.Limit(r), max(1, int(r/10)))
+	}
+	p.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        next.Name(),
+		MaxRequests: uint32(cfg.Breaker.HalfOpen),
+		Timeout:     cfg.Breaker.Open,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(cfg.Breaker.Failures) },
+		// Permanent failures say nothing about the target's health, throttles
+		// are handled by backing off, and cancellations are ours.
+		IsExcluded: func(err error) bool {
+			return errors.Is(err, context.Canceled) || router.ClassOf(err) != router.Retryable
+		},
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			p.log.Warn("circuit breaker "+to.String(), "from", from.String())
+		},
+	})
+	return p
+}
+
+var _ router.Sink = (*Policy)(nil)
+
+// Name returns the target's name.
+func (p *Policy) Name() string { return p.next.Name() }
+
+// Stats returns the policy's counters.
+func (p *Policy) Stats() *Stats { return &p.stats }
+
+// BreakerState returns the circuit breaker's state: closed, half-open or
+// open.
+func (p *Policy) BreakerState() string { return p.cb.State().String() }
+
+// errExpired ends the attempts of a delivery older than retry.max_age.
+var errExpired = errors.New("retry.max_age reached")
+
+// Deliver makes attempts until the delivery succeeds, fails for good (it
+// is then dead-lettered), or ctx ends (it is unresolved, and the error is
+// returned).
+func (p *Policy) Deliver(ctx context.Context, d *router.Delivery) error {
+	if d.FirstAttempt.IsZero() {
+		d.FirstAttempt = time.Now()
+	}
+	deadline := d.FirstAttempt.Add(p.cfg.Retry.MaxAge)
+	failures := 0
+	for {
+		done, err := p.admit(ctx, deadline)
+		if err != nil {
+			if errors.Is(err, errExpired) {
+				return p.deadLetter(ctx, d, err)
+			}
+			p.stats.Unresolved.Add(1)
+			return err
+		}
+		err = p.attempt(ctx, d)
+		done(err)
+		if err == nil {
+			p.stats.Delivered.Add(1)
+			return nil
+		}
+		if d.FirstErr == nil {
+			d.FirstErr = err
+		}
+		d.LastErr = err
+		if ctx.Err() != nil {
+			p.stats.Unresolved.Add(1)
+			return err
+		}
+		class := router.ClassOf(err)
+		if class == router.Permanent {
+			return p.deadLetter(ctx, d, err)
+		}
+		wait := router.RetryAfterOf(err)
+		if class == router.Throttled {
+			p.stats.Throttled.Add(1)
+			wait = max(wait, p.backoff(failures+1))
+		} else {
+			failures++
+			if failures >= p.cfg.Retry.Attempts {
+				return p.deadLetter(ctx, d, fmt.Errorf("%d attempts failed: %w", failures, err))
+			}
+			wait = max(wait, p.backoff(failures))
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return p.deadLetter(ctx, d, fmt.Errorf("%w: %w", errExpired, err))
+		}
+		p.stats.Retried.Add(1)
+		p.log.Debug("retrying", "delivery_id", d.ID, "rule", d.Rule, "attempt", d.Attempt, "class", class.String(), "in", wait, "error", err)
+		if err := sleep(ctx, wait); err != nil {
+			p.stats.Unresolved.Add(1)
+			return err
+		}
+	}
+}
+
+// admit waits until the breaker lets an attempt through, without spending
+// one, for as long as the delivery may still be tried.
+func (p *Policy) admit(ctx context.Context, deadline time.Time) (func(error), error) {
+	waiting := false
+	defer func() {
+		if waiting {
+			p.stats.Waiting.Add(-1)
+		}
+	}()
+	for {
+		done, err := p.cb.Allow()
+		if err == nil {
+			return done, nil
+		}
+		if !waiting {
+			waiting = true
+			p.stats.Waiting.Add(1)
+		}
+		// Poll the breaker a few times per open period; waiting costs no
+		// calls, and its jitter spreads the probes when it half-opens.
+		poll := min(max(p.cfg.Breaker.Open/10, 50*time.Millisecond), time.Second)
+		poll = poll/2 + rand.N(poll/2+1)
+		if time.Now().Add(poll).After(deadline) {
+			if err := sleep(ctx, time.Until(deadline)); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w while the circuit breaker was open", errExpired)
+		}
+		if err := sleep(ctx, poll); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// attempt makes one call: a rate token, a concurrency slot, the timeout.
+func (p *Policy) attempt(ctx context.Context, d *router.Delivery) error {
+	if p.rate != nil {
+		if err := p.rate.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.slots }()
+	p.stats.InFlight.Add(1)
+	defer p.stats.InFlight.Add(-1)
+	d.Attempt++
+	p.stats.Attempts.Add(1)
+	actx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	err := p.next.Deliver(actx, d)
+	if err != nil && actx.Err() != nil && ctx.Err() == nil {
+		err = router.RetryableError(fmt.Errorf("attempt timed out after %s: %w", p.cfg.Timeout, err), 0)
+	}
+	return err
+}
+
+// backoff is full jitter: a random wait up to initial·2^(n-1), capped at
+// retry.max.
+func (p *Policy) backoff(n int) time.Duration {
+	ceiling := p.cfg.Retry.Initial << min(n-1, 30)
+	if ceiling <= 0 || ceiling > p.cfg.Retry.Max {
+		ceiling = p.cfg.Retry.Max
+	}
+	return rand.N(ceiling + 1)
+}
+
+// deadLetter sends a delivery that failed for good to the dead-letter
+// target. It returns nil once the dead letter is taken, and an error (the
+// delivery is unresolved, so its message comes back) when there is no
+// dead-letter target or it failed.
+func (p *Policy) deadLetter(ctx context.Context, d *router.Delivery, why error) error {
+	if p.dl == nil {
+		p.stats.Unresolved.Add(1)
+		p.log.Error("delivery failed for good and the target has no dead_letter: its message will come back",
+			"delivery_id", d.ID, "rule", d.Rule, "attempts", d.Attempt, "error", why)
+		return router.RetryableError(fmt.Errorf("delivery to %s failed and has no dead-letter target: %w", p.Name(), why), 0)
+	}
+	first, last := "", ""
+	if d.FirstErr != nil {
+		first = d.FirstErr.Error()
+	}
+	if d.LastErr != nil {
+		last = d.LastErr.Error()
+	}
+	if last == "" {
+		last = why.Error()
+	}
+	m := d.Message
+	letter := &router.Delivery{
+		ID: router.DeliveryID(d.ID, "dead-letter", p.dl.Name()), Message: m, Rule: d.Rule, Target: p.dl.Name(), Payload: m.Body,
+		DeadLetter: &router.DeadLetter{
+			Source: m.Source, MessageID: m.ID, Rule: d.Rule, Target: p.Name(), Attempts: d.Attempt,
+			FirstError: first, LastError: last, FirstAttempt: d.FirstAttempt, LastAttempt: time.Now(), Attributes: m.Attributes,
+		},
+	}
+	if err := p.dl.Deliver(ctx, letter); err != nil {
+		p.stats.DeadLetterFailures.Add(1)
+		p.stats.Unresolved.Add(1)
+		p.log.Error("DEAD LETTER FAILED: the delivery failed for good and its dead letter was not taken; its message will come back",
+			"delivery_id", d.ID, "rule", d.Rule, "dead_letter", p.dl.Name(), "error", err, "cause", why)
+		return fmt.Errorf("dead-lettering to %s: %w", p.dl.Name(), err)
+	}
+	p.stats.DeadLettered.Add(1)
+	p.log.Warn("delivery dead-lettered", "delivery_id", d.ID, "rule", d.Rule, "dead_letter", p.dl.Name(), "attempts", d.Attempt, "error", why)
+	return nil
+}
+
+// sleep waits for d or ctx.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

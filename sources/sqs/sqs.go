@@ -1,0 +1,447 @@
+package sqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+// API is the part of the SQS client the source uses; *sqs.Client has it.
+type API interface {
+	GetQueueAttributes(context.Context, *sqs.GetQueueAttributesInput, ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+	ReceiveMessage(context.Context, *sqs.ReceiveMessageInput, ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessageBatch(context.Context, *sqs.DeleteMessageBatchInput, ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
+	ChangeMessageVisibility(context.Context, *sqs.ChangeMessageVisibilityInput, ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+	ChangeMessageVisibilityBatch(context.Context, *sqs.ChangeMessageVisibilityBatchInput, ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
+}
+
+// Source consumes an SQS queue. Messages it hands out stay invisible while
+// their deliveries run (a heartbeat extends them); acked messages are
+// deleted in batches; nacked ones become visible again after the delay.
+type Source struct {
+	name string
+	cfg  Config
+	api  API
+	log  *slog.Logger
+	now  func() time.Time
+
+	// Learnt by Open.
+	arn, account, region string
+	fifo                 bool
+
+	start   sync.Once
+	closing chan struct{}
+	closed  atomic.Bool
+	wg      sync.WaitGroup
+	deletes chan *deletion
+
+	mu       sync.Mutex
+	inflight map[*handle]struct{}
+
+	errMu     sync.Mutex
+	errStreak int
+	errFirst  time.Time
+}
+
+// New returns a source for cfg (defaults applied). It starts nothing: call
+// Open to check the queue, then Receive.
+func New(name string, cfg Config, api API, log *slog.Logger) *Source {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Source{
+		name: name, cfg: cfg, api: api, log: log.With("source", name), now: time.Now,
+		closing: make(chan struct{}), deletes: make(chan *deletion), inflight: map[*handle]struct{}{},
+	}
+}
+
+var _ router.Source = (*Source)(nil)
+
+// Name returns the source's name.
+func (s *Source) Name() string { return s.name }
+
+// Pollers is the number of receive loops the dispatcher should run.
+func (s *Source) Pollers() int { return s.cfg.Pollers }
+
+// BatchSize is the most messages one receive asks for.
+func (s *Source) BatchSize() int { return s.cfg.MaxMessages }
+
+// Open checks that the queue exists and is reachable with the credentials
+// at hand, and learns its ARN and whether it is FIFO.
+func (s *Source) Open(ctx context.Context) error {
+	out, err := s.api.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl:       aws.String(s.cfg.QueueURL),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn, types.QueueAttributeNameFifoQueue},
+	})
+	if err != nil {
+		return fmt.Errorf("sqs source %s: queue %s: %w", s.name, s.cfg.QueueURL, err)
+	}
+	s.arn = out.Attributes[string(types.QueueAttributeNameQueueArn)]
+	s.fifo = out.Attributes[string(types.QueueAttributeNameFifoQueue)] == "true" || strings.HasSuffix(s.cfg.QueueURL, ".fifo")
+	// arn:aws:sqs:REGION:ACCOUNT:NAME
+	if parts := strings.Split(s.arn, ":"); len(parts) == 6 {
+		s.region, s.account = parts[3], parts[4]
+	}
+	return nil
+}
+
+func (s *Source) startWorkers() {
+	s.start.Do(func() {
+		s.wg.Go(s.deleter)
+		s.wg.Go(s.heartbeat)
+	})
+}
+
+// Receive long-polls for up to max messages (at most max_messages). A
+// failed poll is logged once per streak of failures and backed off before
+// it returns its error.
+func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error) {
+	if s.closed.Load() {
+		return nil, errors.New("sqs source " + s.name + ": closed")
+	}
+	s.startWorkers()
+	out, err := s.api.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl:                    aws.String(s.cfg.QueueURL),
+		MaxNumberOfMessages:         int32(min(max, s.cfg.MaxMessages)),
+		WaitTimeSeconds:             int32(s.cfg.WaitTime / time.Second),
+		VisibilityTimeout:           int32(s.cfg.VisibilityTimeout / time.Second),
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+		MessageAttributeNames:       []string{"All"},
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		s.failed(ctx, err)
+		return nil, err
+	}
+	s.recovered()
+	now := s.now()
+	msgs := make([]*router.Message, 0, len(out.Messages))
+	for _, m := range out.Messages {
+		msgs = append(msgs, s.message(m, now))
+	}
+	return msgs, nil
+}
+
+// message turns an SQS message into a router message.
+func (s *Source) message(m types.Message, now time.Time) *router.Message {
+	body := []byte(aws.ToString(m.Body))
+	id := aws.ToString(m.MessageId)
+	attrs := map[string]string{}
+	for k, v := range m.MessageAttributes {
+		if v.StringValue != nil {
+			attrs[k] = *v.StringValue
+		}
+	}
+	sent := now
+	if ms, err := strconv.ParseInt(m.Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
+		sent = time.UnixMilli(ms)
+	}
+	origin := router.Origin{
+		Source: s.name, DetailType: "SQS Message", ID: id, Time: sent,
+		Account: s.account, Region: s.region, Resources: []string{s.arn}, Attributes: attrs,
+	}
+	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: id, visibleUntil: now.Add(s.cfg.VisibilityTimeout), received: now}
+	msg := &router.Message{
+		Handle: h, Source: s.name, ID: id, Body: body, Attributes: attrs, Received: now,
+		Group: m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)],
+	}
+	ev, err := router.Decode(s.cfg.Envelope, body, origin, now)
+	if err != nil {
+		// The body does not fit the envelope: wrap it as it is, and let the
+		// dispatcher dead-letter it when so configured.
+		ev, _ = router.Decode(router.EnvelopeRaw, body, origin, now)
+		if s.cfg.Malformed == "dead_letter" {
+			msg.Malformed = err
+		} else {
+			s.log.Warn("message does not fit the envelope: wrapped as it is", "message_id", id, "envelope", s.cfg.Envelope, "error", err)
+		}
+	}
+	msg.Event = ev
+	s.mu.Lock()
+	s.inflight[h] = struct{}{}
+	s.mu.Unlock()
+	return msg
+}
+
+// failed logs the first error of a streak and backs off before the next
+// poll: 200ms doubling to 20s, with jitter.
+func (s *Source) failed(ctx context.Context, err error) {
+	s.errMu.Lock()
+	s.errStreak++
+	n := s.errStreak
+	if n == 1 {
+		s.errFirst = s.now()
+	}
+	s.errMu.Unlock()
+	if n == 1 {
+		s.log.Error("receive failed; retrying with backoff (logged once until it recovers)", "queue", s.cfg.QueueURL, "error", err)
+	}
+	backoff := min(20*time.Second, 200*time.Millisecond<<min(n-1, 10))
+	backoff = backoff/2 + rand.N(backoff/2+1)
+	select {
+	case <-time.After(backoff):
+	case <-ctx.Done():
+	case <-s.closing:
+	}
+}
+
+func (s *Source) recovered() {
+	s.errMu.Lock()
+	n, since := s.errStreak, s.errFirst
+	s.errStreak = 0
+	s.errMu.Unlock()
+	if n > 0 {
+		s.log.Info("receive recovered", "queue", s.cfg.QueueURL, "failures", n, "after", s.now().Sub(since).Round(time.Millisecond))
+	}
+}
+
+// Close stops the workers within ctx. Messages not yet settled become
+// visible again when their visibility timeout ends.
+func (s *Source) Close(ctx context.Context) error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	close(s.closing)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sqs source %s: close: %w", s.name, ctx.Err())
+	}
+}
+
+// handle settles one received message.
+type handle struct {
+	s            *Source
+	receipt, id  string
+	received     time.Time
+	settled      atomic.Bool
+	visibleUntil time.Time // guarded by s.mu
+}
+
+// Ack deletes the message (in a batch with others).
+func (h *handle) Ack(ctx context.Context) error {
+	if !h.settle() {
+		return nil
+	}
+	return h.s.delete(ctx, h)
+}
+
+// Nack makes the message visible again after the delay (whole seconds,
+// rounded up, at most 12h).
+func (h *handle) Nack(ctx context.Context, after time.Duration) error {
+	if !h.settle() {
+		return nil
+	}
+	_, err := h.s.api.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(h.s.cfg.QueueURL), ReceiptHandle: aws.String(h.receipt), VisibilityTimeout: seconds(after),
+	})
+	if isGone(err) {
+		return nil // already visible again: as good as nacked
+	}
+	if err != nil {
+		return fmt.Errorf("sqs source %s: nack %s: %w", h.s.name, h.id, err)
+	}
+	return nil
+}
+
+// Extend keeps the message invisible for by from now.
+func (h *handle) Extend(ctx context.Context, by time.Duration) error {
+	if h.settled.Load() {
+		return nil
+	}
+	_, err := h.s.api.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(h.s.cfg.QueueURL), ReceiptHandle: aws.String(h.receipt), VisibilityTimeout: seconds(by),
+	})
+	if err != nil {
+		return fmt.Errorf("sqs source %s: extend %s: %w", h.s.name, h.id, err)
+	}
+	h.s.mu.Lock()
+	h.visibleUntil = h.s.now().Add(by)
+	h.s.mu.Unlock()
+	return nil
+}
+
+// settle marks the handle settled; it reports whether this call did.
+func (h *handle) settle() bool {
+	if !h.settled.CompareAndSwap(false, true) {
+		return false
+	}
+	h.s.mu.Lock()
+	delete(h.s.inflight, h)
+	h.s.mu.Unlock()
+	return true
+}
+
+func seconds(d time.Duration) int32 {
+	s := (d + time.Second - 1) / time.Second
+	return int32(min(max(s, 0), 12*60*60))
+}
+
+// isGone reports an error saying the receipt no longer holds the message
+// invisible (it was deleted, or became visible again).
+func isGone(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "MessageNotInflight", "ReceiptHandleIsInvalid", "AWS.SimpleQueueService.MessageNotInflight":
+		return true
+	}
+	return false
+}
+
+// deletion is one ack waiting for its batch.
+type deletion struct {
+	h    *handle
+	done chan error
+}
+
+// delete queues an ack for the deleter and waits for its result.
+func (s *Source) delete(ctx context.Context, h *handle) error {
+	d := &deletion{h: h, done: make(chan error, 1)}
+	select {
+	case s.deletes <- d:
+	case <-s.closing:
+		return s.deleteBatch(ctx, []*deletion{d})[0]
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-d.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// deleter collects acks into DeleteMessageBatch calls of up to ten: it
+// takes what is waiting, and sends as soon as nothing more is.
+func (s *Source) deleter() {
+	for {
+		var batch []*deletion
+		select {
+		case d := <-s.deletes:
+			batch = append(batch, d)
+		case <-s.closing:
+			return
+		}
+	collect:
+		for len(batch) < 10 {
+			select {
+			case d := <-s.deletes:
+				batch = append(batch, d)
+			default:
+				break collect
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		errs := s.deleteBatch(ctx, batch)
+		cancel()
+		for i, d := range batch {
+			d.done <- errs[i]
+		}
+	}
+}
+
+func (s *Source) deleteBatch(ctx context.Context, batch []*deletion) []error {
+	errs := make([]error, len(batch))
+	entries := make([]types.DeleteMessageBatchRequestEntry, len(batch))
+	for i, d := range batch {
+		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(d.h.receipt)}
+	}
+	out, err := s.api.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.cfg.QueueURL), Entries: entries})
+	if err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("sqs source %s: delete %s: %w", s.name, batch[i].h.id, err)
+		}
+		return errs
+	}
+	for _, f := range out.Failed {
+		i, err := strconv.Atoi(aws.ToString(f.Id))
+		if err != nil || i < 0 || i >= len(batch) {
+			continue
+		}
+		errs[i] = fmt.Errorf("sqs source %s: delete %s: %s: %s", s.name, batch[i].h.id, aws.ToString(f.Code), aws.ToString(f.Message))
+	}
+	return errs
+}
+
+// heartbeat extends, every third of the visibility timeout, the messages
+// whose visibility ends within the next half of it, so that none comes
+// back while its deliveries still run.
+func (s *Source) heartbeat() {
+	vt := s.cfg.VisibilityTimeout
+	tick := time.NewTicker(max(vt/3, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-s.closing:
+			return
+		}
+		now := s.now()
+		var due []*handle
+		s.mu.Lock()
+		for h := range s.inflight {
+			if h.visibleUntil.Sub(now) < vt/2 {
+				due = append(due, h)
+			}
+		}
+		s.mu.Unlock()
+		for len(due) > 0 {
+			n := min(len(due), 10)
+			s.extendBatch(due[:n], vt)
+			due = due[n:]
+		}
+	}
+}
+
+func (s *Source) extendBatch(hs []*handle, by time.Duration) {
+	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(hs))
+	for i, h := range hs {
+		entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(h.receipt), VisibilityTimeout: seconds(by)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := s.api.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(s.cfg.QueueURL), Entries: entries})
+	if err != nil {
+		s.log.Warn("extending visibility failed: messages may be redelivered while in flight", "count", len(hs), "error", err)
+		return
+	}
+	failed := map[int]bool{}
+	for _, f := range out.Failed {
+		i, _ := strconv.Atoi(aws.ToString(f.Id))
+		failed[i] = true
+		if !hs[i].settled.Load() {
+			s.log.Warn("extending visibility failed", "message_id", hs[i].id, "code", aws.ToString(f.Code), "error", aws.ToString(f.Message))
+		}
+	}
+	until := s.now().Add(by)
+	s.mu.Lock()
+	for i, h := range hs {
+		if !failed[i] {
+			h.visibleUntil = until
+		}
+	}
+	s.mu.Unlock()
+}
