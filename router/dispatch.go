@@ -248,7 +248,7 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 		for _, t := range rule.Targets {
 			ds = append(ds, &Delivery{
 				ID: DeliveryID(eventID, rule.Name, t), Message: m, Rule: rule.Name, Target: t,
-				Payload: payload, Text: rule.Input != nil && rule.Input.Text(),
+				Payload: payload, Text: rule.Input != nil && rule.Input.Text(), Whole: rule.Input == nil,
 			})
 		}
 	}

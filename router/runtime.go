@@ -45,6 +45,10 @@ type Message struct {
 	// Attributes are the message's attributes (SQS message attributes of
 	// type String or Number), for dead letters.
 	Attributes map[string]string
+	// System are the source's own attributes of the message (for SQS its
+	// system attributes, such as ApproximateReceiveCount and SentTimestamp,
+	// and QueueArn and Region).
+	System map[string]string
 	// Received is when switchyard received it.
 	Received time.Time
 	// Malformed is set when the body did not fit the source's envelope and
@@ -104,6 +108,9 @@ type Delivery struct {
 	// Text is true when Payload is text rather than JSON (the rule's
 	// template is not JSON).
 	Text bool
+	// Whole is true when Payload is the whole event (the rule has no
+	// input transformer).
+	Whole bool
 	// Attempt is the number of the attempt being made, from 1.
 	Attempt int
 	// FirstAttempt is when the first attempt started.

@@ -40,6 +40,7 @@ type env struct {
 }
 
 var commands = []command{
+	{"run", "[-c FILE] [-log-level LEVEL] [-log-format json|text]", "the daemon: consume, route and deliver until SIGINT or SIGTERM", cmdRun},
 	{"validate", "-c FILE", "check a config file: prints ok, or every problem as file:line:col: message", cmdValidate},
 	{"test-pattern", "--pattern JSON|@FILE --event JSON|@FILE", "match one event against one pattern, like EventBridge's TestEventPattern", cmdTestPattern},
 	{"route", "-c FILE [--json] [--source NAME] [EVENTS.jsonl|-]", "dry run: the rules, targets and payloads for each event; calls nothing", cmdRoute},

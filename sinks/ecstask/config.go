@@ -4,6 +4,7 @@ package ecstask
 
 import (
 	"errors"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -24,8 +25,22 @@ type Config struct {
 	CapacityProviderStrategy []CapacityProvider `yaml:"capacity_provider_strategy"`
 	// Network is the awsvpc network configuration (required by FARGATE).
 	Network Network `yaml:"network"`
-	// ContainerOverrides change containers of the task; their strings may use
-	// the rule's input placeholders, such as <key>.
+	// PlatformVersion is the Fargate platform version. Default: LATEST.
+	PlatformVersion string `yaml:"platform_version"`
+	// Count is how many tasks each delivery launches, 1 to 10. Default 1.
+	Count int `yaml:"count"`
+	// Group is the task group. Default: family:<task definition family>.
+	Group string `yaml:"group"`
+	// PropagateTags copies tags from TASK_DEFINITION or SERVICE.
+	PropagateTags string `yaml:"propagate_tags"`
+	// EnableExecuteCommand turns on ECS Exec for the tasks.
+	EnableExecuteCommand bool `yaml:"enable_execute_command"`
+	// Tags are added to every task, besides switchyard's own.
+	Tags map[string]string `yaml:"tags"`
+	// ContainerOverrides change containers of the task. Their strings may
+	// use <name> placeholders: the top-level fields of the delivery's
+	// payload (the rule's input), and <switchyard.delivery-id>,
+	// <switchyard.event-id>, <switchyard.rule>.
 	ContainerOverrides []ContainerOverride `yaml:"container_overrides"`
 }
 
@@ -51,10 +66,19 @@ type ContainerOverride struct {
 	Command []string `yaml:"command"`
 	// Environment adds or replaces environment variables.
 	Environment map[string]string `yaml:"environment"`
+	// CPU and Memory (MiB) override the container's reservations.
+	CPU    int `yaml:"cpu"`
+	Memory int `yaml:"memory"`
 }
 
-// SetDefaults does nothing: ECS's own defaults apply.
-func (c *Config) SetDefaults() {}
+var tagRE = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+
+// SetDefaults fills the defaults; the rest are ECS's own.
+func (c *Config) SetDefaults() {
+	if c.Count == 0 {
+		c.Count = 1
+	}
+}
 
 // Validate checks the fields RunTask would reject.
 func (c *Config) Validate() error {
@@ -80,6 +104,30 @@ func (c *Config) Validate() error {
 		}
 		if cp.Base < 0 || cp.Base > 100000 {
 			errs = append(errs, router.Fieldf(p+".base", "%d is outside ECS's range of 0 to 100000", cp.Base))
+		}
+	}
+	if c.Count < 1 || c.Count > 10 {
+		errs = append(errs, router.Fieldf("count", "%d is outside RunTask's range of 1 to 10", c.Count))
+	}
+	switch c.PropagateTags {
+	case "", "TASK_DEFINITION", "SERVICE", "NONE":
+	default:
+		errs = append(errs, router.Fieldf("propagate_tags", "unknown value %q (valid: TASK_DEFINITION, SERVICE, NONE)", c.PropagateTags))
+	}
+	if len(c.Group) > 255 {
+		errs = append(errs, router.Fieldf("group", "longer than ECS's limit of 255 characters"))
+	}
+	if len(c.Tags) > 40 {
+		errs = append(errs, router.Fieldf("tags", "%d tags: switchyard adds 4 of its own to ECS's limit of 50", len(c.Tags)))
+	}
+	for k, v := range c.Tags {
+		switch {
+		case k == "" || len(k) > 128 || !tagRE.MatchString(k):
+			errs = append(errs, router.Fieldf("tags", "invalid tag key %q: 1 to 128 letters, digits, spaces and _.:/=+-@", k))
+		case strings.HasPrefix(strings.ToLower(k), "aws:"):
+			errs = append(errs, router.Fieldf("tags", "tag key %q: the aws: prefix is reserved", k))
+		case len(v) > 256 || !tagRE.MatchString(v) && v != "":
+			errs = append(errs, router.Fieldf("tags", "invalid value of tag %q: up to 256 letters, digits, spaces and _.:/=+-@", k))
 		}
 	}
 	if c.LaunchType == "FARGATE" && len(c.Network.Subnets) == 0 {
@@ -108,6 +156,9 @@ func (c *Config) Validate() error {
 			if k == "" || strings.ContainsAny(k, "= \t") {
 				errs = append(errs, router.Fieldf(p+".environment", "invalid variable name %q", k))
 			}
+		}
+		if o.CPU < 0 || o.Memory < 0 {
+			errs = append(errs, router.Fieldf(p, "cpu and memory must not be negative"))
 		}
 	}
 	return errors.Join(errs...)

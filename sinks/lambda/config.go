@@ -4,6 +4,7 @@ package lambda
 
 import (
 	"errors"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/router"
@@ -18,12 +19,27 @@ type Config struct {
 	Invocation string `yaml:"invocation"`
 	// Qualifier is a version or alias to invoke. Default: none ($LATEST).
 	Qualifier string `yaml:"qualifier"`
+	// Batch invokes the function with several deliveries at once, in the
+	// event shape of Lambda's SQS event-source mapping. Default: off.
+	Batch *Batch `yaml:"batch"`
+}
+
+// Batch configures batch mode.
+type Batch struct {
+	// Size is the most records in one invocation, 1 to 10000. Default 10.
+	Size int `yaml:"size"`
+	// Window is how long the first delivery waits for others, at most 5m.
+	// Default 0: whatever is waiting goes at once.
+	Window time.Duration `yaml:"window"`
 }
 
 // SetDefaults fills every zero field with its default.
 func (c *Config) SetDefaults() {
 	if c.Invocation == "" {
 		c.Invocation = "request_response"
+	}
+	if c.Batch != nil && c.Batch.Size == 0 {
+		c.Batch.Size = 10
 	}
 }
 
@@ -39,6 +55,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Invocation != "request_response" && c.Invocation != "event" {
 		errs = append(errs, router.Fieldf("invocation", "unknown invocation %q (valid: request_response, event)", c.Invocation))
+	}
+	if b := c.Batch; b != nil {
+		if b.Size < 1 || b.Size > 10000 {
+			errs = append(errs, router.Fieldf("batch.size", "%d is outside the range of 1 to 10000", b.Size))
+		}
+		if b.Window < 0 || b.Window > 5*time.Minute {
+			errs = append(errs, router.Fieldf("batch.window", "%s is outside the range of 0 to 5m", b.Window))
+		}
+		if c.Invocation == "event" {
+			errs = append(errs, router.Fieldf("batch", "batch mode needs invocation: request_response, to read which records failed"))
+		}
 	}
 	return errors.Join(errs...)
 }

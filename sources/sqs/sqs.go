@@ -157,8 +157,13 @@ func (s *Source) message(m types.Message, now time.Time) *router.Message {
 		Account: s.account, Region: s.region, Resources: []string{s.arn}, Attributes: attrs,
 	}
 	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: id, visibleUntil: now.Add(s.cfg.VisibilityTimeout), received: now}
+	system := make(map[string]string, len(m.Attributes)+2)
+	for k, v := range m.Attributes {
+		system[k] = v
+	}
+	system["QueueArn"], system["Region"] = s.arn, s.region
 	msg := &router.Message{
-		Handle: h, Source: s.name, ID: id, Body: body, Attributes: attrs, Received: now,
+		Handle: h, Source: s.name, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
 		Group: m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)],
 	}
 	ev, err := router.Decode(s.cfg.Envelope, body, origin, now)

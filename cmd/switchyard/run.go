@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/policy"
+	"github.com/switchyard-dev/switchyard/router"
+	"github.com/switchyard-dev/switchyard/sinks/ecstask"
+	"github.com/switchyard-dev/switchyard/sinks/lambda"
+	logsink "github.com/switchyard-dev/switchyard/sinks/log"
+	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
+	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
+)
+
+// cmdRun is the daemon: it runs until SIGINT or SIGTERM, then drains
+// within shutdown_grace and exits 0.
+func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
+	fs := newFlags(e, "run")
+	file := fs.String("c", "", "config file (default $SWITCHYARD_CONFIG, then ./switchyard.yaml)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	format := fs.String("log-format", "json", "log format: json or text")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return exitUsage, err
+	}
+	if len(pos) > 0 {
+		return exitUsage, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	log, err := newLogger(e.stderr, *level, *format)
+	if err != nil {
+		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg, err := loadConfig(e, *file)
+	if err != nil {
+		return exitFail, err
+	}
+	d, closers, err := build(ctx, cfg, e, log)
+	defer closeAll(closers, log)
+	if err != nil {
+		return exitFail, fmt.Errorf("startup: %w", err)
+	}
+	log.Info("switchyard running", "version", versionString(), "config", cfg.File, "sources", len(cfg.Sources), "targets", len(cfg.Targets), "rules", len(cfg.Rules))
+	if err := d.Run(ctx, cfg.ShutdownGrace); err != nil {
+		return exitFail, err
+	}
+	st := d.Stats()
+	log.Info("switchyard stopped", "received", st.Received.Load(), "acked", st.Acked.Load(), "nacked", st.Nacked.Load(), "unmatched", st.Unmatched.Load())
+	return exitOK, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid -log-level %q (valid: debug, info, warn, error)", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid -log-format %q (valid: json, text)", format)
+}
+
+// clients are the AWS clients, made when a source or target needs them.
+type clients struct {
+	cfg              aws.Config
+	endpoints        config.Endpoints
+	sqsPoll, sqsSend *awssqs.Client
+	lambdaAPI        *awslambda.Client
+	ecsAPI           *awsecs.Client
+}
+
+func (c *clients) sqs(poll bool) *awssqs.Client {
+	opt := func(o *awssqs.Options) {
+		if c.endpoints.SQS != "" {
+			o.BaseEndpoint = aws.String(c.endpoints.SQS)
+		}
+		if !poll {
+			o.Retryer = aws.NopRetryer{} // the policy retries deliveries
+		}
+	}
+	if poll {
+		if c.sqsPoll == nil {
+			c.sqsPoll = awssqs.NewFromConfig(c.cfg, opt)
+		}
+		return c.sqsPoll
+	}
+	if c.sqsSend == nil {
+		c.sqsSend = awssqs.NewFromConfig(c.cfg, opt)
+	}
+	return c.sqsSend
+}
+
+func (c *clients) lambda() *awslambda.Client {
+	if c.lambdaAPI == nil {
+		c.lambdaAPI = awslambda.NewFromConfig(c.cfg, func(o *awslambda.Options) {
+			if c.endpoints.Lambda != "" {
+				o.BaseEndpoint = aws.String(c.endpoints.Lambda)
+			}
+			o.Retryer = aws.NopRetryer{}
+		})
+	}
+	return c.lambdaAPI
+}
+
+func (c *clients) ecs() *awsecs.Client {
+	if c.ecsAPI == nil {
+		c.ecsAPI = awsecs.NewFromConfig(c.cfg, func(o *awsecs.Options) {
+			if c.endpoints.ECS != "" {
+				o.BaseEndpoint = aws.String(c.endpoints.ECS)
+			}
+			o.Retryer = aws.NopRetryer{}
+		})
+	}
+	return c.ecsAPI
+}
+
+// sourceKinds and sinkKinds build each type's source or sink.
+var (
+	sourceKinds = map[string]func(ctx context.Context, s config.Source, c *clients, log *slog.Logger) (router.Source, error){
+		"sqs": func(ctx context.Context, s config.Source, c *clients, log *slog.Logger) (router.Source, error) {
+			src := sqssource.New(s.Name, *s.Config.(*sqssource.Config), c.sqs(true), log)
+			octx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			return src, src.Open(octx)
+		},
+	}
+	sinkKinds = map[string]func(t config.Target, c *clients, e *env) router.Sink{
+		"lambda": func(t config.Target, c *clients, _ *env) router.Sink {
+			return lambda.New(t.Name, *t.Config.(*lambda.Config), c.lambda())
+		},
+		"ecs_task": func(t config.Target, c *clients, _ *env) router.Sink {
+			return ecstask.New(t.Name, *t.Config.(*ecstask.Config), c.ecs())
+		},
+		"sqs": func(t config.Target, c *clients, _ *env) router.Sink {
+			return sqssink.New(t.Name, *t.Config.(*sqssink.Config), c.sqs(false))
+		},
+		"log": func(t config.Target, _ *clients, e *env) router.Sink {
+			return logsink.New(t.Name, logsink.Config{}, e.stdout)
+		},
+	}
+	// awsKinds are the types that call AWS.
+	awsKinds = []string{"sqs", "lambda", "ecs_task"}
+)
+
+// build makes every source, sink and policy, and the dispatcher. What it
+// made is returned to be closed, even on error.
+func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*router.Dispatcher, []any, error) {
+	var closers []any
+	for _, s := range cfg.Sources {
+		if sourceKinds[s.Type] == nil {
+			return nil, nil, fmt.Errorf("source %s: type %s is not available in this version of switchyard (available: %s)", s.Name, s.Type, strings.Join(keys(sourceKinds), ", "))
+		}
+	}
+	for _, t := range cfg.Targets {
+		if sinkKinds[t.Type] == nil {
+			return nil, nil, fmt.Errorf("target %s: type %s is not available in this version of switchyard (available: %s)", t.Name, t.Type, strings.Join(keys(sinkKinds), ", "))
+		}
+	}
+
+	c := &clients{endpoints: cfg.AWS.Endpoints}
+	if needsAWS(cfg) {
+		if err := checkEndpoints(ctx, cfg.AWS.Endpoints); err != nil {
+			return nil, nil, err
+		}
+		opts := []func(*awsconfig.LoadOptions) error{}
+		if cfg.AWS.Region != "" {
+			opts = append(opts, awsconfig.WithRegion(cfg.AWS.Region))
+		}
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("aws: %w", err)
+		}
+		if awsCfg.Region == "" {
+			return nil, nil, errors.New("aws: no region: set aws.region in the config, or AWS_REGION")
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = awsCfg.Credentials.Retrieve(cctx)
+		cancel()
+		if err != nil {
+			return nil, nil, fmt.Errorf("aws: no usable credentials (the task role on ECS, the instance profile on EC2, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", err)
+		}
+		c.cfg = awsCfg
+	}
+
+	// Sinks, each in its policy; a dead-letter target is built before the
+	// targets that use it (the config has no dead-letter loops).
+	targets := map[string]config.Target{}
+	for _, t := range cfg.Targets {
+		targets[t.Name] = t
+	}
+	wrapped := map[string]router.Sink{}
+	var wrap func(name string) router.Sink
+	wrap = func(name string) router.Sink {
+		if s, ok := wrapped[name]; ok {
+			return s
+		}
+		t := targets[name]
+		pc := *cfg.Policies[t.Policy]
+		var dl router.Sink
+		if pc.DeadLetter != "" {
+			dl = wrap(pc.DeadLetter)
+		}
+		sink := sinkKinds[t.Type](t, c, e)
+		closers = append(closers, sink)
+		p := policy.Wrap(sink, pc, dl, policy.WithLogger(log))
+		wrapped[name] = p
+		return p
+	}
+	for _, t := range cfg.Targets {
+		wrap(t.Name)
+	}
+
+	var sources []router.Source
+	deadLetters := map[string]router.Sink{}
+	for _, s := range cfg.Sources {
+		src, err := sourceKinds[s.Type](ctx, s, c, log)
+		if src != nil {
+			closers = append(closers, src)
+		}
+		if err != nil {
+			return nil, closers, err
+		}
+		sources = append(sources, src)
+		if dl, ok := s.Config.(interface{ DeadLetterTarget() string }); ok && dl.DeadLetterTarget() != "" {
+			deadLetters[s.Name] = wrapped[dl.DeadLetterTarget()]
+		}
+	}
+
+	table, err := router.NewTable(cfg.RouterRules())
+	if err != nil {
+		return nil, closers, err
+	}
+	d, err := router.NewDispatcher(router.DispatcherConfig{
+		Table: table, Sinks: wrapped, Sources: sources, DeadLetters: deadLetters,
+		MaxInFlight: cfg.MaxInFlight, Logger: log,
+	})
+	return d, closers, err
+}
+
+func needsAWS(cfg *config.Config) bool {
+	for _, s := range cfg.Sources {
+		if slices.Contains(awsKinds, s.Type) {
+			return true
+		}
+	}
+	for _, t := range cfg.Targets {
+		if slices.Contains(awsKinds, t.Type) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkEndpoints fails fast when a configured endpoint cannot be reached.
+func checkEndpoints(ctx context.Context, ep config.Endpoints) error {
+	for name, u := range map[string]string{"sqs": ep.SQS, "lambda": ep.Lambda, "ecs": ep.ECS, "eventbridge": ep.EventBridge} {
+		if u == "" {
+			continue
+		}
+		p, err := url.Parse(u)
+		if err != nil {
+			return fmt.Errorf("aws.endpoints.%s: %w", name, err)
+		}
+		host := p.Host
+		if p.Port() == "" {
+			port := "443"
+			if p.Scheme == "http" {
+				port = "80"
+			}
+			host = net.JoinHostPort(p.Hostname(), port)
+		}
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", host)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("aws.endpoints.%s: %s is unreachable: %w", name, u, err)
+		}
+		conn.Close()
+	}
+	return nil
+}
+
+func closeAll(closers []any, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range closers {
+		if cl, ok := c.(router.Closer); ok {
+			if err := cl.Close(ctx); err != nil {
+				log.Warn("close failed", "error", err)
+			}
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

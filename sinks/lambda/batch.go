@@ -1,0 +1,297 @@
+package lambda
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+// maxBatchPayload keeps a batch under Lambda's 6 MB synchronous limit.
+const maxBatchPayload = 5 << 20
+
+// pending is a delivery waiting in a batch.
+type pending struct {
+	ctx  context.Context
+	d    *router.Delivery
+	rec  record
+	size int
+	done chan error
+}
+
+// batcher groups deliveries into invocations of up to Size records: a
+// batch goes when it is full, when the first delivery has waited Window,
+// or, with no window, as soon as nothing else is waiting.
+type batcher struct {
+	s         *Sink
+	in        chan *pending
+	start     sync.Once
+	started   atomic.Bool
+	closeOnce sync.Once
+	closing   chan struct{}
+	closed    chan struct{}
+	flights   sync.WaitGroup
+}
+
+func (s *Sink) deliverBatched(ctx context.Context, d *router.Delivery) error {
+	b := s.batch
+	b.start.Do(func() {
+		b.started.Store(true)
+		go b.run()
+	})
+	rec := newRecord(d)
+	raw, _ := json.Marshal(rec)
+	p := &pending{ctx: ctx, d: d, rec: rec, size: len(raw), done: make(chan error, 1)}
+	select {
+	case b.in <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.closing:
+		return router.RetryableError(errors.New("lambda "+s.name+": closed"), 0)
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *batcher) run() {
+	defer close(b.closed)
+	var batch []*pending
+	var timer *time.Timer
+	var timeout <-chan time.Time
+	size := 0
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		out := batch
+		batch, size = nil, 0
+		if timer != nil {
+			timer.Stop()
+			timer, timeout = nil, nil
+		}
+		b.flights.Go(func() { b.invoke(out) })
+	}
+	cfg := b.s.cfg.Batch
+	for {
+		if len(batch) > 0 && cfg.Window == 0 {
+			// No window: take what is waiting now, then go.
+			select {
+			case p := <-b.in:
+				b.add(&batch, &size, p, flush)
+				continue
+			default:
+				flush()
+			}
+		}
+		select {
+		case p := <-b.in:
+			b.add(&batch, &size, p, flush)
+			if len(batch) == 1 && cfg.Window > 0 {
+				timer = time.NewTimer(cfg.Window)
+				timeout = timer.C
+			}
+			if len(batch) >= cfg.Size {
+				flush()
+			}
+		case <-timeout:
+			timer, timeout = nil, nil
+			flush()
+		case <-b.closing:
+			flush()
+			b.flights.Wait()
+			return
+		}
+	}
+}
+
+// add puts p in the batch, first sending the batch if p's message is
+// already in it (records are identified by message id) or p would make it
+// too large.
+func (b *batcher) add(batch *[]*pending, size *int, p *pending, flush func()) {
+	for _, q := range *batch {
+		if q.rec.MessageID == p.rec.MessageID {
+			flush()
+			break
+		}
+	}
+	if *size+p.size > maxBatchPayload {
+		flush()
+	}
+	*batch = append(*batch, p)
+	*size += p.size
+}
+
+// invoke sends one batch and answers each delivery.
+func (b *batcher) invoke(batch []*pending) {
+	s := b.s
+	recs := make([]record, len(batch))
+	for i, p := range batch {
+		recs[i] = p.rec
+	}
+	payload, _ := json.Marshal(map[string]any{"Records": recs})
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	in := &lambda.InvokeInput{FunctionName: aws.String(s.cfg.Function), Payload: payload, InvocationType: types.InvocationTypeRequestResponse}
+	if s.cfg.Qualifier != "" {
+		in.Qualifier = aws.String(s.cfg.Qualifier)
+	}
+	out, err := s.api.Invoke(ctx, in)
+	switch {
+	case err != nil:
+		err = classify(err)
+	case out.FunctionError != nil:
+		err = router.RetryableError(fmt.Errorf("lambda %s: function error (%s): %s", s.cfg.Function, aws.ToString(out.FunctionError), clip(out.Payload, 512)), 0)
+	}
+	if err != nil {
+		for _, p := range batch {
+			p.done <- err
+		}
+		return
+	}
+	failed, bad := itemFailures(out.Payload, batch)
+	for _, p := range batch {
+		switch {
+		case bad != nil:
+			p.done <- router.RetryableError(fmt.Errorf("lambda %s: %w", s.cfg.Function, bad), 0)
+		case failed[p.rec.MessageID]:
+			p.done <- router.RetryableError(fmt.Errorf("lambda %s: the function reported record %s failed", s.cfg.Function, p.rec.MessageID), 0)
+		default:
+			p.done <- nil
+		}
+	}
+}
+
+// batchContext lasts as long as the longest of the deliveries' attempts.
+func batchContext(batch []*pending) (context.Context, context.CancelFunc) {
+	var deadline time.Time
+	for _, p := range batch {
+		if d, ok := p.ctx.Deadline(); ok && d.After(deadline) {
+			deadline = d
+		}
+	}
+	base := context.WithoutCancel(batch[0].ctx)
+	if deadline.IsZero() {
+		return context.WithCancel(base)
+	}
+	return context.WithDeadline(base, deadline)
+}
+
+// itemFailures reads a partial batch response, with the event-source
+// mapping's rules: no response, or an empty or null list, is full success;
+// invalid JSON or an unknown, empty or null itemIdentifier fails the whole
+// batch (bad is set).
+func itemFailures(payload []byte, batch []*pending) (failed map[string]bool, bad error) {
+	if len(payload) == 0 || string(payload) == "null" {
+		return nil, nil
+	}
+	var resp struct {
+		BatchItemFailures []map[string]*string `json:"batchItemFailures"`
+	}
+	if err := json.Unmarshal(payload, &resp); err != nil {
+		// A response that is not an object (a string, a number) is not a
+		// batch response at all: as with the event-source mapping, success.
+		var v any
+		if json.Unmarshal(payload, &v) == nil {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("the function's batch response is not JSON: %s", clip(payload, 200))
+	}
+	ids := map[string]bool{}
+	for _, p := range batch {
+		ids[p.rec.MessageID] = true
+	}
+	failed = map[string]bool{}
+	for _, f := range resp.BatchItemFailures {
+		id, ok := f["itemIdentifier"]
+		if !ok || id == nil || *id == "" || !ids[*id] || len(f) != 1 {
+			return nil, fmt.Errorf("the function's batchItemFailures has an invalid itemIdentifier: %v", f)
+		}
+		failed[*id] = true
+	}
+	return failed, nil
+}
+
+// record is one message in the SQS event shape.
+type record struct {
+	MessageID         string                      `json:"messageId"`
+	ReceiptHandle     string                      `json:"receiptHandle"`
+	Body              string                      `json:"body"`
+	Attributes        map[string]string           `json:"attributes"`
+	MessageAttributes map[string]messageAttribute `json:"messageAttributes"`
+	MD5OfBody         string                      `json:"md5OfBody"`
+	EventSource       string                      `json:"eventSource"`
+	EventSourceARN    string                      `json:"eventSourceARN"`
+	AWSRegion         string                      `json:"awsRegion"`
+}
+
+type messageAttribute struct {
+	StringValue      string   `json:"stringValue"`
+	StringListValues []string `json:"stringListValues"`
+	BinaryListValues []string `json:"binaryListValues"`
+	DataType         string   `json:"dataType"`
+}
+
+// systemAttributes are the SQS attributes an event-source mapping record
+// carries.
+var systemAttributes = []string{"ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp",
+	"MessageGroupId", "MessageDeduplicationId", "SequenceNumber", "AWSTraceHeader"}
+
+func newRecord(d *router.Delivery) record {
+	m := d.Message
+	body := d.Payload
+	if d.Whole && d.DeadLetter == nil {
+		body = m.Body // what an SQS-triggered function expects
+	}
+	if d.DeadLetter != nil {
+		body = router.DeadLetterDocument(d)
+	}
+	sum := md5.Sum(body)
+	r := record{
+		MessageID: m.ID, ReceiptHandle: d.ID, Body: string(body), Attributes: map[string]string{},
+		MessageAttributes: map[string]messageAttribute{}, MD5OfBody: hex.EncodeToString(sum[:]),
+		EventSource: "aws:sqs", EventSourceARN: m.System["QueueArn"], AWSRegion: m.System["Region"],
+	}
+	for _, k := range systemAttributes {
+		if v, ok := m.System[k]; ok {
+			r.Attributes[k] = v
+		}
+	}
+	for k, v := range m.Attributes {
+		r.MessageAttributes[k] = messageAttribute{StringValue: v, StringListValues: []string{}, BinaryListValues: []string{}, DataType: "String"}
+	}
+	return r
+}
+
+// Close sends what is waiting in a batch and waits for the invocations in
+// flight, within ctx. It is idempotent.
+func (s *Sink) Close(ctx context.Context) error {
+	b := s.batch
+	if b == nil {
+		return nil
+	}
+	b.closeOnce.Do(func() { close(b.closing) })
+	if !b.started.Load() {
+		return nil
+	}
+	select {
+	case <-b.closed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
