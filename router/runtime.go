@@ -129,11 +129,16 @@ type Delivery struct {
 
 // DeadLetter is the record of a delivery that failed for good.
 type DeadLetter struct {
-	Source, MessageID, Rule, Target string
-	Attempts                        int
-	FirstError, LastError           string
-	FirstAttempt, LastAttempt       time.Time
-	Attributes                      map[string]string
+	Source       string            `json:"source"`
+	MessageID    string            `json:"message_id"`
+	Rule         string            `json:"rule,omitempty"`
+	Target       string            `json:"target,omitempty"`
+	Attempts     int               `json:"attempts"`
+	FirstError   string            `json:"first_error,omitempty"`
+	LastError    string            `json:"last_error,omitempty"`
+	FirstAttempt time.Time         `json:"first_attempt"`
+	LastAttempt  time.Time         `json:"last_attempt"`
+	Attributes   map[string]string `json:"attributes,omitempty"`
 }
 
 // DeliveryID derives a delivery's stable id from the event id, the rule

@@ -1,0 +1,302 @@
+package lambda
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/switchyard-dev/switchyard/internal/awstest"
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func server(t *testing.T) *awstest.Server {
+	t.Helper()
+	return awstest.NewTestServer(t, awstest.Options{})
+}
+
+func delivery(id, payload string) *router.Delivery {
+	ev, _ := router.ParseEvent([]byte(`{"id":"e-`+id+`","source":"s","detail-type":"d","detail":{}}`), time.Now())
+	return &router.Delivery{
+		ID: "d-" + id, Rule: "r", Target: "fn", Payload: []byte(payload),
+		Message: &router.Message{ID: "m-" + id, Source: "jobs", Body: []byte(`{"raw":"` + id + `"}`), Event: ev,
+			Attributes: map[string]string{"tenant": "acme"},
+			System:     map[string]string{"ApproximateReceiveCount": "2", "SentTimestamp": "1700000000000", "QueueArn": "arn:aws:sqs:us-east-1:123456789012:jobs", "Region": "us-east-1"}},
+	}
+}
+
+func sink(t *testing.T, srv *awstest.Server, cfg Config) *Sink {
+	t.Helper()
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := New("fn", cfg, srv.LambdaClient())
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+func TestLambdaSink_Invokes(t *testing.T) {
+	srv := server(t)
+	srv.Lambda().Register(awstest.Function{Name: "thumb", Versions: []string{"3"}, Aliases: map[string]string{"live": "3"}})
+	s := sink(t, srv, Config{Function: "thumb", Qualifier: "live"})
+	if err := s.Deliver(t.Context(), delivery("1", `{"key":"a.png"}`)); err != nil {
+		t.Fatal(err)
+	}
+	inv := srv.Lambda().Invocations("thumb")
+	if len(inv) != 1 {
+		t.Fatalf("%d invocations", len(inv))
+	}
+	got := inv[0]
+	if string(got.Payload) != `{"key":"a.png"}` || got.Type != "RequestResponse" || got.Qualifier != "live" || got.ExecutedVersion != "3" {
+		t.Errorf("invocation: payload %s type %s qualifier %s version %s", got.Payload, got.Type, got.Qualifier, got.ExecutedVersion)
+	}
+	var cc struct {
+		Custom map[string]string `json:"custom"`
+	}
+	if err := json.Unmarshal(got.ClientContext, &cc); err != nil || cc.Custom["switchyard_delivery_id"] != "d-1" || cc.Custom["switchyard_rule"] != "r" {
+		t.Errorf("client context %s: %v", got.ClientContext, err)
+	}
+}
+
+func TestLambdaSink_EventInvocationAndPayloadForms(t *testing.T) {
+	srv := server(t)
+	srv.Lambda().Register(awstest.Function{Name: "audit"})
+	s := sink(t, srv, Config{Function: "audit", Invocation: "event"})
+	text := delivery("t", `order o-1 is "late"`)
+	text.Text = true
+	letter := delivery("l", `original body`)
+	letter.DeadLetter = &router.DeadLetter{Source: "jobs", MessageID: "m-l", Rule: "r", Target: "x", Attempts: 3, LastError: "503"}
+	for _, d := range []*router.Delivery{text, letter} {
+		if err := s.Deliver(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(srv.Lambda().Invocations("audit")) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	inv := srv.Lambda().Invocations("audit")
+	if len(inv) != 2 || inv[0].Type != "Event" || inv[0].StatusCode != 202 {
+		t.Fatalf("invocations: %+v", inv)
+	}
+	if string(inv[0].Payload) != `"order o-1 is \"late\""` {
+		t.Errorf("text payload sent as %s, want a JSON string", inv[0].Payload)
+	}
+	var doc struct {
+		DeadLetter struct {
+			Attempts  int    `json:"attempts"`
+			LastError string `json:"last_error"`
+		} `json:"dead_letter"`
+		Body string `json:"body"`
+	}
+	if err := json.Unmarshal(inv[1].Payload, &doc); err != nil || doc.DeadLetter.Attempts != 3 || doc.Body != "original body" || doc.DeadLetter.LastError != "503" {
+		t.Errorf("dead letter sent as %s: %v", inv[1].Payload, err)
+	}
+}
+
+// Every outcome Lambda can give is classified as the policy needs.
+func TestLambdaSink_ClassifiesOutcomes(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		setup      func(srv *awstest.Server)
+		payload    string
+		class      router.Class
+		retryAfter time.Duration
+		contains   string
+	}{
+		{"function error, unhandled", func(srv *awstest.Server) {
+			srv.Lambda().Register(awstest.Function{Name: "fn", Handler: func(context.Context, awstest.Invocation) awstest.Result {
+				return awstest.ErrorResult("ValueError", "bad key")
+			}})
+		}, `{}`, router.Retryable, 0, "function error (Unhandled)"},
+		{"function error, handled", func(srv *awstest.Server) {
+			srv.Lambda().Register(awstest.Function{Name: "fn", Handler: func(context.Context, awstest.Invocation) awstest.Result {
+				r := awstest.ErrorResult("Oops", "handled")
+				r.FunctionError = "Handled"
+				return r
+			}})
+		}, `{}`, router.Retryable, 0, "function error (Handled)"},
+		{"throttled with Retry-After", func(srv *awstest.Server) {
+			srv.Lambda().Register(awstest.Function{Name: "fn"})
+			srv.FailNext("lambda:Invoke", 1, awstest.TooManyRequests(7*time.Second))
+		}, `{}`, router.Throttled, 7 * time.Second, "TooManyRequestsException"},
+		{"EC2 throttled", func(srv *awstest.Server) {
+			srv.Lambda().Register(awstest.Function{Name: "fn"})
+			srv.FailNext("lambda:Invoke", 1, awstest.Fault{Status: 502, Code: "EC2ThrottledException"})
+		}, `{}`, router.Throttled, 0, "EC2ThrottledException"},
+		{"function not found", func(srv *awstest.Server) {}, `{}`, router.Permanent, 0, "ResourceNotFoundException"},
+		{"payload not JSON", func(srv *awstest.Server) {
+			srv.Lambda().Register(awstest.Function{Name: "fn"})
+		}, `not json`, router.Permanent, 0, "InvalidRequestContentException"},
+		{"payload too large", func(srv *awstest.Server) {
+			srv.Lambda().Register(awstest.Function{Name: "fn"})
+		}, `"` + strings.Repeat("x", 7<<20) + `"`, router.Permanent, 0, "RequestTooLargeException"},
+		{"service exception", func(srv *awstest.Server) {
+			srv.Lambda().Register(awstest.Function{Name: "fn"})
+			srv.FailNext("lambda:Invoke", 1, awstest.InternalError("ServiceException"))
+		}, `{}`, router.Retryable, 0, "ServiceException"},
+		{"503", func(srv *awstest.Server) {
+			srv.Lambda().Register(awstest.Function{Name: "fn"})
+			srv.FailNext("lambda:Invoke", 1, awstest.Unavailable())
+		}, `{}`, router.Retryable, 0, "503"},
+		{"other 4xx", func(srv *awstest.Server) {
+			srv.Lambda().Register(awstest.Function{Name: "fn"})
+			srv.FailNext("lambda:Invoke", 1, awstest.Fault{Status: 400, Code: "InvalidParameterValueException"})
+		}, `{}`, router.Permanent, 0, "InvalidParameterValueException"},
+		{"connection reset", func(srv *awstest.Server) {
+			srv.Lambda().Register(awstest.Function{Name: "fn"})
+			srv.FailNext("lambda:Invoke", 1, awstest.Fault{Drop: true})
+		}, `{}`, router.Retryable, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := server(t)
+			tc.setup(srv)
+			err := sink(t, srv, Config{Function: "fn"}).Deliver(t.Context(), delivery("1", tc.payload))
+			if err == nil {
+				t.Fatal("Deliver succeeded")
+			}
+			if c := router.ClassOf(err); c != tc.class {
+				t.Errorf("class %s, want %s: %v", c, tc.class, err)
+			}
+			if ra := router.RetryAfterOf(err); ra != tc.retryAfter {
+				t.Errorf("retry after %v, want %v", ra, tc.retryAfter)
+			}
+			if !strings.Contains(err.Error(), tc.contains) {
+				t.Errorf("error %q does not mention %q", err, tc.contains)
+			}
+		})
+	}
+}
+
+func TestLambdaSink_ContextCancelIsRetryable(t *testing.T) {
+	srv := server(t)
+	srv.Lambda().Register(awstest.Function{Name: "fn", Latency: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	err := sink(t, srv, Config{Function: "fn"}).Deliver(ctx, delivery("1", `{}`))
+	if err == nil || router.ClassOf(err) != router.Retryable || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Deliver = %v (%s)", err, router.ClassOf(err))
+	}
+}
+
+// Batch mode sends the SQS event-source mapping's shape and answers each
+// delivery from batchItemFailures.
+func TestLambdaSink_Batch(t *testing.T) {
+	srv := server(t)
+	var mu sync.Mutex
+	var events []map[string]any
+	srv.Lambda().Register(awstest.Function{Name: "fn", Handler: func(_ context.Context, inv awstest.Invocation) awstest.Result {
+		var ev map[string]any
+		json.Unmarshal(inv.Payload, &ev)
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+		var failures []map[string]string
+		for _, r := range ev["Records"].([]any) {
+			rec := r.(map[string]any)
+			if strings.Contains(rec["body"].(string), "fail") {
+				failures = append(failures, map[string]string{"itemIdentifier": rec["messageId"].(string)})
+			}
+		}
+		return awstest.JSONResult(map[string]any{"batchItemFailures": failures})
+	}})
+	s := sink(t, srv, Config{Function: "fn", Batch: &Batch{Size: 3, Window: time.Second}})
+	ds := []*router.Delivery{delivery("1", `{"ok":1}`), delivery("2", `{"fail":2}`), delivery("3", `{"ok":3}`)}
+	ds[0].Whole = true // no input: the record's body is the original body
+	errs := make([]error, len(ds))
+	var wg sync.WaitGroup
+	for i, d := range ds {
+		wg.Go(func() { errs[i] = s.Deliver(t.Context(), d) })
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[2] != nil || errs[1] == nil || router.ClassOf(errs[1]) != router.Retryable {
+		t.Fatalf("results %v, want only the second to fail", errs)
+	}
+	if len(events) != 1 {
+		t.Fatalf("%d invocations for a batch of 3", len(events))
+	}
+	recs := events[0]["Records"].([]any)
+	if len(recs) != 3 {
+		t.Fatalf("%d records", len(recs))
+	}
+	var first map[string]any
+	for _, r := range recs {
+		if r.(map[string]any)["messageId"] == "m-1" {
+			first = r.(map[string]any)
+		}
+	}
+	attrs := first["attributes"].(map[string]any)
+	mattrs := first["messageAttributes"].(map[string]any)["tenant"].(map[string]any)
+	if first["body"] != `{"raw":"1"}` || first["eventSource"] != "aws:sqs" || first["eventSourceARN"] != "arn:aws:sqs:us-east-1:123456789012:jobs" ||
+		first["awsRegion"] != "us-east-1" || attrs["ApproximateReceiveCount"] != "2" || attrs["SentTimestamp"] != "1700000000000" ||
+		mattrs["stringValue"] != "acme" || mattrs["dataType"] != "String" || first["md5OfBody"] != "135b5bdcc4432ce16f0bc5a40579bdb6" {
+		t.Errorf("record: %v", first)
+	}
+}
+
+func TestLambdaSink_BatchResponses(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		response string
+		failAll  bool
+	}{
+		{"null", `null`, false},
+		{"empty object", `{}`, false},
+		{"empty list", `{"batchItemFailures":[]}`, false},
+		{"not a batch response", `"done"`, false},
+		{"invalid JSON", `{"batchItemFailures":`, true},
+		{"unknown id", `{"batchItemFailures":[{"itemIdentifier":"nope"}]}`, true},
+		{"empty id", `{"batchItemFailures":[{"itemIdentifier":""}]}`, true},
+		{"null id", `{"batchItemFailures":[{"itemIdentifier":null}]}`, true},
+		{"bad key", `{"batchItemFailures":[{"id":"m-1"}]}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := server(t)
+			srv.Lambda().Register(awstest.Function{Name: "fn", Handler: func(context.Context, awstest.Invocation) awstest.Result {
+				return awstest.Result{Payload: []byte(tc.response)}
+			}})
+			s := sink(t, srv, Config{Function: "fn", Batch: &Batch{Size: 2, Window: time.Second}})
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for i := range 2 {
+				wg.Go(func() { errs[i] = s.Deliver(t.Context(), delivery(string(rune('1'+i)), `{}`)) })
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if (err != nil) != tc.failAll {
+					t.Errorf("delivery %d: %v, want failed = %v", i, err, tc.failAll)
+				}
+			}
+		})
+	}
+}
+
+// Two deliveries of one message never share a batch: records are told
+// apart by message id.
+func TestLambdaSink_BatchSplitsRepeatedMessages(t *testing.T) {
+	srv := server(t)
+	srv.Lambda().Register(awstest.Function{Name: "fn"})
+	s := sink(t, srv, Config{Function: "fn", Batch: &Batch{Size: 10, Window: 200 * time.Millisecond}})
+	a, b := delivery("1", `{"a":1}`), delivery("1", `{"b":1}`)
+	b.ID = "d-other"
+	var wg sync.WaitGroup
+	for _, d := range []*router.Delivery{a, b} {
+		wg.Go(func() {
+			if err := s.Deliver(t.Context(), d); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(srv.Lambda().Invocations("fn")); n != 2 {
+		t.Errorf("%d invocations, want 2", n)
+	}
+}

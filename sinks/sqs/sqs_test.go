@@ -1,0 +1,100 @@
+package sqs
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/switchyard-dev/switchyard/internal/awstest"
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func delivery() *router.Delivery {
+	ev, _ := router.ParseEvent([]byte(`{"id":"ev-1","source":"s","detail-type":"d","detail":{}}`), time.Now())
+	return &router.Delivery{ID: "d-1", Rule: "r", Target: "q", Payload: []byte(`{"k":1}`),
+		Message: &router.Message{ID: "m-1", Source: "jobs", Body: []byte("orig"), Event: ev, Group: "g"}}
+}
+
+func TestSQSSink_SendsWithOrigin(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	url, _ := srv.SQS().CreateQueue("out", nil)
+	s := New("out", Config{QueueURL: url}, srv.SQSClient())
+	if err := s.Deliver(t.Context(), delivery()); err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := srv.SQS().Messages("out")
+	if len(ms) != 1 || ms[0].Body != `{"k":1}` {
+		t.Fatalf("messages: %+v", ms)
+	}
+	for k, v := range map[string]string{"switchyard-source": "jobs", "switchyard-message-id": "m-1", "switchyard-rule": "r",
+		"switchyard-delivery-id": "d-1", "switchyard-event-id": "ev-1"} {
+		if a := ms[0].Attributes[k]; a.StringValue != v {
+			t.Errorf("attribute %s = %q, want %q", k, a.StringValue, v)
+		}
+	}
+}
+
+func TestSQSSink_DeadLetterCarriesWhy(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	url, _ := srv.SQS().CreateQueue("dlq", nil)
+	s := New("dlq", Config{QueueURL: url}, srv.SQSClient())
+	d := delivery()
+	first := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	d.Payload = d.Message.Body
+	d.DeadLetter = &router.DeadLetter{Source: "jobs", MessageID: "m-1", Rule: "r", Target: "thumbs", Attempts: 5,
+		FirstError: "503", LastError: strings.Repeat("e", 5000), FirstAttempt: first, LastAttempt: first.Add(time.Minute)}
+	if err := s.Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := srv.SQS().Messages("dlq")
+	a := ms[0].Attributes
+	if ms[0].Body != "orig" || a["switchyard-attempts"].StringValue != "5" || a["switchyard-attempts"].DataType != "Number" ||
+		a["switchyard-target"].StringValue != "thumbs" || a["switchyard-first-error"].StringValue != "503" ||
+		len(a["switchyard-last-error"].StringValue) != maxErrorAttribute || a["switchyard-first-attempt"].StringValue != "2026-11-20T12:00:00Z" ||
+		a["switchyard-last-attempt"].StringValue != "2026-11-20T12:01:00Z" {
+		t.Errorf("dead letter: body %q attributes %+v", ms[0].Body, a)
+	}
+}
+
+// On a FIFO queue a retried send of one delivery is not delivered twice.
+func TestSQSSink_FIFODeduplicatesRetries(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	url, _ := srv.SQS().CreateQueue("out.fifo", map[string]string{"FifoQueue": "true"})
+	s := New("out", Config{QueueURL: url}, srv.SQSClient())
+	for range 2 {
+		if err := s.Deliver(t.Context(), delivery()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, _ := srv.SQS().Messages("out.fifo")
+	if len(ms) != 1 || ms[0].GroupID != "g" || ms[0].DeduplicationID != "d-1" {
+		t.Errorf("messages: %+v", ms)
+	}
+}
+
+func TestSQSSink_Classifies(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	url, _ := srv.SQS().CreateQueue("out", nil)
+	missing := New("gone", Config{QueueURL: srv.SQS().QueueURL("gone")}, srv.SQSClient())
+	if err := missing.Deliver(t.Context(), delivery()); router.ClassOf(err) != router.Permanent {
+		t.Errorf("missing queue: %v (%s)", err, router.ClassOf(err))
+	}
+	s := New("out", Config{QueueURL: url}, srv.SQSClient())
+	srv.FailNext("sqs:SendMessage", 1, awstest.Throttled())
+	if err := s.Deliver(t.Context(), delivery()); router.ClassOf(err) != router.Throttled {
+		t.Errorf("throttled: %v (%s)", err, router.ClassOf(err))
+	}
+	srv.FailNext("sqs:SendMessage", 1, awstest.InternalError("InternalError"))
+	if err := s.Deliver(t.Context(), delivery()); router.ClassOf(err) != router.Retryable {
+		t.Errorf("500: %v (%s)", err, router.ClassOf(err))
+	}
+	bad := delivery()
+	bad.Payload = []byte("bad \x00 character")
+	if err := s.Deliver(t.Context(), bad); router.ClassOf(err) != router.Permanent {
+		t.Errorf("invalid body: %v (%s)", err, router.ClassOf(err))
+	}
+}
