@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/awstest"
+)
+
+// awsEnv gives the daemon credentials and a region from the environment,
+// and keeps it away from the machine's own AWS files and metadata.
+func awsEnv(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "", "AWS_REGION": "us-east-1",
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+		"AWS_PROFILE": "", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+// syncBuffer is a goroutine-safe bytes.Buffer.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// daemon is switchyard run, in process.
+type daemon struct {
+	cancel         context.CancelFunc
+	done           chan int
+	stdout, stderr *syncBuffer
+}
+
+// startDaemon writes config (with {{URL}} replaced by the endpoint's URL)
+// and runs the daemon on it until the test ends or stop is called.
+func startDaemon(t *testing.T, srv *awstest.Server, config string) *daemon {
+	t.Helper()
+	awsEnv(t)
+	file := filepath.Join(t.TempDir(), "switchyard.yaml")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(config, "{{URL}}", srv.URL())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemon{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	go func() { d.done <- run(ctx, []string{"run", "-c", file, "-log-level", "debug"}, strings.NewReader(""), d.stdout, d.stderr) }()
+	t.Cleanup(func() {
+		if code := d.stop(); code != exitOK && !t.Failed() {
+			t.Errorf("daemon exited %d", code)
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.stderr.String())
+		}
+	})
+	return d
+}
+
+// stop stops the daemon as SIGTERM would and returns its exit code.
+func (d *daemon) stop() int {
+	d.cancel()
+	select {
+	case code := <-d.done:
+		d.done <- code
+		return code
+	case <-time.After(30 * time.Second):
+		return -1
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func queueEmpty(t *testing.T, srv *awstest.Server, q string) func() bool {
+	return func() bool {
+		c, err := srv.SQS().Counts(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Visible+c.InFlight+c.Delayed == 0
+	}
+}
+
+func s3Event(id, key string, size int) string {
+	return fmt.Sprintf(`{"version":"0","id":%q,"detail-type":"Object Created","source":"aws.s3","account":"123456789012","time":"2026-11-20T12:00:00Z","region":"us-east-1","resources":["arn:aws:s3:::media"],"detail":{"bucket":{"name":"media"},"object":{"key":%q,"size":%d}}}`, id, key, size)
+}
+
+const baseConfig = `
+version: 1
+aws:
+  region: us-east-1
+  endpoints: {sqs: "{{URL}}", lambda: "{{URL}}", ecs: "{{URL}}"}
+shutdown_grace: 5s
+sources:
+  - {name: jobs, type: sqs, queue_url: "{{URL}}/123456789012/jobs", wait_time: 1s, visibility_timeout: 30s}
+`
+
+func TestRun_SQSToLambda(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	srv.Lambda().Register(awstest.Function{Name: "thumb"})
+	startDaemon(t, srv, baseConfig+`
+targets:
+  - {name: thumbs, type: lambda, function: thumb}
+rules:
+  - name: images
+    pattern: {source: [aws.s3], detail-type: [Object Created], detail: {object: {key: [{suffix: .png}]}}}
+    input:
+      paths: {key: $.detail.object.key, size: $.detail.object.size}
+      template: '{"key": <key>, "size": <size>, "rule": <aws.events.rule-name>}'
+    targets: [thumbs]
+`)
+	for i := range 20 {
+		srv.SQS().Send("jobs", awstest.Message{Body: s3Event(fmt.Sprintf("e-%d", i), fmt.Sprintf("img/%d.png", i), i)})
+	}
+	waitFor(t, "20 invocations", func() bool { return len(srv.Lambda().Invocations("thumb")) == 20 })
+	waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs"))
+	var keys []string
+	for _, inv := range srv.Lambda().Invocations("thumb") {
+		var p struct {
+			Key  string `json:"key"`
+			Size int    `json:"size"`
+			Rule string `json:"rule"`
+		}
+		if err := json.Unmarshal(inv.Payload, &p); err != nil || p.Rule != "images" {
+			t.Errorf("payload %s: %v", inv.Payload, err)
+		}
+		keys = append(keys, p.Key)
+	}
+	slices.Sort(keys)
+	if keys[0] != "img/0.png" || len(slices.Compact(keys)) != 20 {
+		t.Errorf("keys: %v", keys)
+	}
+}
+
+func TestRun_SQSToECSAndFanOut(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	srv.Lambda().Register(awstest.Function{Name: "audit"})
+	srv.ECS().CreateCluster("media")
+	srv.ECS().RegisterTaskDefinition(awstest.TaskDefinition{Family: "transcode", Containers: []awstest.ContainerDefinition{{Name: "app"}}})
+	startDaemon(t, srv, baseConfig+`
+targets:
+  - name: transcode
+    type: ecs_task
+    cluster: media
+    task_definition: transcode:1
+    launch_type: FARGATE
+    network: {subnets: [subnet-1]}
+    container_overrides:
+      - {name: app, command: [transcode, "<key>"], environment: {SIZE: "<size>"}}
+  - {name: audit, type: lambda, function: audit}
+rules:
+  - name: videos
+    pattern: {detail: {object: {key: [{prefix: videos/}], size: [{numeric: [">", 1000]}]}}}
+    input:
+      paths: {key: $.detail.object.key, size: $.detail.object.size}
+      template: '{"key": <key>, "size": <size>}'
+    targets: [transcode, audit]
+`)
+	srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-1", "videos/cat.mp4", 5000)})
+	srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-2", "videos/small.mp4", 10)})
+	waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs"))
+	tasks := srv.ECS().Tasks("media")
+	if len(tasks) != 1 {
+		t.Fatalf("%d tasks, want 1 (the small video does not match)", len(tasks))
+	}
+	var cmd []string
+	var size string
+	for _, o := range tasks[0].Overrides.ContainerOverrides {
+		if o.Name == "app" {
+			cmd = o.Command
+			for _, kv := range o.Environment {
+				if kv.Name == "SIZE" {
+					size = kv.Value
+				}
+			}
+		}
+	}
+	if !slices.Equal(cmd, []string{"transcode", "videos/cat.mp4"}) || size != "5000" || tasks[0].StartedBy != "switchyard/videos" {
+		t.Errorf("task: command %v, SIZE %q, startedBy %q", cmd, size, tasks[0].StartedBy)
+	}
+	if inv := srv.Lambda().Invocations("audit"); len(inv) != 1 || string(inv[0].Payload) != `{"key": "videos/cat.mp4", "size": 5000}` {
+		t.Errorf("fan-out to Lambda: %+v", inv)
+	}
+}
+
+// EventBridge rules deliver ECS task-state changes to SQS; a pattern on
+// detail.lastStatus and the containers picks the failed ones.
+func TestRun_ECSTaskStateChangeViaSQS(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	srv.Lambda().Register(awstest.Function{Name: "page"})
+	startDaemon(t, srv, baseConfig+`
+targets:
+  - {name: page, type: lambda, function: page}
+rules:
+  - name: task-failed
+    pattern:
+      source: [aws.ecs]
+      detail-type: [ECS Task State Change]
+      detail: {lastStatus: [STOPPED], containers: {name: [app], exitCode: [{anything-but: 0}]}}
+    input:
+      paths: {task: $.detail.taskArn, code: "$.detail.containers[0].exitCode"}
+      template: '"task <task> exited <code>"'
+    targets: [page]
+`)
+	change := func(id, status string, appExit, sidecarExit int) string {
+		return fmt.Sprintf(`{"version":"0","id":%q,"detail-type":"ECS Task State Change","source":"aws.ecs","account":"123456789012","time":"2026-11-20T12:00:00Z","region":"us-east-1","resources":[],"detail":{"taskArn":"arn:aws:ecs:us-east-1:123456789012:task/media/%s","lastStatus":%q,"containers":[{"name":"app","exitCode":%d},{"name":"sidecar","exitCode":%d}]}}`, id, id, status, appExit, sidecarExit)
+	}
+	srv.SQS().Send("jobs", awstest.Message{Body: change("t1", "RUNNING", 0, 0)})
+	srv.SQS().Send("jobs", awstest.Message{Body: change("t2", "STOPPED", 137, 0)})
+	srv.SQS().Send("jobs", awstest.Message{Body: change("t3", "STOPPED", 0, 1)}) // the sidecar failed, not the app
+	srv.SQS().Send("jobs", awstest.Message{Body: change("t4", "STOPPED", 0, 0)})
+	waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs"))
+	inv := srv.Lambda().Invocations("page")
+	if len(inv) != 1 || string(inv[0].Payload) != `"task arn:aws:ecs:us-east-1:123456789012:task/media/t2 exited 137"` {
+		t.Errorf("invocations: %+v", inv)
+	}
+}
+
+func TestRun_SNSAndRawBodies(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	srv.Lambda().Register(awstest.Function{Name: "fn"})
+	startDaemon(t, srv, baseConfig+`
+targets:
+  - {name: fn, type: lambda, function: fn}
+rules:
+  - {name: from-sns, pattern: {detail-type: [SNS Notification], detail: {kind: [upload]}}, targets: [fn]}
+  - {name: raw, pattern: {source: [jobs], detail-type: [SQS Message], attributes: {tenant: [acme]}}, targets: [fn]}
+`)
+	inner, _ := json.Marshal(map[string]string{"kind": "upload"})
+	sns, _ := json.Marshal(map[string]any{"Type": "Notification", "MessageId": "sns-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": string(inner), "Timestamp": "2026-11-20T12:00:00.000Z"})
+	srv.SQS().Send("jobs", awstest.Message{Body: string(sns)})
+	srv.SQS().Send("jobs", awstest.Message{Body: "plain text", Attributes: map[string]awstest.Attribute{"tenant": {DataType: "String", StringValue: "acme"}}})
+	waitFor(t, "two invocations", func() bool { return len(srv.Lambda().Invocations("fn")) == 2 })
+	waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs"))
+	var kinds []string
+	for _, inv := range srv.Lambda().Invocations("fn") {
+		var ev struct {
+			DetailType string `json:"detail-type"`
+			Detail     any    `json:"detail"`
+		}
+		json.Unmarshal(inv.Payload, &ev)
+		kinds = append(kinds, fmt.Sprintf("%s %v", ev.DetailType, ev.Detail))
+	}
+	slices.Sort(kinds)
+	if !slices.Equal(kinds, []string{"SNS Notification map[kind:upload]", "SQS Message plain text"}) {
+		t.Errorf("payloads: %q", kinds)
+	}
+}
+
+func TestRun_FIFOOrderWithinGroups(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs.fifo", map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+	var mu sync.Mutex
+	order := map[string][]int{}
+	srv.Lambda().Register(awstest.Function{Name: "fn", Latency: time.Millisecond, Handler: func(_ context.Context, inv awstest.Invocation) awstest.Result {
+		var p struct {
+			Group string `json:"group"`
+			N     int    `json:"n"`
+		}
+		json.Unmarshal(inv.Payload, &p)
+		mu.Lock()
+		order[p.Group] = append(order[p.Group], p.N)
+		mu.Unlock()
+		return awstest.Result{}
+	}})
+	startDaemon(t, srv, strings.Replace(baseConfig, "/jobs\"", "/jobs.fifo\"", 1)+`
+targets:
+  - {name: fn, type: lambda, function: fn}
+rules:
+  - {name: all, pattern: {detail: {group: [{exists: true}]}}, input: {paths: {g: $.detail.group, n: $.detail.n}, template: '{"group": <g>, "n": <n>}'}, targets: [fn]}
+`)
+	for i := range 30 {
+		g := []string{"a", "b", "c"}[i%3]
+		body := fmt.Sprintf(`{"source":"app","detail-type":"step","detail":{"group":%q,"n":%d}}`, g, i)
+		if _, err := srv.SQS().Send("jobs.fifo", awstest.Message{Body: body, GroupID: g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs.fifo"))
+	for g, ns := range order {
+		if len(ns) != 10 || !slices.IsSorted(ns) {
+			t.Errorf("group %s delivered %v, want 10 in order", g, ns)
+		}
+	}
+}
+
+func TestRun_UnmatchedMessagesAreAcked(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	srv.Lambda().Register(awstest.Function{Name: "fn"})
+	startDaemon(t, srv, baseConfig+`
+targets:
+  - {name: fn, type: lambda, function: fn}
+rules:
+  - {name: none, pattern: {source: [nothing.sends.this]}, targets: [fn]}
+`)
+	for i := range 5 {
+		srv.SQS().Send("jobs", awstest.Message{Body: s3Event(fmt.Sprint(i), "x", 1)})
+	}
+	waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs"))
+	if n := len(srv.Lambda().Invocations("fn")); n != 0 {
+		t.Errorf("%d invocations", n)
+	}
+}
+
+// A permanent failure goes to the dead-letter queue with why, and the
+// source message is deleted; a target that keeps failing without a
+// dead-letter target leaves its message in the queue.
+func TestRun_DeadLettersAndUnresolvedMessages(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	srv.SQS().CreateQueue("dlq", nil)
+	srv.Lambda().Register(awstest.Function{Name: "down", Handler: func(context.Context, awstest.Invocation) awstest.Result {
+		return awstest.Result{Err: &awstest.APIError{Status: 503, Code: "ServiceException", Message: "down"}}
+	}})
+	d := startDaemon(t, srv, baseConfig+`
+targets:
+  - {name: missing, type: lambda, function: no-such-function}
+  - {name: down, type: lambda, function: down, policy: no-dlq}
+  - {name: dlq, type: sqs, queue_url: "{{URL}}/123456789012/dlq", policy: last}
+policies:
+  default: {retry: {attempts: 3, initial: 10ms, max: 50ms}, dead_letter: dlq}
+  no-dlq: {retry: {attempts: 2, initial: 10ms, max: 50ms}, breaker: {failures: 100}}
+  last: {}
+rules:
+  - {name: to-missing, pattern: {detail: {object: {key: [missing]}}}, targets: [missing]}
+  - {name: to-down, pattern: {detail: {object: {key: [down]}}}, targets: [down]}
+`)
+	srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-missing", "missing", 1), Attributes: map[string]awstest.Attribute{"tenant": {DataType: "String", StringValue: "acme"}}})
+	srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-down", "down", 1)})
+	waitFor(t, "a dead letter", func() bool { m, _ := srv.SQS().Messages("dlq"); return len(m) == 1 })
+	waitFor(t, "the down target's attempts", func() bool { return len(srv.Lambda().Invocations("down")) >= 2 })
+	dl, _ := srv.SQS().Messages("dlq")
+	a := dl[0].Attributes
+	if dl[0].Body != s3Event("e-missing", "missing", 1) || a["switchyard-target"].StringValue != "missing" || a["switchyard-rule"].StringValue != "to-missing" ||
+		a["switchyard-attempts"].StringValue != "1" || !strings.Contains(a["switchyard-last-error"].StringValue, "ResourceNotFoundException") {
+		t.Errorf("dead letter: %s %+v", dl[0].Body, a)
+	}
+	waitFor(t, "the dead-lettered message to be deleted", func() bool {
+		ms, _ := srv.SQS().Messages("jobs")
+		return len(ms) == 1
+	})
+	ms, _ := srv.SQS().Messages("jobs")
+	if len(ms) != 1 || !strings.Contains(ms[0].Body, "e-down") {
+		t.Fatalf("queue holds %+v, want only the unresolved message", ms)
+	}
+	if code := d.stop(); code != exitOK {
+		t.Errorf("exit %d", code)
+	}
+	if ms, _ := srv.SQS().Messages("jobs"); len(ms) != 1 {
+		t.Errorf("the unresolved message is gone after shutdown")
+	}
+}
+
+func TestRun_StartupFailsFast(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	awsEnv(t)
+	for _, tc := range []struct {
+		name, config, want string
+	}{
+		{"missing queue", baseConfig + "targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n",
+			"startup: sqs source jobs: queue " + srv.URL() + "/123456789012/jobs"},
+		{"unreachable endpoint", strings.ReplaceAll(baseConfig, "{{URL}}", "http://127.0.0.1:1") + "targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n",
+			"startup: aws.endpoints.sqs: http://127.0.0.1:1 is unreachable"},
+		{"invalid config", "version: 1\nsources: []\n", "sources: at least one is required"},
+		{"type not in this version", baseConfig + "targets: [{name: h, type: http, url: 'http://127.0.0.1:1/x'}]\nrules: [{name: r, pattern: {source: [x]}, targets: [h]}]\n",
+			"target h: type http is not available in this version"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "s.yaml")
+			os.WriteFile(file, []byte(strings.ReplaceAll(tc.config, "{{URL}}", srv.URL())), 0o644)
+			var stderr syncBuffer
+			code := run(context.Background(), []string{"run", "-c", file}, strings.NewReader(""), &syncBuffer{}, &stderr)
+			if code != exitFail || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant %q", code, stderr.String(), tc.want)
+			}
+		})
+	}
+	t.Run("no credentials", func(t *testing.T) {
+		srv.SQS().CreateQueue("jobs", nil)
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		file := filepath.Join(t.TempDir(), "s.yaml")
+		os.WriteFile(file, []byte(strings.ReplaceAll(baseConfig, "{{URL}}", srv.URL())+"targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n"), 0o644)
+		var stderr syncBuffer
+		code := run(context.Background(), []string{"run", "-c", file}, strings.NewReader(""), &syncBuffer{}, &stderr)
+		if code != exitFail || !strings.Contains(stderr.String(), "no usable credentials") {
+			t.Errorf("exit %d, stderr:\n%s", code, stderr.String())
+		}
+	})
+}
