@@ -66,7 +66,9 @@ func startDaemon(t *testing.T, srv *awstest.Server, config string) *daemon {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemon{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	go func() { d.done <- run(ctx, []string{"run", "-c", file, "-log-level", "debug"}, strings.NewReader(""), d.stdout, d.stderr) }()
+	go func() {
+		d.done <- run(ctx, []string{"run", "-c", file, "-log-level", "debug"}, strings.NewReader(""), d.stdout, d.stderr)
+	}()
 	t.Cleanup(func() {
 		if code := d.stop(); code != exitOK && !t.Failed() {
 			t.Errorf("daemon exited %d", code)
