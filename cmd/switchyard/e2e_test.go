@@ -425,3 +425,144 @@ func TestRun_StartupFailsFast(t *testing.T) {
 		}
 	})
 }
+
+// Each class of failure, through the whole daemon: retryable and
+// throttled failures are retried until they succeed (the message is
+// deleted only then), permanent ones are dead-lettered at once, and a
+// RunTask whose response was lost is retried with the same token and
+// starts one task.
+func TestRun_ErrorClasses(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		fault        awstest.Fault
+		op           string
+		deadLettered bool
+	}{
+		{"lambda throttled", awstest.TooManyRequests(time.Second), "lambda:Invoke", false},
+		{"lambda 503", awstest.Unavailable(), "lambda:Invoke", false},
+		{"lambda service exception", awstest.InternalError("ServiceException"), "lambda:Invoke", false},
+		{"lambda connection reset", awstest.Fault{Drop: true}, "lambda:Invoke", false},
+		{"lambda bad request", awstest.Fault{Status: 400, Code: "InvalidRequestContentException"}, "lambda:Invoke", true},
+		{"lambda too large", awstest.Fault{Status: 413, Code: "RequestTooLargeException"}, "lambda:Invoke", true},
+		{"ecs response lost", awstest.Fault{Commit: true, Drop: true}, "ecs:RunTask", false},
+		{"ecs throttled", awstest.Throttled(), "ecs:RunTask", false},
+		{"ecs client exception", awstest.Fault{Status: 400, Code: "ClientException"}, "ecs:RunTask", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := awstest.NewTestServer(t, awstest.Options{})
+			srv.SQS().CreateQueue("jobs", nil)
+			srv.SQS().CreateQueue("dlq", nil)
+			srv.Lambda().Register(awstest.Function{Name: "fn"})
+			srv.ECS().RegisterTaskDefinition(awstest.TaskDefinition{Family: "job", Containers: []awstest.ContainerDefinition{{Name: "app"}}})
+			target := "fn"
+			if strings.HasPrefix(tc.op, "ecs") {
+				target = "task"
+			}
+			startDaemon(t, srv, baseConfig+`
+targets:
+  - {name: fn, type: lambda, function: fn}
+  - {name: task, type: ecs_task, task_definition: "job:1", launch_type: FARGATE, network: {subnets: [subnet-1]}}
+  - {name: dlq, type: sqs, queue_url: "{{URL}}/123456789012/dlq", policy: last}
+policies:
+  default: {retry: {attempts: 5, initial: 10ms, max: 100ms}, dead_letter: dlq}
+  last: {}
+rules:
+  - {name: r, pattern: {source: [aws.s3]}, targets: [`+target+`]}
+`)
+			srv.FailNext(tc.op, 2, tc.fault)
+			srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-1", "k", 1)})
+			waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs"))
+			dl, _ := srv.SQS().Messages("dlq")
+			if tc.deadLettered {
+				if len(dl) != 1 || srv.Calls(tc.op) != 1 {
+					t.Errorf("dead letters %d after %d calls, want 1 after 1", len(dl), srv.Calls(tc.op))
+				}
+				return
+			}
+			if len(dl) != 0 {
+				t.Errorf("%d dead letters for a failure that recovers", len(dl))
+			}
+			if got := srv.Calls(tc.op); got != 3 {
+				t.Errorf("%d calls, want 2 failed and 1 that succeeded", got)
+			}
+			switch target {
+			case "fn":
+				ok := 0
+				for _, inv := range srv.Lambda().Invocations("fn") {
+					if inv.StatusCode == 200 && inv.FunctionError == "" {
+						ok++
+					}
+				}
+				if ok != 1 {
+					t.Errorf("%d successful invocations, want 1", ok)
+				}
+			case "task":
+				if n := len(srv.ECS().Tasks("default")); n != 1 {
+					t.Errorf("%d tasks, want exactly 1", n)
+				}
+			}
+		})
+	}
+}
+
+// A function written for Lambda's SQS event-source mapping works behind
+// batch mode unchanged, including partial batch failures.
+func TestRun_LambdaBatchMode(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv.Lambda().Register(awstest.Function{Name: "legacy", Handler: func(_ context.Context, inv awstest.Invocation) awstest.Result {
+		var ev struct {
+			Records []struct {
+				MessageID string `json:"messageId"`
+				Body      string `json:"body"`
+			}
+		}
+		json.Unmarshal(inv.Payload, &ev)
+		var failures []map[string]string
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range ev.Records {
+			seen[r.Body]++
+			// Fail each "flaky" record the first time it is seen.
+			if strings.Contains(r.Body, "flaky") && seen[r.Body] == 1 {
+				failures = append(failures, map[string]string{"itemIdentifier": r.MessageID})
+			}
+		}
+		return awstest.JSONResult(map[string]any{"batchItemFailures": failures})
+	}})
+	startDaemon(t, srv, baseConfig+`
+targets:
+  - {name: legacy, type: lambda, function: legacy, batch: {size: 10, window: 100ms}}
+policies:
+  default: {retry: {initial: 10ms, max: 50ms}}
+rules:
+  - {name: all, pattern: {detail: {kind: [{exists: true}]}}, targets: [legacy]}
+`)
+	for i := range 25 {
+		kind := "ok"
+		if i%5 == 0 {
+			kind = "flaky"
+		}
+		srv.SQS().Send("jobs", awstest.Message{Body: fmt.Sprintf(`{"source":"app","detail-type":"x","detail":{"kind":%q,"n":%d}}`, kind, i)})
+	}
+	waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 25 {
+		t.Errorf("%d distinct records, want 25", len(seen))
+	}
+	for body, n := range seen {
+		want := 1
+		if strings.Contains(body, "flaky") {
+			want = 2
+		}
+		if n != want {
+			t.Errorf("record %s seen %d times, want %d", body, n, want)
+		}
+	}
+	if calls := srv.Calls("lambda:Invoke"); calls > 10 {
+		t.Errorf("%d invocations for 25 records in batches of 10", calls)
+	}
+}
