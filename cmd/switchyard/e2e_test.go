@@ -566,3 +566,33 @@ rules:
 		t.Errorf("%d invocations for 25 records in batches of 10", calls)
 	}
 }
+
+// A body that does not fit an eventbridge source is dead-lettered when the
+// source says so, and routed as a wrapped event otherwise.
+func TestRun_MalformedBodies(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	srv.SQS().CreateQueue("strict", nil)
+	srv.SQS().CreateQueue("bad", nil)
+	srv.Lambda().Register(awstest.Function{Name: "fn"})
+	startDaemon(t, srv, baseConfig+`
+  - {name: strict, type: sqs, queue_url: "{{URL}}/123456789012/strict", wait_time: 1s, envelope: eventbridge, malformed: dead_letter, dead_letter: bad}
+targets:
+  - {name: fn, type: lambda, function: fn}
+  - {name: bad, type: sqs, queue_url: "{{URL}}/123456789012/bad"}
+rules:
+  - {name: all, pattern: {source: [{prefix: ""}]}, targets: [fn]}
+`)
+	srv.SQS().Send("strict", awstest.Message{Body: "this is not an EventBridge event"})
+	srv.SQS().Send("strict", awstest.Message{Body: s3Event("ok", "k", 1)})
+	srv.SQS().Send("jobs", awstest.Message{Body: "plain text is wrapped"})
+	waitFor(t, "both queues to drain", func() bool { return queueEmpty(t, srv, "strict")() && queueEmpty(t, srv, "jobs")() })
+	bad, _ := srv.SQS().Messages("bad")
+	if len(bad) != 1 || bad[0].Body != "this is not an EventBridge event" || bad[0].Attributes["switchyard-source"].StringValue != "strict" ||
+		!strings.Contains(bad[0].Attributes["switchyard-last-error"].StringValue, "not an EventBridge event") {
+		t.Errorf("dead letters: %+v", bad)
+	}
+	if n := len(srv.Lambda().Invocations("fn")); n != 2 {
+		t.Errorf("%d invocations, want 2 (the valid event and the wrapped text)", n)
+	}
+}

@@ -10,13 +10,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 func TestMain(m *testing.M) {
 	now = func() time.Time { return time.Date(2026, 11, 20, 16, 30, 0, 0, time.UTC) }
-	os.Exit(m.Run())
+	// The daemon's goroutines must all end with it. The AWS SDK's HTTP
+	// clients keep idle connections, whose goroutines belong to net/http.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
 }
 
 // cli runs the program as main would, with stdin given.
