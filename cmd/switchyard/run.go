@@ -270,15 +270,19 @@ func needsAWS(cfg *config.Config) bool {
 	return false
 }
 
-// checkEndpoints fails fast when a configured endpoint cannot be reached.
+// checkEndpoints fails fast when configured endpoints cannot be reached,
+// naming each of them.
 func checkEndpoints(ctx context.Context, ep config.Endpoints) error {
-	for name, u := range map[string]string{"sqs": ep.SQS, "lambda": ep.Lambda, "ecs": ep.ECS, "eventbridge": ep.EventBridge} {
+	var errs []error
+	for _, e := range []struct{ name, url string }{{"sqs", ep.SQS}, {"lambda", ep.Lambda}, {"ecs", ep.ECS}, {"eventbridge", ep.EventBridge}} {
+		name, u := e.name, e.url
 		if u == "" {
 			continue
 		}
 		p, err := url.Parse(u)
 		if err != nil {
-			return fmt.Errorf("aws.endpoints.%s: %w", name, err)
+			errs = append(errs, fmt.Errorf("aws.endpoints.%s: %w", name, err))
+			continue
 		}
 		host := p.Host
 		if p.Port() == "" {
@@ -292,11 +296,12 @@ func checkEndpoints(ctx context.Context, ep config.Endpoints) error {
 		conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", host)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("aws.endpoints.%s: %s is unreachable: %w", name, u, err)
+			errs = append(errs, fmt.Errorf("aws.endpoints.%s: %s is unreachable: %w", name, u, err))
+			continue
 		}
 		conn.Close()
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func closeAll(closers []any, log *slog.Logger) {
