@@ -186,3 +186,68 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// A second signal exits at once, without waiting for the grace period.
+func TestRun_SecondSignalExitsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	started := make(chan struct{}, 1)
+	srv.Lambda().Register(awstest.Function{Name: "stuck", Handler: func(ctx context.Context, _ awstest.Invocation) awstest.Result {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return awstest.Result{}
+	}})
+	srv.SQS().Send("jobs", awstest.Message{Body: `{"source":"s","detail-type":"x","detail":{}}`})
+	dir := t.TempDir()
+	config := filepath.Join(dir, "switchyard.yaml")
+	os.WriteFile(config, []byte(strings.ReplaceAll(`
+version: 1
+aws: {region: us-east-1, endpoints: {sqs: "{{URL}}", lambda: "{{URL}}"}}
+shutdown_grace: 1m
+sources: [{name: jobs, type: sqs, queue_url: "{{URL}}/123456789012/jobs", wait_time: 1s}]
+targets: [{name: stuck, type: lambda, function: stuck}]
+rules: [{name: all, pattern: {source: [s]}, targets: [stuck]}]
+`, "{{URL}}", srv.URL())), 0o644)
+	cmd := exec.Command(bin, "run", "-c", config)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-started:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the delivery never started")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		t.Fatalf("exited on the first signal (%v) although a delivery runs and the grace period is 1m", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("exited %v after the second signal", took)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the second signal did not end the process")
+	}
+	// The message was never acked: it is still in the queue.
+	if c, _ := srv.SQS().Counts("jobs"); c.Visible+c.InFlight != 1 {
+		t.Errorf("queue counts %+v: the message must still be there", c)
+	}
+}
