@@ -3,9 +3,7 @@ package ecstask
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,9 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/switchyard-dev/switchyard/internal/awserr"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -230,32 +227,14 @@ func sortedKeys(m map[string]string) []string {
 
 // classify turns a RunTask error into a delivery error. A throttle or a
 // rejected request launched nothing; a 5xx or a lost connection may have.
-func classify(err error) error {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException":
-			return router.ThrottledError(err, 0)
-		case "ClientException", "InvalidParameterException", "ClusterNotFoundException", "AccessDeniedException",
-			"PlatformUnknownException", "PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException",
-			"BlockedException", "ConflictException", "UnrecognizedClientException", "InvalidSignatureException":
-			return router.PermanentError(err)
-		case "ServerException":
-			return router.RetryableError(err, 0)
-		}
-	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		switch status := re.HTTPStatusCode(); {
-		case status == http.StatusTooManyRequests:
-			return router.ThrottledError(err, 0)
-		case status >= 500:
-			return router.RetryableError(err, 0)
-		case status >= 400:
-			return router.PermanentError(err)
-		}
-	}
-	return router.RetryableError(err, 0)
+func classify(err error) error { return awserr.Classify(err, runTaskCodes) }
+
+var runTaskCodes = awserr.Codes{
+	Throttled: []string{"ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"},
+	Permanent: []string{"ClientException", "InvalidParameterException", "ClusterNotFoundException", "AccessDeniedException",
+		"PlatformUnknownException", "PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException",
+		"BlockedException", "ConflictException", "UnrecognizedClientException", "InvalidSignatureException"},
+	Retryable: []string{"ServerException"},
 }
 
 // failuresError classifies RunTask failures: a lack of capacity or an

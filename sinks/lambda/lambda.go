@@ -6,16 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/switchyard-dev/switchyard/internal/awserr"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -109,29 +107,14 @@ func classify(err error) error {
 		}
 		return router.ThrottledError(err, after)
 	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "TooManyRequestsException", "EC2ThrottledException", "ThrottlingException":
-			return router.ThrottledError(err, 0)
-		case "ResourceNotFoundException", "InvalidRequestContentException", "RequestTooLargeException",
-			"InvalidParameterValueException", "UnsupportedMediaTypeException", "ResourceConflictException",
-			"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException":
-			return router.PermanentError(err)
-		}
-	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		switch status := re.HTTPStatusCode(); {
-		case status == http.StatusTooManyRequests:
-			return router.ThrottledError(err, 0)
-		case status >= 500:
-			return router.RetryableError(err, 0)
-		case status >= 400:
-			return router.PermanentError(err)
-		}
-	}
-	return router.RetryableError(err, 0)
+	return awserr.Classify(err, invokeCodes)
+}
+
+var invokeCodes = awserr.Codes{
+	Throttled: []string{"TooManyRequestsException", "EC2ThrottledException", "ThrottlingException"},
+	Permanent: []string{"ResourceNotFoundException", "InvalidRequestContentException", "RequestTooLargeException",
+		"InvalidParameterValueException", "UnsupportedMediaTypeException", "ResourceConflictException",
+		"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"},
 }
 
 func clip(b []byte, n int) string {

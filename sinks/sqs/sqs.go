@@ -2,9 +2,7 @@ package sqs
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -12,9 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/switchyard-dev/switchyard/internal/awserr"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -109,29 +106,12 @@ func Attributes(d *router.Delivery) map[string]types.MessageAttributeValue {
 }
 
 // classify turns a SendMessage error into a delivery error.
-func classify(err error) error {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "RequestThrottled", "ThrottlingException", "KmsThrottled", "AWS.SimpleQueueService.RequestThrottled":
-			return router.ThrottledError(err, 0)
-		case "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "InvalidMessageContents", "InvalidParameterValue",
-			"InvalidAttributeName", "InvalidAttributeValue", "UnsupportedOperation", "InvalidAddress", "InvalidSecurity",
-			"AccessDenied", "AccessDeniedException", "KmsAccessDenied", "KmsDisabled", "KmsNotFound", "KmsInvalidState", "KmsInvalidKeyUsage",
-			"MissingParameter", "InvalidParameterCombination":
-			return router.PermanentError(err)
-		}
-	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		switch status := re.HTTPStatusCode(); {
-		case status == http.StatusTooManyRequests:
-			return router.ThrottledError(err, 0)
-		case status >= 500:
-			return router.RetryableError(err, 0)
-		case status >= 400:
-			return router.PermanentError(err)
-		}
-	}
-	return router.RetryableError(err, 0)
+func classify(err error) error { return awserr.Classify(err, sendCodes) }
+
+var sendCodes = awserr.Codes{
+	Throttled: []string{"RequestThrottled", "ThrottlingException", "KmsThrottled", "AWS.SimpleQueueService.RequestThrottled"},
+	Permanent: []string{"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "InvalidMessageContents", "InvalidParameterValue",
+		"InvalidAttributeName", "InvalidAttributeValue", "UnsupportedOperation", "InvalidAddress", "InvalidSecurity",
+		"AccessDenied", "AccessDeniedException", "KmsAccessDenied", "KmsDisabled", "KmsNotFound", "KmsInvalidState", "KmsInvalidKeyUsage",
+		"MissingParameter", "InvalidParameterCombination"},
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/switchyard-dev/switchyard/internal/awserr"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -304,11 +304,7 @@ func seconds(d time.Duration) int32 {
 // isGone reports an error saying the receipt no longer holds the message
 // invisible (it was deleted, or became visible again).
 func isGone(err error) bool {
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return false
-	}
-	switch ae.ErrorCode() {
+	switch awserr.Code(err) {
 	case "MessageNotInflight", "ReceiptHandleIsInvalid", "AWS.SimpleQueueService.MessageNotInflight":
 		return true
 	}
