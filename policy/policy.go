@@ -26,12 +26,13 @@ import (
 // target (a half-open probe is one); waiting for the breaker or in backoff
 // spends none and holds no concurrency slot. Throttled calls back off (by
 // the target's hint when it gives one) and do not count against
-// retry.attempts or the breaker; only retry.max_age bounds them.
+// retry.attempts or the breaker; only retry.max_age bounds them. They also
+// lower the effective concurrency, which recovers as calls succeed.
 type Policy struct {
 	next  router.Sink
 	cfg   Config
 	dl    router.Sink
-	slots chan struct{}
+	slots *limiter
 	rate  *rate.Limiter
 	cb    *gobreaker.TwoStepCircuitBreaker[struct{}]
 	log   *slog.Logger
@@ -54,6 +55,9 @@ type Stats struct {
 	// InFlight is the number of calls to the target now; Waiting the
 	// number of deliveries waiting for an open breaker.
 	InFlight, Waiting atomic.Int64
+	// Limit is the effective concurrency: the configured one, lowered
+	// while the target throttles.
+	Limit atomic.Int64
 }
 
 // Option changes a Policy.
@@ -67,7 +71,8 @@ func WithLogger(l *slog.Logger) Option { return func(p *Policy) { p.log = l } }
 // unresolved, so their source message comes back.
 func Wrap(next router.Sink, cfg Config, deadLetter router.Sink, opts ...Option) *Policy {
 	cfg.SetDefaults()
-	p := &Policy{next: next, cfg: cfg, dl: deadLetter, slots: make(chan struct{}, cfg.Concurrency), log: slog.Default()}
+	p := &Policy{next: next, cfg: cfg, dl: deadLetter, log: slog.Default()}
+	p.slots = newLimiter(cfg.Concurrency, func(n int) { p.stats.Limit.Store(int64(n)) })
 	for _, o := range opts {
 		o(p)
 	}
@@ -207,22 +212,20 @@ func (p *Policy) attempt(ctx context.Context, d *router.Delivery) error {
 			return err
 		}
 	}
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := p.slots.acquire(ctx); err != nil {
+		return err
 	}
-	defer func() { <-p.slots }()
 	p.stats.InFlight.Add(1)
-	defer p.stats.InFlight.Add(-1)
 	d.Attempt++
 	p.stats.Attempts.Add(1)
 	actx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	defer cancel()
 	err := p.next.Deliver(actx, d)
 	if err != nil && actx.Err() != nil && ctx.Err() == nil {
 		err = router.RetryableError(fmt.Errorf("attempt timed out after %s: %w", p.cfg.Timeout, err), 0)
 	}
+	cancel()
+	p.stats.InFlight.Add(-1)
+	p.slots.release(err != nil && router.ClassOf(err) == router.Throttled)
 	return err
 }
 

@@ -373,3 +373,108 @@ type funcSink struct {
 
 func (s *funcSink) Name() string                                          { return s.name }
 func (s *funcSink) Deliver(ctx context.Context, d *router.Delivery) error { return s.fn(ctx, d) }
+
+// A target that throttles above 4 calls at once: the effective concurrency
+// settles near it, throttles stay a small share of the calls, nothing is
+// dead-lettered, and the limit recovers when the throttle lifts.
+func TestPolicy_ThrottlesLowerConcurrencyThenRecover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := cfg()
+		c.Concurrency = 16
+		c.Retry.MaxAge = time.Hour
+		var inFlight, most, calls, throttles atomic.Int64
+		var ceiling atomic.Int64
+		ceiling.Store(4)
+		sink := &funcSink{"t", func(ctx context.Context, d *router.Delivery) error {
+			calls.Add(1)
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			if n > ceiling.Load() {
+				throttles.Add(1)
+				return router.ThrottledError(errors.New("429"), 0)
+			}
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(100 * time.Millisecond)
+			return nil
+		}}
+		dlq := &scripted{name: "dlq"}
+		p := Wrap(sink, c, dlq, quiet)
+		run := func(n int) {
+			var wg sync.WaitGroup
+			for range n {
+				wg.Go(func() {
+					if err := p.Deliver(context.Background(), delivery()); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		run(400)
+		if lim := p.Stats().Limit.Load(); lim > 8 {
+			t.Errorf("effective concurrency %d while the target takes 4, want it near 4", lim)
+		}
+		if share := float64(throttles.Load()) / float64(calls.Load()); share > 0.35 {
+			t.Errorf("%d of %d calls throttled (%.0f%%): the policy did not settle", throttles.Load(), calls.Load(), share*100)
+		}
+		if dlq.calls.Load() != 0 || p.Stats().Delivered.Load() != 400 {
+			t.Errorf("dead letters %d, delivered %d", dlq.calls.Load(), p.Stats().Delivered.Load())
+		}
+		t.Logf("throttled: %d calls for 400 deliveries, %d throttled, effective concurrency %d", calls.Load(), throttles.Load(), p.Stats().Limit.Load())
+
+		// The throttle lifts: the limit climbs back to 16.
+		ceiling.Store(1000)
+		for range 20 {
+			run(200)
+			if p.Stats().Limit.Load() == 16 {
+				break
+			}
+		}
+		if lim := p.Stats().Limit.Load(); lim != 16 {
+			t.Errorf("effective concurrency %d after the throttle lifted, want back to 16", lim)
+		}
+		if most.Load() < 12 {
+			t.Errorf("at most %d calls at once after recovery", most.Load())
+		}
+	})
+}
+
+func TestLimiter_WaitersInOrderAndCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLimiter(1, func(int) {})
+		if err := l.acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var order []int
+		var mu sync.Mutex
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for i := range 3 {
+			wg.Go(func() {
+				c := context.Background()
+				if i == 1 {
+					c = ctx
+				}
+				if err := l.acquire(c); err != nil {
+					return
+				}
+				mu.Lock()
+				order = append(order, i)
+				mu.Unlock()
+				l.release(false)
+			})
+			synctest.Wait()
+		}
+		cancel()
+		synctest.Wait()
+		l.release(false)
+		wg.Wait()
+		if len(order) != 2 || order[0] != 0 || order[1] != 2 {
+			t.Errorf("order %v, want [0 2] (1 cancelled)", order)
+		}
+		if l.inUse != 0 {
+			t.Errorf("%d slots still in use", l.inUse)
+		}
+	})
+}

@@ -44,12 +44,25 @@ type DispatcherConfig struct {
 // sinks, and settles each message once every delivery it produced has
 // resolved. It is the daemon's run loop.
 type Dispatcher struct {
-	cfg    DispatcherConfig
-	table  atomic.Pointer[Table]
-	slots  chan struct{}
-	log    *slog.Logger
-	groups sync.Map // group key → *groupTurn of the group's latest message
-	stats  Stats
+	cfg     DispatcherConfig
+	table   atomic.Pointer[Table]
+	slots   chan struct{}
+	log     *slog.Logger
+	groups  sync.Map // group key → *groupTurn of the group's latest message
+	stats   Stats
+	sources map[string]*SourceStats
+}
+
+// SourceStats are one source's counters, safe to read at any time.
+type SourceStats struct {
+	// Received, Acked and Nacked count messages; Unmatched those no rule
+	// matched (they are acked too).
+	Received, Acked, Nacked, Unmatched atomic.Int64
+	// ReceiveErrors counts failed receives.
+	ReceiveErrors atomic.Int64
+	// Paused is how long (in nanoseconds, summed over the source's
+	// pollers) receiving waited for room under max_in_flight.
+	Paused atomic.Int64
 }
 
 // Stats are the dispatcher's counters, safe to read at any time.
@@ -81,13 +94,28 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.RetryLater <= 0 {
 		cfg.RetryLater = 10 * time.Second
 	}
-	d := &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), log: cfg.Logger}
+	d := &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), log: cfg.Logger, sources: map[string]*SourceStats{}}
+	for _, s := range cfg.Sources {
+		d.sources[s.Name()] = &SourceStats{}
+	}
 	d.table.Store(cfg.Table)
 	return d, nil
 }
 
 // Stats returns the dispatcher's counters.
 func (d *Dispatcher) Stats() *Stats { return &d.stats }
+
+// SourceStats returns a source's counters (nil for an unknown source).
+func (d *Dispatcher) SourceStats(name string) *SourceStats { return d.sources[name] }
+
+// sourceStats returns the counters of a message's source; messages of a
+// source the dispatcher was not given count in a throwaway.
+func (d *Dispatcher) sourceStats(name string) *SourceStats {
+	if s := d.sources[name]; s != nil {
+		return s
+	}
+	return &SourceStats{}
+}
 
 // SetTable swaps the rules; messages already matched keep the old ones.
 func (d *Dispatcher) SetTable(t *Table) { d.table.Store(t) }
@@ -131,12 +159,20 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) error {
 // receive is one receive loop: it asks the source for as many messages
 // as there are free slots (up to batch), and never more.
 func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, messages *sync.WaitGroup) {
+	st := d.sourceStats(src.Name())
 	for {
 		// Block for one slot, then take what else is free, up to batch.
 		select {
 		case d.slots <- struct{}{}:
-		case <-ctx.Done():
-			return
+		default:
+			paused := time.Now()
+			select {
+			case d.slots <- struct{}{}:
+				st.Paused.Add(int64(time.Since(paused)))
+			case <-ctx.Done():
+				st.Paused.Add(int64(time.Since(paused)))
+				return
+			}
 		}
 		n := 1
 	more:
@@ -154,6 +190,7 @@ func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, m
 		}
 		if err != nil {
 			d.stats.ReceiveErrors.Add(1)
+			st.ReceiveErrors.Add(1)
 			if ctx.Err() != nil {
 				// Messages a source returned with the shutdown still count.
 				if len(msgs) == 0 {
@@ -163,6 +200,7 @@ func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, m
 		}
 		for _, m := range msgs {
 			d.stats.Received.Add(1)
+			st.Received.Add(1)
 			d.stats.InFlight.Add(1)
 			messages.Add(1)
 			// A message of a group takes its turn after the message of the
@@ -233,6 +271,7 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 	}
 	if len(matched) == 0 {
 		d.stats.Unmatched.Add(1)
+		d.sourceStats(m.Source).Unmatched.Add(1)
 		log.Debug("no rule matched")
 		return d.ack(m)
 	}
@@ -328,6 +367,7 @@ func (d *Dispatcher) ack(m *Message) bool {
 		return false
 	}
 	d.stats.Acked.Add(1)
+	d.sourceStats(m.Source).Acked.Add(1)
 	return true
 }
 
@@ -340,4 +380,5 @@ func (d *Dispatcher) nack(m *Message, after time.Duration) {
 		return
 	}
 	d.stats.Nacked.Add(1)
+	d.sourceStats(m.Source).Nacked.Add(1)
 }

@@ -213,6 +213,10 @@ func TestDispatcher_RoutesAcksAndCountsUnmatched(t *testing.T) {
 		if st.Received.Load() != 2 || st.Acked.Load() != 2 || st.Unmatched.Load() != 1 || st.Delivered.Load() != 1 {
 			t.Errorf("stats: received %d acked %d unmatched %d delivered %d", st.Received.Load(), st.Acked.Load(), st.Unmatched.Load(), st.Delivered.Load())
 		}
+		ss := d.SourceStats("jobs")
+		if ss.Received.Load() != 2 || ss.Acked.Load() != 2 || ss.Unmatched.Load() != 1 || ss.Nacked.Load() != 0 {
+			t.Errorf("source stats: received %d acked %d unmatched %d nacked %d", ss.Received.Load(), ss.Acked.Load(), ss.Unmatched.Load(), ss.Nacked.Load())
+		}
 	})
 }
 
@@ -255,6 +259,9 @@ func TestDispatcher_AcksOnlyWhenEveryDeliveryResolved(t *testing.T) {
 		}
 		if s, after := h2.state(); s != "nack" || after != 7*time.Second {
 			t.Errorf("one delivery unresolved: %q after %v, want nack after the target's hint of 7s", s, after)
+		}
+		if ss := d.SourceStats("jobs"); ss.Nacked.Load() != 1 || ss.Acked.Load() != 1 {
+			t.Errorf("source stats: acked %d nacked %d", ss.Acked.Load(), ss.Nacked.Load())
 		}
 		stop()
 		// Delivery ids are stable per (event, rule, target).
@@ -310,8 +317,14 @@ func TestDispatcher_BackpressureBoundsInFlight(t *testing.T) {
 		if left != 75 {
 			t.Errorf("%d messages left at the source, want 75: the rest must stay there", left)
 		}
+		// The source is paused while the budget is full (counted when the
+		// pause ends).
+		time.Sleep(3 * time.Second)
 		close(release)
 		synctest.Wait()
+		if paused := time.Duration(d.SourceStats("jobs").Paused.Load()); paused < 3*time.Second {
+			t.Errorf("source paused %v while max_in_flight was full for 3s", paused)
+		}
 		stop()
 		for i, h := range handles {
 			if s, _ := h.state(); s != "ack" {
