@@ -77,6 +77,14 @@ func (l *limiter) release(throttled bool) {
 	l.wakeLocked()
 }
 
+// giveBack returns a slot that was not used for a call.
+func (l *limiter) giveBack() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inUse--
+	l.wakeLocked()
+}
+
 // wakeLocked grants waiting callers the slots now free, in order.
 func (l *limiter) wakeLocked() {
 	for len(l.waiters) > 0 && l.inUse < int(l.limit) {

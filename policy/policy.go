@@ -122,19 +122,13 @@ func (p *Policy) Deliver(ctx context.Context, d *router.Delivery) error {
 	deadline := d.FirstAttempt.Add(p.cfg.Retry.MaxAge)
 	failures := 0
 	for {
-		done, err := p.admit(ctx, deadline)
-		if err != nil {
-			if errors.Is(err, errExpired) {
-				return p.deadLetter(ctx, d, err)
-			}
-			p.stats.Unresolved.Add(1)
-			return err
-		}
-		err = p.attempt(ctx, d)
-		done(err)
+		err := p.attempt(ctx, d, deadline)
 		if err == nil {
 			p.stats.Delivered.Add(1)
 			return nil
+		}
+		if errors.Is(err, errExpired) {
+			return p.deadLetter(ctx, d, err)
 		}
 		if d.FirstErr == nil {
 			d.FirstErr = err
@@ -171,20 +165,33 @@ func (p *Policy) Deliver(ctx context.Context, d *router.Delivery) error {
 	}
 }
 
-// admit waits until the breaker lets an attempt through, without spending
-// one, for as long as the delivery may still be tried.
-func (p *Policy) admit(ctx context.Context, deadline time.Time) (func(error), error) {
+// attempt makes one call: it takes a concurrency slot and a rate token,
+// then passes the breaker, and calls with the timeout. While the breaker
+// is open it gives its slot back and waits, without spending an attempt,
+// for as long as the delivery may still be tried (errExpired after).
+func (p *Policy) attempt(ctx context.Context, d *router.Delivery, deadline time.Time) error {
 	waiting := false
 	defer func() {
 		if waiting {
 			p.stats.Waiting.Add(-1)
 		}
 	}()
+	var done func(error)
 	for {
-		done, err := p.cb.Allow()
-		if err == nil {
-			return done, nil
+		if err := p.slots.acquire(ctx); err != nil {
+			return err
 		}
+		if p.rate != nil {
+			if err := p.rate.Wait(ctx); err != nil {
+				p.slots.giveBack()
+				return err
+			}
+		}
+		var err error
+		if done, err = p.cb.Allow(); err == nil {
+			break
+		}
+		p.slots.giveBack()
 		if !waiting {
 			waiting = true
 			p.stats.Waiting.Add(1)
@@ -195,25 +202,17 @@ func (p *Policy) admit(ctx context.Context, deadline time.Time) (func(error), er
 		poll = poll/2 + rand.N(poll/2+1)
 		if time.Now().Add(poll).After(deadline) {
 			if err := sleep(ctx, time.Until(deadline)); err != nil {
-				return nil, err
+				return err
 			}
-			return nil, fmt.Errorf("%w while the circuit breaker was open", errExpired)
+			return fmt.Errorf("%w while the circuit breaker was open", errExpired)
 		}
 		if err := sleep(ctx, poll); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// attempt makes one call: a rate token, a concurrency slot, the timeout.
-func (p *Policy) attempt(ctx context.Context, d *router.Delivery) error {
-	if p.rate != nil {
-		if err := p.rate.Wait(ctx); err != nil {
 			return err
 		}
 	}
-	if err := p.slots.acquire(ctx); err != nil {
-		return err
+	if waiting {
+		waiting = false
+		p.stats.Waiting.Add(-1)
 	}
 	p.stats.InFlight.Add(1)
 	d.Attempt++
@@ -225,6 +224,7 @@ func (p *Policy) attempt(ctx context.Context, d *router.Delivery) error {
 	}
 	cancel()
 	p.stats.InFlight.Add(-1)
+	done(err)
 	p.slots.release(err != nil && router.ClassOf(err) == router.Throttled)
 	return err
 }

@@ -478,3 +478,35 @@ func TestLimiter_WaitersInOrderAndCancel(t *testing.T) {
 		}
 	})
 }
+
+// The breaker opens within `failures` calls, plus the calls already in
+// flight (concurrency - 1), however many deliveries are waiting: the gate
+// is passed only with a concurrency slot in hand.
+func TestPolicy_BreakerOpensWithinFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := cfg()
+		c.Concurrency = 4
+		c.Breaker = Breaker{Failures: 5, Open: time.Second, HalfOpen: 1}
+		c.Retry = Retry{Attempts: 1000, Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, MaxAge: time.Hour}
+		var calls atomic.Int64
+		p := Wrap(&funcSink{"t", func(ctx context.Context, d *router.Delivery) error {
+			calls.Add(1)
+			time.Sleep(time.Millisecond)
+			return retryable
+		}}, c, nil, quiet)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() { p.Deliver(ctx, delivery()) })
+		}
+		for p.BreakerState() != "open" {
+			time.Sleep(time.Millisecond)
+		}
+		synctest.Wait()
+		if n := calls.Load(); n > 5+3 {
+			t.Errorf("%d calls before the breaker opened, want at most failures (5) + concurrency-1 (3)", n)
+		}
+		cancel()
+		wg.Wait()
+	})
+}

@@ -114,6 +114,9 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error
 		return nil, errors.New("sqs source " + s.name + ": closed")
 	}
 	s.startWorkers()
+	// The visibility timeout runs from when SQS took the messages, before
+	// their answer arrives: count from the request.
+	asked := s.now()
 	out, err := s.api.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl:                    aws.String(s.cfg.QueueURL),
 		MaxNumberOfMessages:         int32(min(max, s.cfg.MaxMessages)),
@@ -133,13 +136,14 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error
 	now := s.now()
 	msgs := make([]*router.Message, 0, len(out.Messages))
 	for _, m := range out.Messages {
-		msgs = append(msgs, s.message(m, now))
+		msgs = append(msgs, s.message(m, now, asked.Add(s.cfg.VisibilityTimeout)))
 	}
 	return msgs, nil
 }
 
-// message turns an SQS message into a router message.
-func (s *Source) message(m types.Message, now time.Time) *router.Message {
+// message turns an SQS message into a router message that stays invisible
+// until visibleUntil.
+func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.Message {
 	body := []byte(aws.ToString(m.Body))
 	id := aws.ToString(m.MessageId)
 	attrs := map[string]string{}
@@ -156,7 +160,7 @@ func (s *Source) message(m types.Message, now time.Time) *router.Message {
 		Source: s.name, DetailType: "SQS Message", ID: id, Time: sent,
 		Account: s.account, Region: s.region, Resources: []string{s.arn}, Attributes: attrs,
 	}
-	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: id, visibleUntil: now.Add(s.cfg.VisibilityTimeout), received: now}
+	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: id, visibleUntil: visibleUntil, received: now}
 	system := make(map[string]string, len(m.Attributes)+2)
 	for k, v := range m.Attributes {
 		system[k] = v
@@ -387,12 +391,13 @@ func (s *Source) deleteBatch(ctx context.Context, batch []*deletion) []error {
 	return errs
 }
 
-// heartbeat extends, every third of the visibility timeout, the messages
-// whose visibility ends within the next half of it, so that none comes
-// back while its deliveries still run.
+// heartbeat extends, every quarter of the visibility timeout, the messages
+// whose visibility ends within the next half of it, so that each is
+// extended at least a quarter of the timeout before it would come back
+// while its deliveries still run.
 func (s *Source) heartbeat() {
 	vt := s.cfg.VisibilityTimeout
-	tick := time.NewTicker(max(vt/3, time.Second))
+	tick := time.NewTicker(max(vt/4, 250*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -424,6 +429,7 @@ func (s *Source) extendBatch(hs []*handle, by time.Duration) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	asked := s.now()
 	out, err := s.api.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(s.cfg.QueueURL), Entries: entries})
 	if err != nil {
 		s.log.Warn("extending visibility failed: messages may be redelivered while in flight", "count", len(hs), "error", err)
@@ -437,7 +443,7 @@ func (s *Source) extendBatch(hs []*handle, by time.Duration) {
 			s.log.Warn("extending visibility failed", "message_id", hs[i].id, "code", aws.ToString(f.Code), "error", aws.ToString(f.Message))
 		}
 	}
-	until := s.now().Add(by)
+	until := asked.Add(by)
 	s.mu.Lock()
 	for i, h := range hs {
 		if !failed[i] {
