@@ -286,8 +286,12 @@ func TestPolicy_ConcurrencyBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := cfg()
 		c.Concurrency = 4
-		var now, most atomic.Int64
+		var now, most, gauge atomic.Int64
+		var p *Policy
 		sink := &funcSink{"t", func(ctx context.Context, d *router.Delivery) error {
+			if g := p.Stats().InFlight.Load(); g > gauge.Load() {
+				gauge.Store(g)
+			}
 			n := now.Add(1)
 			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 			}
@@ -295,7 +299,7 @@ func TestPolicy_ConcurrencyBound(t *testing.T) {
 			now.Add(-1)
 			return nil
 		}}
-		p := Wrap(sink, c, nil, quiet)
+		p = Wrap(sink, c, nil, quiet)
 		var wg sync.WaitGroup
 		for range 40 {
 			wg.Go(func() { p.Deliver(context.Background(), delivery()) })
@@ -303,6 +307,9 @@ func TestPolicy_ConcurrencyBound(t *testing.T) {
 		wg.Wait()
 		if most.Load() != 4 {
 			t.Errorf("at most %d calls at once, want concurrency = 4", most.Load())
+		}
+		if gauge.Load() != 4 || p.Stats().InFlight.Load() != 0 || p.Stats().Limit.Load() != 4 {
+			t.Errorf("in-flight gauge peaked at %d (now %d), limit %d", gauge.Load(), p.Stats().InFlight.Load(), p.Stats().Limit.Load())
 		}
 	})
 }
@@ -382,6 +389,7 @@ func TestPolicy_ThrottlesLowerConcurrencyThenRecover(t *testing.T) {
 		c := cfg()
 		c.Concurrency = 16
 		c.Retry.MaxAge = time.Hour
+		c.Breaker.Failures = 3 // throttles must not trip it
 		var inFlight, most, calls, throttles atomic.Int64
 		var ceiling atomic.Int64
 		ceiling.Store(4)
@@ -420,6 +428,9 @@ func TestPolicy_ThrottlesLowerConcurrencyThenRecover(t *testing.T) {
 		}
 		if dlq.calls.Load() != 0 || p.Stats().Delivered.Load() != 400 {
 			t.Errorf("dead letters %d, delivered %d", dlq.calls.Load(), p.Stats().Delivered.Load())
+		}
+		if p.BreakerState() != "closed" {
+			t.Errorf("breaker %s after throttles only", p.BreakerState())
 		}
 		t.Logf("throttled: %d calls for 400 deliveries, %d throttled, effective concurrency %d", calls.Load(), throttles.Load(), p.Stats().Limit.Load())
 
