@@ -596,3 +596,28 @@ rules:
 		t.Errorf("%d invocations, want 2 (the valid event and the wrapped text)", n)
 	}
 }
+
+// When the dead-letter target fails too, the source message is not
+// deleted (it comes back), and the failure is logged loudly.
+func TestRun_DeadLetterFailureKeepsTheMessage(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	d := startDaemon(t, srv, baseConfig+`
+targets:
+  - {name: missing, type: lambda, function: no-such-function}
+  - {name: dlq, type: sqs, queue_url: "{{URL}}/123456789012/no-such-queue", policy: last}
+policies:
+  default: {dead_letter: dlq}
+  last: {retry: {attempts: 1}}
+rules:
+  - {name: r, pattern: {source: [aws.s3]}, targets: [missing]}
+`)
+	srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-1", "k", 1)})
+	waitFor(t, "the loud log line", func() bool { return strings.Contains(d.stderr.String(), "DEAD LETTER FAILED") })
+	if code := d.stop(); code != exitOK {
+		t.Errorf("exit %d", code)
+	}
+	if ms, _ := srv.SQS().Messages("jobs"); len(ms) != 1 {
+		t.Errorf("the message is gone although its dead letter failed: %+v", ms)
+	}
+}
