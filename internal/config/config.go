@@ -4,6 +4,7 @@
 package config
 
 import (
+	"github.com/switchyard-dev/switchyard/internal/bus"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/policy"
@@ -28,7 +29,7 @@ type Config struct {
 	// AWS configures the AWS clients.
 	AWS AWS `yaml:"aws"`
 	// NATS configures the embedded NATS server or the cluster to join.
-	NATS NATS `yaml:"nats"`
+	NATS bus.Config `yaml:"nats"`
 	// Admin configures the admin endpoint.
 	Admin Admin `yaml:"admin"`
 	// MaxInFlight bounds the source messages being worked on at once; when
@@ -68,16 +69,6 @@ type Endpoints struct {
 	Lambda      string `yaml:"lambda"`
 	ECS         string `yaml:"ecs"`
 	EventBridge string `yaml:"eventbridge"`
-}
-
-// NATS configures NATS.
-type NATS struct {
-	// URL is the NATS cluster to join (comma-separated URLs). Empty starts
-	// an embedded server.
-	URL string `yaml:"url"`
-	// StoreDir is where the embedded server keeps JetStream data.
-	// Default ./data/nats.
-	StoreDir string `yaml:"store_dir"`
 }
 
 // Admin configures the admin endpoint (/metrics, /healthz, /readyz).
@@ -177,9 +168,7 @@ func (c *Config) setDefaults() {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 25 * time.Second
 	}
-	if c.NATS.StoreDir == "" {
-		c.NATS.StoreDir = "./data/nats"
-	}
+	c.NATS.SetDefaults()
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "127.0.0.1:9090"
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/switchyard-dev/switchyard/internal/bus"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -242,7 +243,7 @@ func documentedKeys() map[string][]string {
 		out["File"] = append(out["File"], f.key)
 	}
 	walk("File", "aws", reflect.TypeFor[AWS]())
-	walk("File", "nats", reflect.TypeFor[NATS]())
+	walk("File", "nats", reflect.TypeFor[bus.Config]())
 	walk("File", "admin", reflect.TypeFor[Admin]())
 	for typ, mk := range sourceKinds {
 		section := "Source `" + typ + "`"

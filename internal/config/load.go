@@ -297,15 +297,7 @@ func (d *decoder) validate(c *Config) {
 	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 		d.errorf(d.at("admin.listen"), "admin.listen", "want host:port, such as 127.0.0.1:9090")
 	}
-	if c.NATS.URL != "" {
-		for u := range strings.SplitSeq(c.NATS.URL, ",") {
-			p, err := url.Parse(strings.TrimSpace(u))
-			if err != nil || p.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
-				d.errorf(d.at("nats.url"), "nats.url", "want nats://host:port (or tls://, ws://, wss://), comma-separated for a cluster")
-				break
-			}
-		}
-	}
+	d.fieldErrors(d.at("nats"), "nats", c.NATS.Validate())
 	for key, ep := range map[string]string{"sqs": c.AWS.Endpoints.SQS, "lambda": c.AWS.Endpoints.Lambda, "ecs": c.AWS.Endpoints.ECS, "eventbridge": c.AWS.Endpoints.EventBridge} {
 		if ep == "" {
 			continue
