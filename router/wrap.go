@@ -183,3 +183,43 @@ func wrap(body []byte, o Origin, received time.Time) *Event {
 	b = append(b, '}')
 	return &Event{JSON: b, ID: o.ID, Source: o.Source, DetailType: o.DetailType, Received: received}
 }
+
+// Malformed payloads: what a source does with a body that does not fit its
+// envelope.
+const (
+	// MalformedWrap wraps the body as it is, as the raw envelope does.
+	MalformedWrap = "wrap"
+	// MalformedDeadLetter sends the message to the source's dead-letter
+	// target instead of routing it.
+	MalformedDeadLetter = "dead_letter"
+)
+
+// DecodeOrWrap decodes body as Decode does; a body that does not fit env is
+// wrapped as it is, and the misfit returned alongside the event, for the
+// source to dead-letter or log.
+func DecodeOrWrap(env Envelope, body []byte, o Origin, received time.Time) (*Event, error) {
+	ev, err := Decode(env, body, o, received)
+	if err != nil {
+		return wrap(body, o, received), err
+	}
+	return ev, nil
+}
+
+// CheckMalformed validates a source's `malformed` and `dead_letter` keys
+// against its envelope.
+func CheckMalformed(env Envelope, malformed, deadLetter string) error {
+	switch malformed {
+	case MalformedWrap:
+		return nil
+	case MalformedDeadLetter:
+		var errs []error
+		if deadLetter == "" {
+			errs = append(errs, Fieldf("dead_letter", "required with malformed: dead_letter (the target that receives malformed bodies)"))
+		}
+		if env == EnvelopeRaw || env == EnvelopeAuto {
+			errs = append(errs, Fieldf("malformed", "with envelope %s nothing is malformed; dead_letter needs envelope eventbridge or sns", env))
+		}
+		return errors.Join(errs...)
+	}
+	return Fieldf("malformed", "unknown value %q (valid: wrap, dead_letter)", malformed)
+}

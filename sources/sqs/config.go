@@ -55,13 +55,13 @@ func (c *Config) SetDefaults() {
 		c.Pollers = 1
 	}
 	if c.Malformed == "" {
-		c.Malformed = "wrap"
+		c.Malformed = router.MalformedWrap
 	}
 }
 
 // DeadLetterTarget names the target malformed bodies go to, if any.
 func (c *Config) DeadLetterTarget() string {
-	if c.Malformed == "dead_letter" {
+	if c.Malformed == router.MalformedDeadLetter {
 		return c.DeadLetter
 	}
 	return ""
@@ -85,17 +85,6 @@ func (c *Config) Validate() error {
 	if c.Pollers < 1 || c.Pollers > 64 {
 		errs = append(errs, router.Fieldf("pollers", "%d is outside the range of 1 to 64", c.Pollers))
 	}
-	switch c.Malformed {
-	case "wrap":
-	case "dead_letter":
-		if c.DeadLetter == "" {
-			errs = append(errs, router.Fieldf("dead_letter", "required with malformed: dead_letter (the target that receives malformed bodies)"))
-		}
-		if c.Envelope == router.EnvelopeRaw || c.Envelope == router.EnvelopeAuto {
-			errs = append(errs, router.Fieldf("malformed", "with envelope %s nothing is malformed; dead_letter needs envelope eventbridge or sns", c.Envelope))
-		}
-	default:
-		errs = append(errs, router.Fieldf("malformed", "unknown value %q (valid: wrap, dead_letter)", c.Malformed))
-	}
+	errs = append(errs, router.CheckMalformed(c.Envelope, c.Malformed, c.DeadLetter))
 	return errors.Join(errs...)
 }

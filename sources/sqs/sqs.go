@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/switchyard-dev/switchyard/internal/awserr"
+	"github.com/switchyard-dev/switchyard/internal/streak"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -52,9 +52,7 @@ type Source struct {
 	mu       sync.Mutex
 	inflight map[*handle]struct{}
 
-	errMu     sync.Mutex
-	errStreak int
-	errFirst  time.Time
+	errs *streak.Streak
 }
 
 // New returns a source for cfg (defaults applied). It starts nothing: call
@@ -66,6 +64,7 @@ func New(name string, cfg Config, api API, log *slog.Logger) *Source {
 	return &Source{
 		name: name, cfg: cfg, api: api, log: log.With("source", name), now: time.Now,
 		closing: make(chan struct{}), deletes: make(chan *deletion), inflight: map[*handle]struct{}{},
+		errs: streak.New(log.With("source", name), "receive", "queue", cfg.QueueURL),
 	}
 }
 
@@ -129,10 +128,10 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		s.failed(ctx, err)
+		s.errs.Failed(ctx, s.closing, err)
 		return nil, err
 	}
-	s.recovered()
+	s.errs.Recovered()
 	now := s.now()
 	msgs := make([]*router.Message, 0, len(out.Messages))
 	for _, m := range out.Messages {
@@ -170,12 +169,10 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 		Handle: h, Source: s.name, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
 		Group: m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)],
 	}
-	ev, err := router.Decode(s.cfg.Envelope, body, origin, now)
+	ev, err := router.DecodeOrWrap(s.cfg.Envelope, body, origin, now)
 	if err != nil {
-		// The body does not fit the envelope: wrap it as it is, and let the
-		// dispatcher dead-letter it when so configured.
-		ev, _ = router.Decode(router.EnvelopeRaw, body, origin, now)
-		if s.cfg.Malformed == "dead_letter" {
+		// The dispatcher dead-letters it when so configured.
+		if s.cfg.Malformed == router.MalformedDeadLetter {
 			msg.Malformed = err
 		} else {
 			s.log.Warn("message does not fit the envelope: wrapped as it is", "message_id", id, "envelope", s.cfg.Envelope, "error", err)
@@ -186,38 +183,6 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 	s.inflight[h] = struct{}{}
 	s.mu.Unlock()
 	return msg
-}
-
-// failed logs the first error of a streak and backs off before the next
-// poll: 200ms doubling to 20s, with jitter.
-func (s *Source) failed(ctx context.Context, err error) {
-	s.errMu.Lock()
-	s.errStreak++
-	n := s.errStreak
-	if n == 1 {
-		s.errFirst = s.now()
-	}
-	s.errMu.Unlock()
-	if n == 1 {
-		s.log.Error("receive failed; retrying with backoff (logged once until it recovers)", "queue", s.cfg.QueueURL, "error", err)
-	}
-	backoff := min(20*time.Second, 200*time.Millisecond<<min(n-1, 10))
-	backoff = backoff/2 + rand.N(backoff/2+1)
-	select {
-	case <-time.After(backoff):
-	case <-ctx.Done():
-	case <-s.closing:
-	}
-}
-
-func (s *Source) recovered() {
-	s.errMu.Lock()
-	n, since := s.errStreak, s.errFirst
-	s.errStreak = 0
-	s.errMu.Unlock()
-	if n > 0 {
-		s.log.Info("receive recovered", "queue", s.cfg.QueueURL, "failures", n, "after", s.now().Sub(since).Round(time.Millisecond))
-	}
 }
 
 // Close stops the workers within ctx. Messages not yet settled become

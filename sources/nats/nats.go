@@ -1,0 +1,189 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-dev/switchyard/internal/jsconsumer"
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+// Open returns the source for cfg (defaults applied, MaxAckPending
+// resolved): a JetStream consumer when cfg names a stream, else a core NATS
+// queue subscription. It creates the stream and the durable consumer when
+// they are missing.
+func Open(ctx context.Context, name string, cfg Config, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) (router.Source, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.JetStream() {
+		return jsconsumer.Open(ctx, js, jsconsumer.Config{
+			Source: name, Stream: cfg.Stream, Subject: cfg.Subject, Durable: cfg.Durable,
+			AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, Batch: cfg.Batch, Wait: 20 * time.Second,
+			Envelope: cfg.Envelope, Malformed: cfg.Malformed, DetailType: "NATS Message",
+			CreateStream: &jetstream.StreamConfig{
+				Subjects:  []string{cfg.Subject},
+				Retention: jetstream.WorkQueuePolicy,
+				Storage:   jetstream.FileStorage,
+			},
+		}, log)
+	}
+	return openCore(name, cfg, nc, log)
+}
+
+// Core is a core NATS queue subscription. Core NATS has no acks: a message
+// is the source's once received, and one that is not delivered (at
+// shutdown, or when the router falls behind by more than max_pending) is
+// gone.
+type Core struct {
+	name  string
+	cfg   Config
+	sub   *nats.Subscription
+	log   *slog.Logger
+	start string
+
+	mu     sync.Mutex // one Receive at a time
+	seq    atomic.Uint64
+	closed atomic.Bool
+}
+
+func openCore(name string, cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
+	sub, err := nc.QueueSubscribeSync(cfg.Subject, cfg.Queue)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: subscribe %s: %w", name, cfg.Subject, err)
+	}
+	// Bound what waits in memory; beyond it the client drops and counts.
+	if err := sub.SetPendingLimits(cfg.MaxPending, -1); err != nil {
+		sub.Unsubscribe()
+		return nil, fmt.Errorf("source %s: %w", name, err)
+	}
+	if err := nc.Flush(); err != nil {
+		sub.Unsubscribe()
+		return nil, fmt.Errorf("source %s: subscribe %s: %w", name, cfg.Subject, err)
+	}
+	return &Core{
+		name: name, cfg: cfg, sub: sub, log: log.With("source", name),
+		start: strconv.FormatInt(time.Now().UnixNano(), 36),
+	}, nil
+}
+
+// Name returns the source's name.
+func (c *Core) Name() string { return c.name }
+
+// Pollers is one: a Receive takes everything already waiting.
+func (c *Core) Pollers() int { return 1 }
+
+// BatchSize is the most messages one Receive returns.
+func (c *Core) BatchSize() int { return 100 }
+
+// Dropped is how many messages the client dropped because the router fell
+// behind by more than max_pending.
+func (c *Core) Dropped() int {
+	n, _ := c.sub.Dropped()
+	return n
+}
+
+// Receive waits for a message, then takes what else is waiting, up to max.
+func (c *Core) Receive(ctx context.Context, max int) ([]*router.Message, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return nil, errors.New("source " + c.name + ": closed")
+	}
+	m, err := c.sub.NextMsgWithContext(ctx)
+	if c.slow(err) {
+		m, err = c.sub.NextMsgWithContext(ctx)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("source %s: %w", c.name, err)
+	}
+	now := time.Now()
+	out := []*router.Message{c.message(m, now)}
+	waiting, _, _ := c.sub.Pending()
+	for range min(max-1, waiting) {
+		m, err := c.sub.NextMsg(time.Millisecond)
+		if c.slow(err) {
+			continue
+		}
+		if err != nil {
+			break
+		}
+		out = append(out, c.message(m, now))
+	}
+	return out, nil
+}
+
+// slow logs, and reports, the client's notice that it dropped messages.
+func (c *Core) slow(err error) bool {
+	if !errors.Is(err, nats.ErrSlowConsumer) {
+		return false
+	}
+	c.log.Warn("the router fell behind the subject: messages beyond max_pending were dropped", "dropped_total", c.Dropped(), "max_pending", c.cfg.MaxPending)
+	return true
+}
+
+func (c *Core) message(m *nats.Msg, now time.Time) *router.Message {
+	id := m.Header.Get(nats.MsgIdHdr)
+	if id == "" {
+		id = c.name + ":" + c.start + ":" + strconv.FormatUint(c.seq.Add(1), 10)
+	}
+	attrs := jsconsumer.Headers(m.Header)
+	origin := router.Origin{
+		Source: c.name, DetailType: "NATS Message", ID: id, Time: now,
+		Resources: []string{m.Subject}, Attributes: attrs,
+	}
+	msg := &router.Message{
+		Handle: coreHandle{c: c, id: id}, Source: c.name, ID: id, Body: m.Data, Attributes: attrs,
+		System: map[string]string{"Subject": m.Subject}, Received: now,
+	}
+	ev, err := router.DecodeOrWrap(c.cfg.Envelope, m.Data, origin, now)
+	if err != nil {
+		if c.cfg.Malformed == router.MalformedDeadLetter {
+			msg.Malformed = err
+		} else {
+			c.log.Warn("message does not fit the envelope: wrapped as it is", "message_id", id, "envelope", c.cfg.Envelope, "error", err)
+		}
+	}
+	msg.Event = ev
+	return msg
+}
+
+// Close unsubscribes: messages the server sends after it go to the other
+// members of the queue group, if any.
+func (c *Core) Close(context.Context) error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	if err := c.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
+		return fmt.Errorf("source %s: unsubscribe: %w", c.name, err)
+	}
+	return nil
+}
+
+// coreHandle settles a core NATS message: there is nothing to settle, and
+// no way to give a message back.
+type coreHandle struct {
+	c  *Core
+	id string
+}
+
+func (coreHandle) Ack(context.Context) error { return nil }
+
+// Nack cannot return the message: core NATS has no redelivery.
+func (h coreHandle) Nack(context.Context, time.Duration) error {
+	return fmt.Errorf("source %s: message %s is dropped: core NATS cannot redeliver (consume a JetStream stream for at-least-once)", h.c.name, h.id)
+}
+
+func (coreHandle) Extend(context.Context, time.Duration) error { return nil }
