@@ -141,6 +141,11 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) error {
 	loops.Wait()
 
 	// Receiving has stopped: drain.
+	for _, src := range d.cfg.Sources {
+		if dr, ok := src.(Drainer); ok {
+			dr.Drain()
+		}
+	}
 	drained := make(chan struct{})
 	go func() { messages.Wait(); close(drained) }()
 	timer := time.NewTimer(grace)

@@ -474,3 +474,45 @@ func TestNewDispatcher_MissingSink(t *testing.T) {
 		t.Error("a rule naming a target without a sink was accepted")
 	}
 }
+
+// drainSource records when it is told to drain.
+type drainSource struct {
+	*memSource
+	drained chan time.Time
+}
+
+func (s *drainSource) Drain() { s.drained <- time.Now() }
+
+// Sources that have work pushed to them are told to turn it away as soon
+// as receiving stops, before the in-flight work has drained.
+func TestDispatcher_DrainsPushSources(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &drainSource{newMemSource("ingest"), make(chan time.Time, 2)}
+		sink := &funcSink{"t", func(ctx context.Context, d *Delivery) error {
+			time.Sleep(3 * time.Second)
+			return nil
+		}}
+		d, _ := NewDispatcher(DispatcherConfig{
+			Table: table(t, Rule{Name: "r", Targets: []string{"t"}}), Sinks: map[string]Sink{"t": sink},
+			Sources: []Source{src}, Logger: quiet,
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.Run(ctx, 10*time.Second); close(done) }()
+		m, h := message(t, "ingest", "m", "", `{"id":"e","source":"s","detail-type":"x","detail":{}}`)
+		src.put(m)
+		synctest.Wait()
+		stopped := time.Now()
+		cancel()
+		<-done
+		if len(src.drained) != 1 {
+			t.Fatalf("Drain called %d times, want once", len(src.drained))
+		}
+		if at := <-src.drained; at != stopped {
+			t.Errorf("Drain called %v after the stop, want at once", at.Sub(stopped))
+		}
+		if s, _ := h.state(); s != "ack" {
+			t.Errorf("in-flight message %q, want ack", s)
+		}
+	})
+}

@@ -88,6 +88,13 @@ type BatchSink interface {
 	DeliverBatch(ctx context.Context, ds []*Delivery) []error
 }
 
+// Drainer is implemented by sources that have work pushed to them (an HTTP
+// listener): the dispatcher calls Drain once it stops receiving, so that
+// they turn new work away at once instead of waiting to hand it off.
+type Drainer interface {
+	Drain()
+}
+
 // Closer is implemented by sinks and sources that hold resources.
 type Closer interface {
 	Close(ctx context.Context) error

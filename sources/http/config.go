@@ -1,13 +1,17 @@
 // Package http is the HTTP ingest source: it accepts EventBridge events by
-// POST, in the shape EventBridge API destinations send them.
+// POST, in the shape EventBridge API destinations send them, and answers
+// 2xx only once each event is safely handed off.
 package http
 
 import (
 	"errors"
 	"net"
+	"os"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -20,18 +24,64 @@ type Config struct {
 	// Auth says how callers authenticate. Required unless Listen is a
 	// loopback address.
 	Auth Auth `yaml:"auth"`
+	// MaxBody is the largest request body accepted. Default 1MiB.
+	MaxBody size.Bytes `yaml:"max_body"`
+	// Envelope says how posted JSON objects become events. Default auto.
+	Envelope router.Envelope `yaml:"envelope"`
+	// Ack says when a POST is answered 2xx: delivered (every delivery of
+	// its events has resolved) or persisted (its events are stored in a
+	// JetStream stream, to be delivered from there). Default delivered.
+	Ack string `yaml:"ack"`
+	// ResponseTimeout bounds how long a POST waits for its deliveries with
+	// ack: delivered before it is answered 503 (and retried by the
+	// caller). Default 5s, the timeout of EventBridge API destinations.
+	ResponseTimeout time.Duration `yaml:"response_timeout"`
+	// Stream is the JetStream stream events are persisted to with
+	// ack: persisted. Default SWITCHYARD_INGEST_<NAME>.
+	Stream string `yaml:"stream"`
+	// AckWait is how long an event taken from the stream may go unacked
+	// before it is redelivered: how soon the events of a crashed instance
+	// come back. Default 30s.
+	AckWait time.Duration `yaml:"ack_wait"`
+	// Buffer is the most the stream holds with ack: persisted; beyond it
+	// POSTs are answered 429. Default 1GiB.
+	Buffer size.Bytes `yaml:"buffer"`
+	// TLS serves HTTPS with this certificate.
+	TLS TLS `yaml:"tls"`
+
+	// MaxAckPending bounds the events taken from the stream and not yet
+	// acked with ack: persisted; the daemon sets it to max_in_flight.
+	// Default 1000.
+	MaxAckPending int `yaml:"-"`
 }
 
 // Auth is how HTTP callers authenticate.
 type Auth struct {
-	// Type is none or api_key. Default none.
+	// Type is none, api_key or basic. Default none.
 	Type string `yaml:"type"`
 	// Header carries the key for api_key. Default x-api-key.
 	Header string `yaml:"header"`
-	// Keys are the accepted keys for api_key; put them in the environment
-	// and write "${NAME}".
+	// Keys are the accepted keys for api_key (several, to rotate them); put
+	// them in the environment and write "${NAME}".
 	Keys []string `yaml:"keys"`
+	// Username and Password are the credentials for basic.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 }
+
+// TLS is the server certificate.
+type TLS struct {
+	// CertFile and KeyFile are PEM files: the certificate (with its chain)
+	// and its key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Acks.
+const (
+	AckDelivered = "delivered"
+	AckPersisted = "persisted"
+)
 
 // SetDefaults fills every zero field with its default.
 func (c *Config) SetDefaults() {
@@ -47,10 +97,41 @@ func (c *Config) SetDefaults() {
 	if c.Auth.Type == "api_key" && c.Auth.Header == "" {
 		c.Auth.Header = "x-api-key"
 	}
+	if c.MaxBody == 0 {
+		c.MaxBody = size.MiB
+	}
+	if c.Envelope == "" {
+		c.Envelope = router.EnvelopeAuto
+	}
+	if c.Ack == "" {
+		c.Ack = AckDelivered
+	}
+	if c.Ack == AckDelivered && c.ResponseTimeout == 0 {
+		c.ResponseTimeout = 5 * time.Second
+	}
+	if c.Ack == AckPersisted && c.Buffer == 0 {
+		c.Buffer = size.GiB
+	}
+	if c.Ack == AckPersisted && c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
 }
 
-// Validate checks the address, the path and that a non-loopback listener
-// has authentication.
+// StreamFor is the default stream of a source named name.
+func StreamFor(name string) string {
+	return "SWITCHYARD_INGEST_" + strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+// Validate checks the address, the path, authentication (required off
+// loopback), the limits, the ack mode and the TLS files.
 func (c *Config) Validate() error {
 	var errs []error
 	host, port, err := net.SplitHostPort(c.Listen)
@@ -63,7 +144,15 @@ func (c *Config) Validate() error {
 	switch c.Auth.Type {
 	case "none":
 		if err == nil && !isLoopback(host) {
-			errs = append(errs, router.Fieldf("auth", "required when listening on %s, which is not a loopback address (set auth.type: api_key)", c.Listen))
+			errs = append(errs, router.Fieldf("auth", "required when listening on %s, which is not a loopback address (set auth.type: api_key or basic)", c.Listen))
+		}
+		for _, f := range []struct{ key, val string }{{"header", c.Auth.Header}, {"username", c.Auth.Username}, {"password", c.Auth.Password}} {
+			if f.val != "" {
+				errs = append(errs, router.Fieldf("auth."+f.key, "unused with auth.type none"))
+			}
+		}
+		if len(c.Auth.Keys) > 0 {
+			errs = append(errs, router.Fieldf("auth.keys", "unused with auth.type none"))
 		}
 	case "api_key":
 		if len(c.Auth.Keys) == 0 {
@@ -72,8 +161,61 @@ func (c *Config) Validate() error {
 		if slices.Contains(c.Auth.Keys, "") {
 			errs = append(errs, router.Fieldf("auth.keys", "keys must not be empty (is an environment variable unset?)"))
 		}
+		if c.Auth.Username != "" || c.Auth.Password != "" {
+			errs = append(errs, router.Fieldf("auth", "username and password are for auth.type basic"))
+		}
+	case "basic":
+		if c.Auth.Username == "" || strings.Contains(c.Auth.Username, ":") {
+			errs = append(errs, router.Fieldf("auth.username", "required, without a colon"))
+		}
+		if c.Auth.Password == "" {
+			errs = append(errs, router.Fieldf("auth.password", "required (is an environment variable unset?)"))
+		}
+		if len(c.Auth.Keys) > 0 || c.Auth.Header != "" {
+			errs = append(errs, router.Fieldf("auth", "header and keys are for auth.type api_key"))
+		}
 	default:
-		errs = append(errs, router.Fieldf("auth.type", "unknown auth type %q (valid: none, api_key)", c.Auth.Type))
+		errs = append(errs, router.Fieldf("auth.type", "unknown auth type %q (valid: none, api_key, basic)", c.Auth.Type))
+	}
+	if c.MaxBody < 1024 || c.MaxBody > 64*size.MiB {
+		errs = append(errs, router.Fieldf("max_body", "%s is outside the range of 1KiB to 64MiB", c.MaxBody))
+	}
+	switch c.Ack {
+	case AckDelivered:
+		if c.ResponseTimeout < 100*time.Millisecond {
+			errs = append(errs, router.Fieldf("response_timeout", "must be at least 100ms"))
+		}
+		if c.Stream != "" || c.Buffer != 0 || c.AckWait != 0 {
+			errs = append(errs, router.Fieldf("ack", "stream, buffer and ack_wait are for ack: persisted"))
+		}
+	case AckPersisted:
+		if c.ResponseTimeout != 0 {
+			errs = append(errs, router.Fieldf("response_timeout", "for ack: delivered; with persisted a POST is answered once stored"))
+		}
+		if c.Stream != "" && strings.ContainsAny(c.Stream, " \t.*>/\\") {
+			errs = append(errs, router.Fieldf("stream", "stream names may not contain spaces, ., *, >, / or \\"))
+		}
+		if c.AckWait < time.Second {
+			errs = append(errs, router.Fieldf("ack_wait", "must be at least 1s"))
+		}
+		if c.Buffer < size.MiB {
+			errs = append(errs, router.Fieldf("buffer", "must be at least 1MiB"))
+		}
+	default:
+		errs = append(errs, router.Fieldf("ack", "unknown value %q (valid: delivered, persisted)", c.Ack))
+	}
+	if c.Envelope == router.EnvelopeSNS {
+		errs = append(errs, router.Fieldf("envelope", "sns is not accepted over HTTP (valid: auto, eventbridge, raw)"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, router.Fieldf("tls", "cert_file and key_file go together"))
+	}
+	for _, f := range []struct{ key, path string }{{"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				errs = append(errs, router.Fieldf(f.key, "%v", err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,528 @@
+package http
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/switchyard-dev/switchyard/internal/natstest"
+	"github.com/switchyard-dev/switchyard/internal/size"
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.DiscardHandler)
+
+const ebEvent = `{"version":"0","id":"6a7e8feb-b491-4cf7-a9f1-bf3703467718","detail-type":"Order Placed","source":"shop","account":"111122223333","time":"2026-11-22T10:00:00Z","region":"eu-west-1","resources":[],"detail":{"order":1}}`
+
+func openSource(t *testing.T, cfg Config, srv *natstest.Server) *Source {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var js jetstream.JetStream
+	if srv != nil {
+		js = srv.JetStream()
+	}
+	s, err := Open(context.Background(), "ingest", cfg, js, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+// router plays the dispatcher: it receives and settles each message with
+// settle, and records what it received.
+type fakeRouter struct {
+	mu   sync.Mutex
+	got  []*router.Message
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func route(t *testing.T, s *Source, settle func(*router.Message)) *fakeRouter {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &fakeRouter{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for ctx.Err() == nil {
+			ms, _ := s.Receive(ctx, 10)
+			for _, m := range ms {
+				r.mu.Lock()
+				r.got = append(r.got, m)
+				r.mu.Unlock()
+				settle(m)
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-r.done })
+	return r
+}
+
+func (r *fakeRouter) messages() []*router.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*router.Message(nil), r.got...)
+}
+
+func ack(m *router.Message) { m.Handle.Ack(context.Background()) }
+
+type answer struct {
+	status int
+	header http.Header
+	body   map[string]any
+}
+
+func post(t *testing.T, s *Source, body string, mod func(*http.Request)) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+s.Addr().String()+s.cfg.Path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	if mod != nil {
+		mod(req)
+	}
+	return do(t, http.DefaultClient, req)
+}
+
+func do(t *testing.T, c *http.Client, req *http.Request) answer {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	a := answer{status: resp.StatusCode, header: resp.Header}
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &a.body); err != nil {
+		t.Fatalf("answer %d is not JSON: %q", resp.StatusCode, raw)
+	}
+	return a
+}
+
+// One EventBridge event: it reaches the router as it is, and the POST is
+// answered 200 once its deliveries are acked.
+func TestDeliveredOneEvent(t *testing.T) {
+	s := openSource(t, Config{}, nil)
+	r := route(t, s, ack)
+	a := post(t, s, ebEvent, nil)
+	if a.status != http.StatusOK || a.body["accepted"] != 1.0 {
+		t.Fatalf("answer %d %v", a.status, a.body)
+	}
+	ms := r.messages()
+	if len(ms) != 1 || ms[0].Event.ID != "6a7e8feb-b491-4cf7-a9f1-bf3703467718" || ms[0].Event.DetailType != "Order Placed" {
+		t.Fatalf("router got %v", ms)
+	}
+	if ids := a.body["ids"].([]any); ids[0] != ms[0].Event.ID {
+		t.Errorf("answer ids %v", ids)
+	}
+	if n := s.Stats().Accepted.Load(); n != 1 {
+		t.Errorf("accepted %d", n)
+	}
+}
+
+// An array of events, and JSON that is not an EventBridge event (wrapped
+// with the auto envelope).
+func TestDeliveredArrayAndWrapped(t *testing.T) {
+	s := openSource(t, Config{}, nil)
+	r := route(t, s, ack)
+	a := post(t, s, `[`+ebEvent+`, {"hello": "world"}, {"n": 3}]`, nil)
+	if a.status != http.StatusOK || a.body["accepted"] != 3.0 {
+		t.Fatalf("answer %d %v", a.status, a.body)
+	}
+	ms := r.messages()
+	if len(ms) != 3 {
+		t.Fatalf("router got %d messages", len(ms))
+	}
+	wrapped := ms[1].Event
+	if wrapped.DetailType != "HTTP Event" || wrapped.Source != "ingest" || len(wrapped.ID) != 36 {
+		t.Errorf("wrapped event %+v", wrapped)
+	}
+	if ms[1].Event.ID == ms[2].Event.ID {
+		t.Errorf("two wrapped events share id %s", ms[1].Event.ID)
+	}
+}
+
+// A nacked event fails its POST with 503 and the nack's delay as
+// Retry-After, so that the caller (EventBridge) sends it again.
+func TestDeliveredNackIs503(t *testing.T) {
+	s := openSource(t, Config{}, nil)
+	route(t, s, func(m *router.Message) {
+		if m.Event.DetailType == "HTTP Event" {
+			m.Handle.Nack(context.Background(), 7*time.Second)
+			return
+		}
+		ack(m)
+	})
+	a := post(t, s, `[`+ebEvent+`, {"fails": true}]`, nil)
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "7" {
+		t.Fatalf("answer %d Retry-After %q %v", a.status, a.header.Get("Retry-After"), a.body)
+	}
+	if !strings.Contains(a.body["error"].(string), "1 of 2 events could not be delivered") {
+		t.Errorf("error %v", a.body["error"])
+	}
+	if s.Stats().Unavailable.Load() != 1 || s.Stats().Accepted.Load() != 0 {
+		t.Errorf("stats: unavailable %d accepted %d", s.Stats().Unavailable.Load(), s.Stats().Accepted.Load())
+	}
+}
+
+// When the router takes nothing (its in-flight budget is full), a POST is
+// answered 429 with Retry-After, quickly, and nothing waits in memory.
+func TestDeliveredBackpressureIs429(t *testing.T) {
+	s := openSource(t, Config{}, nil)
+	start := time.Now()
+	a := post(t, s, ebEvent, nil)
+	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") != "1" {
+		t.Fatalf("answer %d Retry-After %q", a.status, a.header.Get("Retry-After"))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("429 took %s", d)
+	}
+	if s.Stats().Throttled.Load() != 1 {
+		t.Errorf("throttled %d", s.Stats().Throttled.Load())
+	}
+	// Once the router takes events again, the retry goes through.
+	route(t, s, ack)
+	if a := post(t, s, ebEvent, nil); a.status != http.StatusOK {
+		t.Fatalf("retry answered %d", a.status)
+	}
+}
+
+// Deliveries that outlast response_timeout are answered 503; they go on.
+func TestDeliveredResponseTimeout(t *testing.T) {
+	s := openSource(t, Config{ResponseTimeout: 200 * time.Millisecond}, nil)
+	held := make(chan *router.Message, 1)
+	route(t, s, func(m *router.Message) { held <- m })
+	a := post(t, s, ebEvent, nil)
+	if a.status != http.StatusServiceUnavailable || !strings.Contains(a.body["error"].(string), "response_timeout") {
+		t.Fatalf("answer %d %v", a.status, a.body)
+	}
+	ack(<-held) // late: harmless
+}
+
+// After Drain, new POSTs are turned away at once with 503.
+func TestDrain(t *testing.T) {
+	s := openSource(t, Config{}, nil)
+	s.Drain()
+	a := post(t, s, ebEvent, nil)
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
+		t.Fatalf("answer %d", a.status)
+	}
+}
+
+// Every bad request gets a precise 4xx, is counted, and reaches nothing.
+func TestBadRequests(t *testing.T) {
+	s := openSource(t, Config{MaxBody: 2 * size.KiB, Envelope: router.EnvelopeEventBridge}, nil)
+	r := route(t, s, ack)
+	url := "http://" + s.Addr().String()
+	for _, tc := range []struct {
+		name   string
+		method string
+		path   string
+		ctype  string
+		body   string
+		status int
+		want   string
+	}{
+		{"get", http.MethodGet, "/events", "application/json", "", 405, "method GET not allowed"},
+		{"put", http.MethodPut, "/events", "application/json", ebEvent, 405, "POST events"},
+		{"path", http.MethodPost, "/other", "application/json", ebEvent, 404, "events are posted to /events"},
+		{"type", http.MethodPost, "/events", "text/plain", ebEvent, 415, "want application/json"},
+		{"no type", http.MethodPost, "/events", "", ebEvent, 415, "want application/json"},
+		{"empty", http.MethodPost, "/events", "application/json", " ", 400, "empty body"},
+		{"malformed", http.MethodPost, "/events", "application/json", `{"id": }`, 400, "malformed JSON"},
+		{"truncated", http.MethodPost, "/events", "application/json", `[` + ebEvent, 400, "malformed JSON"},
+		{"scalar", http.MethodPost, "/events", "application/json", `42`, 400, "must be a JSON object"},
+		{"empty array", http.MethodPost, "/events", "application/json", `[]`, 400, "no events"},
+		{"array of scalars", http.MethodPost, "/events", "application/json", `[` + ebEvent + `, 1]`, 400, "event [1] is not a JSON object"},
+		{"not eventbridge", http.MethodPost, "/events", "application/json", `[` + ebEvent + `, {"a":1}]`, 400, "event [1]: malformed message: not an EventBridge event"},
+		{"too large", http.MethodPost, "/events", "application/json", `{"pad":"` + strings.Repeat("x", 3000) + `"}`, 413, "max_body (2KiB)"},
+	} {
+		req, _ := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
+		if tc.ctype != "" {
+			req.Header.Set("Content-Type", tc.ctype)
+		}
+		a := do(t, http.DefaultClient, req)
+		if a.status != tc.status || !strings.Contains(fmt.Sprint(a.body["error"]), tc.want) {
+			t.Errorf("%s: answer %d %v, want %d %q", tc.name, a.status, a.body, tc.status, tc.want)
+		}
+		if tc.status == 405 && a.header.Get("Allow") != "POST" {
+			t.Errorf("%s: Allow %q", tc.name, a.header.Get("Allow"))
+		}
+	}
+	st := s.Stats()
+	for name, got := range map[string]int64{
+		"wrong method": st.WrongMethod.Load(), "not found": st.NotFound.Load(), "wrong type": st.WrongType.Load(),
+		"bad request": st.BadRequest.Load(), "too large": st.TooLarge.Load(), "accepted": st.Accepted.Load(),
+	} {
+		want := map[string]int64{"wrong method": 2, "not found": 1, "wrong type": 2, "bad request": 7, "too large": 1, "accepted": 0}[name]
+		if got != want {
+			t.Errorf("%s: counted %d, want %d", name, got, want)
+		}
+	}
+	if st.Requests.Load() != 13 {
+		t.Errorf("requests %d", st.Requests.Load())
+	}
+	if n := len(r.messages()); n != 0 {
+		t.Errorf("bad requests put %d events through", n)
+	}
+}
+
+// API keys: any of the configured keys is accepted, in the configured
+// header; a missing or wrong key is 401.
+func TestAPIKey(t *testing.T) {
+	s := openSource(t, Config{Auth: Auth{Type: "api_key", Header: "x-ingest-key", Keys: []string{"old-key-1", "new-key-22"}}}, nil)
+	route(t, s, ack)
+	for key, want := range map[string]int{"": 401, "wrong": 401, "old-key-": 401, "old-key-1": 200, "new-key-22": 200, "new-key-2": 401} {
+		a := post(t, s, ebEvent, func(r *http.Request) {
+			if key != "" {
+				r.Header.Set("x-ingest-key", key)
+			}
+		})
+		if a.status != want {
+			t.Errorf("key %q: answer %d, want %d", key, a.status, want)
+		}
+	}
+	if s.Stats().Unauthorized.Load() != 4 {
+		t.Errorf("unauthorized %d", s.Stats().Unauthorized.Load())
+	}
+}
+
+// Basic auth, with a challenge on failure.
+func TestBasicAuth(t *testing.T) {
+	s := openSource(t, Config{Auth: Auth{Type: "basic", Username: "eventbridge", Password: "s3cret-pass"}}, nil)
+	route(t, s, ack)
+	for _, tc := range []struct {
+		user, pass string
+		set        bool
+		want       int
+	}{{"", "", false, 401}, {"eventbridge", "wrong", true, 401}, {"other", "s3cret-pass", true, 401}, {"eventbridge", "s3cret-pass", true, 200}} {
+		a := post(t, s, ebEvent, func(r *http.Request) {
+			if tc.set {
+				r.SetBasicAuth(tc.user, tc.pass)
+			}
+		})
+		if a.status != tc.want {
+			t.Errorf("%s:%s: answer %d, want %d", tc.user, tc.pass, a.status, tc.want)
+		}
+		if a.status == 401 && !strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Basic ") {
+			t.Errorf("no challenge: %q", a.header.Get("WWW-Authenticate"))
+		}
+	}
+}
+
+// A taken port fails Open with the address in the error.
+func TestListenError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := Config{Listen: ln.Addr().String()}
+	cfg.SetDefaults()
+	_, err = Open(context.Background(), "ingest", cfg, nil, quiet)
+	if err == nil || !strings.Contains(err.Error(), "listen "+ln.Addr().String()) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// With a certificate, the source serves HTTPS.
+func TestTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	s := openSource(t, Config{TLS: TLS{CertFile: certFile, KeyFile: keyFile}}, nil)
+	route(t, s, ack)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, "https://"+s.Addr().String()+"/events", strings.NewReader(ebEvent))
+	req.Header.Set("Content-Type", "application/json")
+	if a := do(t, client, req); a.status != 200 {
+		t.Fatalf("answer %d", a.status)
+	}
+}
+
+// ack: persisted answers 202 once the event is in the stream; the event
+// then comes out of Receive, and one not acked comes back after a restart
+// of the source (as after a crash).
+func TestPersisted(t *testing.T) {
+	srv := natstest.Run(t)
+	s := openSource(t, Config{Ack: AckPersisted, AckWait: time.Second}, srv)
+	a := post(t, s, `[`+ebEvent+`, {"raw": 1}]`, nil)
+	if a.status != http.StatusAccepted || a.body["accepted"] != 2.0 {
+		t.Fatalf("answer %d %v", a.status, a.body)
+	}
+	ids := a.body["ids"].([]any)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []*router.Message
+	for len(got) < 2 && ctx.Err() == nil {
+		ms, _ := s.Receive(ctx, 10)
+		got = append(got, ms...)
+	}
+	if len(got) != 2 || got[0].Event.ID != ids[0] || got[1].Event.ID != ids[1] || got[1].Event.DetailType != "HTTP Event" {
+		t.Fatalf("received %d: %v", len(got), got)
+	}
+	ack(got[0])
+	// "Crash": the source goes away with the second event unacked; a new
+	// one gets it again once the ack wait is over.
+	s.Close(context.Background())
+	s2 := openSource(t, Config{Ack: AckPersisted, AckWait: time.Second}, srv)
+	var again []*router.Message
+	for len(again) == 0 && ctx.Err() == nil {
+		again, _ = s2.Receive(ctx, 10)
+	}
+	if len(again) != 1 || again[0].Event.ID != ids[1] {
+		t.Fatalf("after the restart received %v, want the unacked %v", again, ids[1])
+	}
+}
+
+// A retried POST of the same EventBridge event is stored once.
+func TestPersistedDeduplicates(t *testing.T) {
+	srv := natstest.Run(t)
+	s := openSource(t, Config{Ack: AckPersisted}, srv)
+	for range 3 {
+		if a := post(t, s, ebEvent, nil); a.status != http.StatusAccepted {
+			t.Fatalf("answer %d", a.status)
+		}
+	}
+	st, _ := srv.JetStream().Stream(context.Background(), StreamFor("ingest"))
+	info, _ := st.Info(context.Background())
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d copies", info.State.Msgs)
+	}
+}
+
+// A full buffer is answered 429: the caller retries later.
+func TestPersistedBufferFull(t *testing.T) {
+	srv := natstest.Run(t)
+	s := openSource(t, Config{Ack: AckPersisted, Buffer: size.MiB, MaxBody: 64 * size.KiB}, srv)
+	pad := strings.Repeat("x", 60<<10)
+	var last answer
+	for i := range 40 {
+		last = post(t, s, fmt.Sprintf(`{"n":%d,"pad":%q}`, i, pad), nil)
+		if last.status != http.StatusAccepted {
+			break
+		}
+	}
+	if last.status != http.StatusTooManyRequests || last.header.Get("Retry-After") == "" {
+		t.Fatalf("answer %d %v after filling the buffer", last.status, last.body)
+	}
+	if s.Stats().Throttled.Load() != 1 {
+		t.Errorf("throttled %d", s.Stats().Throttled.Load())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{Config{Listen: "0.0.0.0:8080"}, "auth: required when listening on 0.0.0.0:8080"},
+		{Config{Listen: "0.0.0.0:8080", Auth: Auth{Type: "api_key", Keys: []string{"k"}}}, ""},
+		{Config{Listen: "0.0.0.0:8080", Auth: Auth{Type: "basic", Username: "u", Password: "p"}}, ""},
+		{Config{Auth: Auth{Type: "basic", Username: "u"}}, "auth.password: required"},
+		{Config{Auth: Auth{Type: "basic", Username: "a:b", Password: "p"}}, "auth.username: required, without a colon"},
+		{Config{Auth: Auth{Type: "api_key", Keys: []string{""}}}, "keys must not be empty"},
+		{Config{Auth: Auth{Type: "none", Keys: []string{"k"}}}, "auth.keys: unused"},
+		{Config{Auth: Auth{Type: "oauth"}}, "unknown auth type"},
+		{Config{MaxBody: 10}, "max_body: 10 is outside"},
+		{Config{Ack: "maybe"}, "ack: unknown value"},
+		{Config{Ack: AckPersisted, ResponseTimeout: time.Second}, "response_timeout: for ack: delivered"},
+		{Config{Stream: "S"}, "stream, buffer and ack_wait are for ack: persisted"},
+		{Config{Ack: AckPersisted, Stream: "a.b"}, "stream: stream names"},
+		{Config{Envelope: router.EnvelopeSNS}, "sns is not accepted"},
+		{Config{TLS: TLS{CertFile: "c.pem"}}, "cert_file and key_file go together"},
+		{Config{TLS: TLS{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/k.pem"}}, "tls.cert_file"},
+	} {
+		tc.cfg.SetDefaults()
+		err := tc.cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc.cfg, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	if got := StreamFor("web-hooks.v2"); got != "SWITCHYARD_INGEST_WEB_HOOKS_V2" {
+		t.Errorf("StreamFor: %s", got)
+	}
+}
+
+// split never panics, and accepts exactly objects and arrays of objects.
+func FuzzSplit(f *testing.F) {
+	for _, s := range []string{ebEvent, `[` + ebEvent + `]`, `[]`, `{}`, `[1]`, `"x"`, `{"a":`, ``, `[{}, {}]`, "\xff"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		raws, err := split(body)
+		if err != nil {
+			return
+		}
+		for _, raw := range raws {
+			var obj map[string]any
+			if json.Unmarshal(raw, &obj) != nil {
+				t.Fatalf("split accepted %q with a non-object %q", body, raw)
+			}
+		}
+	})
+}
+
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	kb, _ := x509.MarshalECPrivateKey(key)
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, pool
+}
