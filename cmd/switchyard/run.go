@@ -17,14 +17,19 @@ import (
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
 	logsink "github.com/switchyard-dev/switchyard/sinks/log"
+	natssink "github.com/switchyard-dev/switchyard/sinks/nats"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
+	httpsource "github.com/switchyard-dev/switchyard/sources/http"
+	natssource "github.com/switchyard-dev/switchyard/sources/nats"
 	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
 )
 
@@ -79,8 +84,12 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("invalid -log-format %q (valid: json, text)", format)
 }
 
-// clients are the AWS clients, made when a source or target needs them.
+// clients are the AWS clients, made when a source or target needs them,
+// and NATS, opened when one does.
 type clients struct {
+	bus         *bus.Bus
+	maxInFlight int
+
 	cfg              aws.Config
 	endpoints        config.Endpoints
 	sqsPoll, sqsSend *awssqs.Client
@@ -142,6 +151,30 @@ var (
 			defer cancel()
 			return src, src.Open(octx)
 		},
+		"nats": func(ctx context.Context, s config.Source, c *clients, log *slog.Logger) (router.Source, error) {
+			cfg := *s.Config.(*natssource.Config)
+			if cfg.JetStream() && cfg.MaxAckPending == 0 {
+				cfg.MaxAckPending = c.maxInFlight
+			}
+			octx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			return natssource.Open(octx, s.Name, cfg, c.bus.Conn(), c.bus.JetStream(), log)
+		},
+		"http": func(ctx context.Context, s config.Source, c *clients, log *slog.Logger) (router.Source, error) {
+			cfg := *s.Config.(*httpsource.Config)
+			cfg.MaxAckPending = c.maxInFlight
+			var js jetstream.JetStream
+			if c.bus != nil {
+				js = c.bus.JetStream()
+			}
+			octx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			src, err := httpsource.Open(octx, s.Name, cfg, js, log)
+			if err != nil {
+				return nil, err // not a typed nil in the interface
+			}
+			return src, nil
+		},
 	}
 	sinkKinds = map[string]func(t config.Target, c *clients, e *env) router.Sink{
 		"lambda": func(t config.Target, c *clients, _ *env) router.Sink {
@@ -155,6 +188,9 @@ var (
 		},
 		"log": func(t config.Target, _ *clients, e *env) router.Sink {
 			return logsink.New(t.Name, logsink.Config{}, e.stdout)
+		},
+		"nats": func(t config.Target, c *clients, _ *env) router.Sink {
+			return natssink.New(t.Name, *t.Config.(*natssink.Config), c.bus.Conn(), c.bus.JetStream())
 		},
 	}
 	// awsKinds are the types that call AWS.
@@ -176,7 +212,17 @@ func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*
 		}
 	}
 
-	c := &clients{endpoints: cfg.AWS.Endpoints}
+	c := &clients{endpoints: cfg.AWS.Endpoints, maxInFlight: cfg.MaxInFlight}
+	if needsNATS(cfg) {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		b, err := bus.Open(octx, cfg.NATS, log)
+		cancel()
+		if err != nil {
+			return nil, nil, err
+		}
+		c.bus = b
+		closers = append(closers, b)
+	}
 	if needsAWS(cfg) {
 		if err := checkEndpoints(ctx, cfg.AWS.Endpoints); err != nil {
 			return nil, nil, err
@@ -256,6 +302,27 @@ func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*
 	return d, closers, err
 }
 
+// needsNATS reports whether a source or target uses NATS: NATS sources and
+// targets, and HTTP sources that persist to JetStream.
+func needsNATS(cfg *config.Config) bool {
+	for _, s := range cfg.Sources {
+		switch c := s.Config.(type) {
+		case *natssource.Config:
+			return true
+		case *httpsource.Config:
+			if c.Ack == httpsource.AckPersisted {
+				return true
+			}
+		}
+	}
+	for _, t := range cfg.Targets {
+		if t.Type == "nats" {
+			return true
+		}
+	}
+	return false
+}
+
 func needsAWS(cfg *config.Config) bool {
 	for _, s := range cfg.Sources {
 		if slices.Contains(awsKinds, s.Type) {
@@ -307,7 +374,9 @@ func checkEndpoints(ctx context.Context, ep config.Endpoints) error {
 func closeAll(closers []any, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, c := range closers {
+	// Last made, first closed: sources before the sinks they feed, and
+	// NATS after everything that uses it.
+	for _, c := range slices.Backward(closers) {
 		if cl, ok := c.(router.Closer); ok {
 			if err := cl.Close(ctx); err != nil {
 				log.Warn("close failed", "error", err)

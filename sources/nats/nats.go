@@ -26,7 +26,7 @@ func Open(ctx context.Context, name string, cfg Config, nc *nats.Conn, js jetstr
 		log = slog.Default()
 	}
 	if cfg.JetStream() {
-		return jsconsumer.Open(ctx, js, jsconsumer.Config{
+		src, err := jsconsumer.Open(ctx, js, jsconsumer.Config{
 			Source: name, Stream: cfg.Stream, Subject: cfg.Subject, Durable: cfg.Durable,
 			AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, Batch: cfg.Batch, Wait: 20 * time.Second,
 			Envelope: cfg.Envelope, Malformed: cfg.Malformed, DetailType: "NATS Message",
@@ -36,8 +36,16 @@ func Open(ctx context.Context, name string, cfg Config, nc *nats.Conn, js jetstr
 				Storage:   jetstream.FileStorage,
 			},
 		}, log)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return src, nil
 	}
-	return openCore(name, cfg, nc, log)
+	src, err := openCore(name, cfg, nc, log)
+	if err != nil {
+		return nil, err
+	}
+	return src, nil
 }
 
 // Core is a core NATS queue subscription. Core NATS has no acks: a message

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/awstest"
+	"github.com/switchyard-dev/switchyard/internal/natstest"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func postEvents(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	waitFor(t, addr+" to listen", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func orderEvent(id, region string) string {
+	return fmt.Sprintf(`{"version":"0","id":%q,"detail-type":"Order Placed","source":"shop","account":"123456789012","time":"2026-11-22T10:00:00Z","region":"eu-west-1","resources":[],"detail":{"region":%q}}`, id, region)
+}
+
+// HTTP ingest → JetStream target (a stream the NATS source created on the
+// embedded server) → NATS source → log: the whole NATS path in one
+// daemon, with no AWS.
+func TestRun_HTTPIngestThroughEmbeddedNATS(t *testing.T) {
+	addr := freeAddr(t)
+	d := startDaemon(t, awstest.NewTestServer(t, awstest.Options{}), fmt.Sprintf(`
+version: 1
+nats: {store_dir: %q, listen: none}
+shutdown_grace: 5s
+sources:
+  - {name: ingest, type: http, listen: %q}
+  - {name: audit, type: nats, subject: "audit.>", stream: AUDIT, ack_wait: 5s}
+targets:
+  - {name: bus, type: nats, subject: "audit.<region>", jetstream: true}
+  - {name: out, type: log}
+rules:
+  - name: orders
+    sources: [ingest]
+    pattern: {detail-type: [Order Placed]}
+    input: {paths: {region: $.detail.region, id: $.id}, template: '{"region": <region>, "order": <id>}'}
+    targets: [bus]
+  - {name: audited, sources: [audit], pattern: {source: [audit]}, targets: [out]}
+`, t.TempDir(), addr))
+	waitListening(t, addr)
+	status, body := postEvents(t, "http://"+addr+"/events", "["+orderEvent("o-1", "eu")+","+orderEvent("o-2", "us")+"]")
+	if status != http.StatusOK {
+		t.Fatalf("POST answered %d %s", status, body)
+	}
+	waitFor(t, "both orders to come back through the stream", func() bool {
+		out := d.stdout.String()
+		return strings.Contains(out, `"order":"o-1"`) && strings.Contains(out, `"order":"o-2"`)
+	})
+	if !strings.Contains(d.stdout.String(), `"source":"audit"`) {
+		t.Errorf("log:\n%s", d.stdout.String())
+	}
+}
+
+// With nats.url, the daemon uses an existing server: a core NATS source in
+// a queue group feeds a core NATS target.
+func TestRun_ExistingNATSServer(t *testing.T) {
+	srv := natstest.Run(t)
+	nc := srv.Connect()
+	sub, err := nc.SubscribeSync("out.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	startDaemon(t, awstest.NewTestServer(t, awstest.Options{}), fmt.Sprintf(`
+version: 1
+nats: {url: %q}
+sources: [{name: feed, type: nats, subject: "in.*"}]
+targets: [{name: out, type: nats, subject: "out.<switchyard.rule>"}]
+rules: [{name: copy, pattern: {source: [feed]}, targets: [out]}]
+`, srv.URL()))
+	// The daemon subscribes during startup: publish until it answers.
+	var got string
+	waitFor(t, "a message through the daemon", func() bool {
+		nc.Publish("in.x", []byte(`{"hello":"world"}`))
+		m, err := sub.NextMsg(100 * time.Millisecond)
+		if err == nil {
+			got = m.Subject + " " + string(m.Data)
+		}
+		return err == nil
+	})
+	if !strings.HasPrefix(got, "out.copy ") || !strings.Contains(got, `"detail":{"hello":"world"}`) || !strings.Contains(got, `"detail-type":"NATS Message"`) {
+		t.Fatalf("got %s", got)
+	}
+}
+
+// NATS that cannot be reached, a taken port, ack: persisted: startup fails
+// with the reason.
+func TestRun_NATSStartupErrors(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	gone := freeAddr(t)
+	for _, tc := range []struct{ name, config, want string }{
+		{"unreachable cluster", fmt.Sprintf("nats: {url: 'nats://%s'}\nsources: [{name: b, type: nats, subject: x}]\n", gone), "startup: nats: connect to nats://" + gone},
+		{"nats port taken", fmt.Sprintf("nats: {store_dir: %q, listen: %q}\nsources: [{name: b, type: nats, subject: x}]\n", t.TempDir(), taken.Addr()), "startup: nats.listen " + taken.Addr().String()},
+		{"http port taken", fmt.Sprintf("sources: [{name: in, type: http, listen: %q}]\n", taken.Addr()), "startup: source in: listen " + taken.Addr().String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "s.yaml")
+			os.WriteFile(file, []byte("version: 1\n"+tc.config+"targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n"), 0o644)
+			var stderr syncBuffer
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			code := run(ctx, []string{"run", "-c", file}, strings.NewReader(""), &syncBuffer{}, &stderr)
+			if code != exitFail || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant %q", code, stderr.String(), tc.want)
+			}
+		})
+	}
+}
