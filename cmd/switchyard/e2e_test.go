@@ -399,8 +399,8 @@ func TestRun_StartupFailsFast(t *testing.T) {
 		{"unreachable endpoint", strings.ReplaceAll(baseConfig, "{{URL}}", "http://127.0.0.1:1") + "targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n",
 			"startup: aws.endpoints.sqs: http://127.0.0.1:1 is unreachable"},
 		{"invalid config", "version: 1\nsources: []\n", "sources: at least one is required"},
-		{"type not in this version", baseConfig + "targets: [{name: h, type: http, url: 'http://127.0.0.1:1/x'}]\nrules: [{name: r, pattern: {source: [x]}, targets: [h]}]\n",
-			"target h: type http is not available in this version"},
+		{"type not in this version", baseConfig + "  - {name: tasks, type: ecs, cluster: jobs}\ntargets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n",
+			"source tasks: type ecs is not available in this version"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "s.yaml")

@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard-dev/switchyard/router"
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
+	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
 	logsink "github.com/switchyard-dev/switchyard/sinks/log"
 	natssink "github.com/switchyard-dev/switchyard/sinks/nats"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
@@ -176,21 +177,28 @@ var (
 			return src, nil
 		},
 	}
-	sinkKinds = map[string]func(t config.Target, c *clients, e *env) router.Sink{
-		"lambda": func(t config.Target, c *clients, _ *env) router.Sink {
-			return lambda.New(t.Name, *t.Config.(*lambda.Config), c.lambda())
+	sinkKinds = map[string]func(t config.Target, c *clients, e *env) (router.Sink, error){
+		"lambda": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
+			return lambda.New(t.Name, *t.Config.(*lambda.Config), c.lambda()), nil
 		},
-		"ecs_task": func(t config.Target, c *clients, _ *env) router.Sink {
-			return ecstask.New(t.Name, *t.Config.(*ecstask.Config), c.ecs())
+		"ecs_task": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
+			return ecstask.New(t.Name, *t.Config.(*ecstask.Config), c.ecs()), nil
 		},
-		"sqs": func(t config.Target, c *clients, _ *env) router.Sink {
-			return sqssink.New(t.Name, *t.Config.(*sqssink.Config), c.sqs(false))
+		"sqs": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
+			return sqssink.New(t.Name, *t.Config.(*sqssink.Config), c.sqs(false)), nil
 		},
-		"log": func(t config.Target, _ *clients, e *env) router.Sink {
-			return logsink.New(t.Name, logsink.Config{}, e.stdout)
+		"log": func(t config.Target, _ *clients, e *env) (router.Sink, error) {
+			return logsink.New(t.Name, logsink.Config{}, e.stdout), nil
 		},
-		"nats": func(t config.Target, c *clients, _ *env) router.Sink {
-			return natssink.New(t.Name, *t.Config.(*natssink.Config), c.bus.Conn(), c.bus.JetStream())
+		"nats": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
+			return natssink.New(t.Name, *t.Config.(*natssink.Config), c.bus.Conn(), c.bus.JetStream()), nil
+		},
+		"http": func(t config.Target, _ *clients, _ *env) (router.Sink, error) {
+			s, err := httpsink.New(t.Name, *t.Config.(*httpsink.Config))
+			if err != nil {
+				return nil, err // not a typed nil in the interface
+			}
+			return s, nil
 		},
 	}
 	// awsKinds are the types that call AWS.
@@ -254,25 +262,33 @@ func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*
 		targets[t.Name] = t
 	}
 	wrapped := map[string]router.Sink{}
-	var wrap func(name string) router.Sink
-	wrap = func(name string) router.Sink {
+	var wrap func(name string) (router.Sink, error)
+	wrap = func(name string) (router.Sink, error) {
 		if s, ok := wrapped[name]; ok {
-			return s
+			return s, nil
 		}
 		t := targets[name]
 		pc := *cfg.Policies[t.Policy]
 		var dl router.Sink
 		if pc.DeadLetter != "" {
-			dl = wrap(pc.DeadLetter)
+			var err error
+			if dl, err = wrap(pc.DeadLetter); err != nil {
+				return nil, err
+			}
 		}
-		sink := sinkKinds[t.Type](t, c, e)
+		sink, err := sinkKinds[t.Type](t, c, e)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		}
 		closers = append(closers, sink)
 		p := policy.Wrap(sink, pc, dl, policy.WithLogger(log))
 		wrapped[name] = p
-		return p
+		return p, nil
 	}
 	for _, t := range cfg.Targets {
-		wrap(t.Name)
+		if _, err := wrap(t.Name); err != nil {
+			return nil, closers, err
+		}
 	}
 
 	var sources []router.Source

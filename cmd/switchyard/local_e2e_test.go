@@ -6,14 +6,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/awstest"
 	"github.com/switchyard-dev/switchyard/internal/natstest"
+	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
 )
 
 func freeAddr(t *testing.T) string {
@@ -146,5 +150,68 @@ func TestRun_NATSStartupErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr:\n%s\nwant %q", code, stderr.String(), tc.want)
 			}
 		})
+	}
+}
+
+// HTTP ingest → HTTP target: the app next to switchyard receives the
+// rendered delivery, with its ids and a signature it can verify; a 503
+// from it is retried by the policy, and the POST to switchyard is answered
+// only once the app has the event.
+func TestRun_HTTPIngestToHTTPTarget(t *testing.T) {
+	const secret = "app-signing-secret"
+	var mu sync.Mutex
+	var got []*http.Request
+	var bodies []string
+	calls := 0
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		got = append(got, r)
+		bodies = append(bodies, string(body))
+	}))
+	defer app.Close()
+	t.Setenv("APP_SIGNING_KEY", secret)
+	addr := freeAddr(t)
+	startDaemon(t, awstest.NewTestServer(t, awstest.Options{}), fmt.Sprintf(`
+version: 1
+sources: [{name: ingest, type: http, listen: %q}]
+targets:
+  - {name: app, type: http, url: "%s/orders/<region>", headers: {x-source: switchyard}, sign: {secret: "${APP_SIGNING_KEY}"}, policy: quick}
+policies:
+  quick: {retry: {attempts: 3, initial: 10ms, max: 50ms}}
+rules:
+  - name: orders
+    pattern: {detail-type: [Order Placed]}
+    input: {paths: {region: $.detail.region}, template: '{"region": <region>}'}
+    targets: [app]
+`, addr, app.URL))
+	waitListening(t, addr)
+	status, body := postEvents(t, "http://"+addr+"/events", orderEvent("o-9", "eu"))
+	if status != http.StatusOK {
+		t.Fatalf("POST answered %d %s", status, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 || len(got) != 1 {
+		t.Fatalf("app called %d times, delivered %d; want a 503 then the delivery", calls, len(got))
+	}
+	r := got[0]
+	if r.URL.Path != "/orders/eu" || bodies[0] != `{"region": "eu"}` || r.Header.Get("X-Source") != "switchyard" {
+		t.Errorf("app got %s %s %q headers %v", r.Method, r.URL.Path, bodies[0], r.Header)
+	}
+	if r.Header.Get("X-Switchyard-Event-Id") != "o-9" || r.Header.Get("X-Switchyard-Delivery-Id") == "" {
+		t.Errorf("ids: %v", r.Header)
+	}
+	sig := r.Header.Get("X-Switchyard-Signature")
+	ts, _, _ := strings.Cut(strings.TrimPrefix(sig, "t="), ",")
+	n, _ := strconv.ParseInt(ts, 10, 64)
+	if want := httpsink.Signature(secret, time.Unix(n, 0), []byte(bodies[0])); sig != want {
+		t.Errorf("signature %q, want %q", sig, want)
 	}
 }
