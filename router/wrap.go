@@ -1,6 +1,8 @@
 package router
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -47,6 +49,43 @@ var ErrMalformed = errors.New("malformed message")
 // "attributes". A payload that does not fit eventbridge or sns yields an
 // error wrapping ErrMalformed; the event is not made.
 func Decode(env Envelope, body []byte, o Origin, received time.Time) (*Event, error) {
+	ev, err := decode(env, body, o, received)
+	if err != nil {
+		return nil, err
+	}
+	return ensureID(ev, o.ID), nil
+}
+
+// ensureID gives an event that has no id the origin's: every event needs
+// one, since delivery ids (and the de-duplication built on them) derive
+// from it. The id is written into the event's JSON, first.
+func ensureID(ev *Event, id string) *Event {
+	if ev.ID != "" || id == "" || len(ev.JSON) < 2 || hasKey(ev.JSON, "id") {
+		return ev
+	}
+	quoted, _ := json.Marshal(id)
+	rest := bytes.TrimLeft(bytes.TrimLeft(ev.JSON, " \t\r\n")[1:], " \t\r\n")
+	out := make([]byte, 0, len(ev.JSON)+len(quoted)+8)
+	out = append(out, `{"id":`...)
+	out = append(out, quoted...)
+	if len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	out = append(out, rest...)
+	return &Event{JSON: out, ID: id, Source: ev.Source, DetailType: ev.DetailType, Received: ev.Received}
+}
+
+// hasKey reports whether the object body has key at its top level.
+func hasKey(body []byte, key string) bool {
+	found := false
+	(&jsonPath{steps: []pathStep{{kind: stepKey, key: key}}}).eval(body, func(a, b int) bool {
+		found = true
+		return false
+	})
+	return found
+}
+
+func decode(env Envelope, body []byte, o Origin, received time.Time) (*Event, error) {
 	switch env {
 	case EnvelopeRaw:
 		return wrap(body, o, received), nil
@@ -77,12 +116,7 @@ func asEventBridge(body []byte, received time.Time) (*Event, bool) {
 	if err != nil || ev.Source == "" || ev.DetailType == "" {
 		return nil, false
 	}
-	found := false
-	(&jsonPath{steps: []pathStep{{kind: stepKey, key: "detail"}}}).eval(body, func(a, b int) bool {
-		found = true
-		return false
-	})
-	return ev, found
+	return ev, hasKey(body, "detail")
 }
 
 // unwrapSNS decodes an SNS notification, as SNS delivers it to SQS without

@@ -115,3 +115,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// An EventBridge-shaped event without an id gets the origin's, written
+// into its JSON, so that its delivery ids are its own.
+func TestDecode_MissingIDGetsOrigins(t *testing.T) {
+	o := Origin{Source: "q", DetailType: "SQS Message", ID: "m-1"}
+	for body, want := range map[string]string{
+		`{"source":"billing","detail-type":"Invoice Paid","detail":{"n":1}}`: `{"id":"m-1","source":"billing","detail-type":"Invoice Paid","detail":{"n":1}}`,
+		` { "source":"b","detail-type":"T","detail":{}}`:                     `{"id":"m-1","source":"b","detail-type":"T","detail":{}}`,
+		`{"id":"own","source":"b","detail-type":"T","detail":{}}`:            `{"id":"own","source":"b","detail-type":"T","detail":{}}`,
+		`{"id":7,"source":"b","detail-type":"T","detail":{}}`:                `{"id":7,"source":"b","detail-type":"T","detail":{}}`,
+	} {
+		for _, env := range []Envelope{EnvelopeAuto, EnvelopeEventBridge} {
+			ev, err := Decode(env, []byte(body), o, time.Now())
+			if err != nil {
+				t.Fatalf("%s: %v", body, err)
+			}
+			if string(ev.JSON) != want {
+				t.Errorf("%s %s: JSON %s, want %s", env, body, ev.JSON, want)
+			}
+			if _, err := ParseEvent(ev.JSON, time.Now()); err != nil {
+				t.Errorf("%s: result does not parse: %v", body, err)
+			}
+		}
+	}
+	ev, _ := Decode(EnvelopeAuto, []byte(`{"source":"b","detail-type":"T","detail":{}}`), o, time.Now())
+	if ev.ID != "m-1" || ev.Source != "b" || ev.DetailType != "T" {
+		t.Errorf("event %+v", ev)
+	}
+}
