@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -237,6 +238,22 @@ func DecodeOrWrap(env Envelope, body []byte, o Origin, received time.Time) (*Eve
 		return wrap(body, o, received), err
 	}
 	return ev, nil
+}
+
+// DecodeMessage sets m.Event from m.Body as Decode does. A body that does
+// not fit env is wrapped as it is; with malformed dead_letter m.Malformed
+// says why (and the dispatcher dead-letters the message), otherwise the
+// misfit is logged.
+func DecodeMessage(m *Message, env Envelope, malformed string, o Origin, log *slog.Logger) {
+	ev, err := DecodeOrWrap(env, m.Body, o, m.Received)
+	if err != nil {
+		if malformed == MalformedDeadLetter {
+			m.Malformed = err
+		} else {
+			log.Warn("message does not fit the envelope: wrapped as it is", "message_id", m.ID, "envelope", env, "error", err)
+		}
+	}
+	m.Event = ev
 }
 
 // CheckMalformed validates a source's `malformed` and `dead_letter` keys

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/awstest"
+	"github.com/switchyard-dev/switchyard/internal/syncbuf"
 )
 
 // awsEnv gives the daemon credentials and a region from the environment,
@@ -30,29 +30,11 @@ func awsEnv(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is switchyard run, in process.
 type daemon struct {
 	cancel         context.CancelFunc
 	done           chan int
-	stdout, stderr *syncBuffer
+	stdout, stderr *syncbuf.Buffer
 }
 
 // startDaemon writes config (with {{URL}} replaced by the endpoint's URL)
@@ -65,7 +47,7 @@ func startDaemon(t *testing.T, srv *awstest.Server, config string) *daemon {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	d := &daemon{cancel: cancel, done: make(chan int, 1), stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}}
 	go func() {
 		d.done <- run(ctx, []string{"run", "-c", file, "-log-level", "debug"}, strings.NewReader(""), d.stdout, d.stderr)
 	}()
@@ -405,8 +387,8 @@ func TestRun_StartupFailsFast(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "s.yaml")
 			os.WriteFile(file, []byte(strings.ReplaceAll(tc.config, "{{URL}}", srv.URL())), 0o644)
-			var stderr syncBuffer
-			code := run(context.Background(), []string{"run", "-c", file}, strings.NewReader(""), &syncBuffer{}, &stderr)
+			var stderr syncbuf.Buffer
+			code := run(context.Background(), []string{"run", "-c", file}, strings.NewReader(""), &syncbuf.Buffer{}, &stderr)
 			if code != exitFail || !strings.Contains(stderr.String(), tc.want) {
 				t.Errorf("exit %d, stderr:\n%s\nwant %q", code, stderr.String(), tc.want)
 			}
@@ -418,8 +400,8 @@ func TestRun_StartupFailsFast(t *testing.T) {
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 		file := filepath.Join(t.TempDir(), "s.yaml")
 		os.WriteFile(file, []byte(strings.ReplaceAll(baseConfig, "{{URL}}", srv.URL())+"targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n"), 0o644)
-		var stderr syncBuffer
-		code := run(context.Background(), []string{"run", "-c", file}, strings.NewReader(""), &syncBuffer{}, &stderr)
+		var stderr syncbuf.Buffer
+		code := run(context.Background(), []string{"run", "-c", file}, strings.NewReader(""), &syncbuf.Buffer{}, &stderr)
 		if code != exitFail || !strings.Contains(stderr.String(), "no usable credentials") {
 			t.Errorf("exit %d, stderr:\n%s", code, stderr.String())
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/awstest"
 	"github.com/switchyard-dev/switchyard/internal/natstest"
+	"github.com/switchyard-dev/switchyard/internal/syncbuf"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
 )
 
@@ -142,10 +143,10 @@ func TestRun_NATSStartupErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "s.yaml")
 			os.WriteFile(file, []byte("version: 1\n"+tc.config+"targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n"), 0o644)
-			var stderr syncBuffer
+			var stderr syncbuf.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			code := run(ctx, []string{"run", "-c", file}, strings.NewReader(""), &syncBuffer{}, &stderr)
+			code := run(ctx, []string{"run", "-c", file}, strings.NewReader(""), &syncbuf.Buffer{}, &stderr)
 			if code != exitFail || !strings.Contains(stderr.String(), tc.want) {
 				t.Errorf("exit %d, stderr:\n%s\nwant %q", code, stderr.String(), tc.want)
 			}

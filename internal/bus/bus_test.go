@@ -1,14 +1,12 @@
 package bus
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-dev/switchyard/internal/natstest"
+	"github.com/switchyard-dev/switchyard/internal/syncbuf"
 )
 
 func open(t *testing.T, cfg Config, log *slog.Logger) *Bus {
@@ -124,7 +123,7 @@ func TestEmbedded_BadStoreDir(t *testing.T) {
 // and comes back, the connection is re-established and both are logged.
 func TestCluster_ReconnectsAndLogs(t *testing.T) {
 	srv := natstest.Run(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	b := open(t, Config{URL: srv.URL()}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if b.ClientURL() != srv.URL() {
 		t.Errorf("ClientURL %q, want %q", b.ClientURL(), srv.URL())
@@ -210,23 +209,6 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.want)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func writeFile(path string) error { return os.WriteFile(path, []byte("x"), 0o600) }

@@ -264,15 +264,7 @@ func (s *Source) message(m jetstream.Msg) *router.Message {
 	msg := &router.Message{
 		Handle: h, Source: s.cfg.Source, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
 	}
-	ev, err := router.DecodeOrWrap(s.cfg.Envelope, body, origin, now)
-	if err != nil {
-		if s.cfg.Malformed == router.MalformedDeadLetter {
-			msg.Malformed = err
-		} else {
-			s.log.Warn("message does not fit the envelope: wrapped as it is", "message_id", id, "envelope", s.cfg.Envelope, "error", err)
-		}
-	}
-	msg.Event = ev
+	router.DecodeMessage(msg, s.cfg.Envelope, s.cfg.Malformed, origin, s.log)
 	s.mu.Lock()
 	s.inflight[h] = struct{}{}
 	s.mu.Unlock()

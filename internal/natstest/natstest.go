@@ -55,7 +55,9 @@ func (s *Server) start() {
 }
 
 // URL is the client URL.
-func (s *Server) URL() string { return "nats://" + net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)) }
+func (s *Server) URL() string {
+	return "nats://" + net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
+}
 
 // Stop shuts the server down; it is idempotent.
 func (s *Server) Stop() {

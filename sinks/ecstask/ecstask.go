@@ -2,7 +2,6 @@ package ecstask
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -109,7 +108,7 @@ func (s *Sink) input(d *router.Delivery) *ecs.RunTaskInput {
 		in.PropagateTags = types.PropagateTags(c.PropagateTags)
 	}
 	if len(c.ContainerOverrides) > 0 {
-		vars := placeholders(d)
+		vars := router.DeliveryValues(d)
 		in.Overrides = &types.TaskOverride{}
 		for _, o := range c.ContainerOverrides {
 			co := types.ContainerOverride{Name: aws.String(o.Name)}
@@ -180,28 +179,6 @@ func tagValue(v string) string {
 		v = v[:256]
 	}
 	return v
-}
-
-// placeholders are the values container overrides may use: the top-level
-// fields of the payload, and the delivery's own ids.
-func placeholders(d *router.Delivery) map[string]string {
-	vars := map[string]string{
-		"switchyard.delivery-id": d.ID,
-		"switchyard.event-id":    eventID(d),
-		"switchyard.rule":        d.Rule,
-	}
-	var fields map[string]json.RawMessage
-	if !d.Text && json.Unmarshal(d.Payload, &fields) == nil {
-		for k, raw := range fields {
-			var s string
-			if json.Unmarshal(raw, &s) == nil {
-				vars[k] = s
-			} else {
-				vars[k] = string(raw) // numbers, booleans, objects: their JSON
-			}
-		}
-	}
-	return vars
 }
 
 var placeholderRE = regexp.MustCompile(`<[A-Za-z0-9_.\-]+>`)

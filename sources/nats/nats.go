@@ -156,15 +156,7 @@ func (c *Core) message(m *nats.Msg, now time.Time) *router.Message {
 		Handle: coreHandle{c: c, id: id}, Source: c.name, ID: id, Body: m.Data, Attributes: attrs,
 		System: map[string]string{"Subject": m.Subject}, Received: now,
 	}
-	ev, err := router.DecodeOrWrap(c.cfg.Envelope, m.Data, origin, now)
-	if err != nil {
-		if c.cfg.Malformed == router.MalformedDeadLetter {
-			msg.Malformed = err
-		} else {
-			c.log.Warn("message does not fit the envelope: wrapped as it is", "message_id", id, "envelope", c.cfg.Envelope, "error", err)
-		}
-	}
-	msg.Event = ev
+	router.DecodeMessage(msg, c.cfg.Envelope, c.cfg.Malformed, origin, c.log)
 	return msg
 }
 

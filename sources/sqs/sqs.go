@@ -169,16 +169,7 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 		Handle: h, Source: s.name, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
 		Group: m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)],
 	}
-	ev, err := router.DecodeOrWrap(s.cfg.Envelope, body, origin, now)
-	if err != nil {
-		// The dispatcher dead-letters it when so configured.
-		if s.cfg.Malformed == router.MalformedDeadLetter {
-			msg.Malformed = err
-		} else {
-			s.log.Warn("message does not fit the envelope: wrapped as it is", "message_id", id, "envelope", s.cfg.Envelope, "error", err)
-		}
-	}
-	msg.Event = ev
+	router.DecodeMessage(msg, s.cfg.Envelope, s.cfg.Malformed, origin, s.log)
 	s.mu.Lock()
 	s.inflight[h] = struct{}{}
 	s.mu.Unlock()
