@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/switchyard-dev/switchyard/internal/bodycopy"
 )
 
 // Identity the server assumes when none is configured, and the static
@@ -117,7 +119,8 @@ func New(opts Options) *Server {
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	s.httpClient = &http.Client{Transport: s.transport}
+	// The SDK clients' request bodies are copied: see internal/bodycopy.
+	s.httpClient = &http.Client{Transport: bodycopy.Transport(s.transport)}
 	s.sqs = newSQS(s)
 	s.lambda = newLambda(s, opts.Lambda)
 	s.ecs = newECS(s, opts.ECS)

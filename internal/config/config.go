@@ -4,9 +4,11 @@
 package config
 
 import (
-	"github.com/switchyard-dev/switchyard/internal/bus"
+	"maps"
+	"slices"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
 	ecssource "github.com/switchyard-dev/switchyard/sources/ecs"
@@ -85,6 +87,12 @@ type Kind interface {
 	// Validate checks the fields on their own, returning router.FieldErrors.
 	Validate() error
 }
+
+// SourceTypes and TargetTypes are the values of `type:` the file accepts.
+func SourceTypes() []string { return slices.Sorted(maps.Keys(sourceKinds)) }
+
+// TargetTypes: see SourceTypes.
+func TargetTypes() []string { return slices.Sorted(maps.Keys(targetKinds)) }
 
 // sourceKinds and targetKinds map `type:` to a new, empty Kind.
 var (
