@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/awstest"
+	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/internal/syncbuf"
 )
 
@@ -381,8 +383,6 @@ func TestRun_StartupFailsFast(t *testing.T) {
 		{"unreachable endpoint", strings.ReplaceAll(baseConfig, "{{URL}}", "http://127.0.0.1:1") + "targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n",
 			"startup: aws.endpoints.sqs: http://127.0.0.1:1 is unreachable"},
 		{"invalid config", "version: 1\nsources: []\n", "sources: at least one is required"},
-		{"type not in this version", baseConfig + "  - {name: tasks, type: ecs, cluster: jobs}\ntargets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n",
-			"source tasks: type ecs is not available in this version"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "s.yaml")
@@ -602,4 +602,79 @@ rules:
 	if ms, _ := srv.SQS().Messages("jobs"); len(ms) != 1 {
 		t.Errorf("the message is gone although its dead letter failed: %+v", ms)
 	}
+}
+
+// Every type the config file accepts can be built by run.
+func TestRun_BuildsEveryConfigType(t *testing.T) {
+	if got, want := slices.Sorted(maps.Keys(sourceKinds)), config.SourceTypes(); !slices.Equal(got, want) {
+		t.Errorf("run builds sources %v, the config accepts %v", got, want)
+	}
+	if got, want := slices.Sorted(maps.Keys(sinkKinds)), config.TargetTypes(); !slices.Equal(got, want) {
+		t.Errorf("run builds targets %v, the config accepts %v", got, want)
+	}
+}
+
+// The loop closed: an event launches a task (ECS target), the ECS source
+// sees the task that switchyard started stop with a non-zero exit code, and
+// one rule pages with the id of the event that launched it.
+func TestRun_LaunchedTaskFailureClosesTheLoop(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	srv.Lambda().Register(awstest.Function{Name: "page"})
+	srv.ECS().CreateCluster("media")
+	srv.ECS().RegisterTaskDefinition(awstest.TaskDefinition{Family: "transcode", Containers: []awstest.ContainerDefinition{{Name: "app"}}})
+	startDaemon(t, srv, baseConfig+fmt.Sprintf(`  - {name: tasks, type: ecs, cluster: media, started_by: switchyard/videos, interval: 1s}
+nats: {store_dir: %q, listen: none}
+targets:
+  - {name: transcode, type: ecs_task, cluster: media, task_definition: transcode:1, launch_type: FARGATE, network: {subnets: [subnet-1]}}
+  - {name: page, type: lambda, function: page}
+rules:
+  - {name: videos, sources: [jobs], pattern: {detail: {object: {key: [{prefix: videos/}]}}}, targets: [transcode]}
+  - name: transcode-failed
+    sources: [tasks]
+    pattern:
+      detail-type: [ECS Task State Change]
+      detail:
+        lastStatus: [STOPPED]
+        startedBy: [switchyard/videos]
+        containers: {name: [app], exitCode: [{anything-but: 0}]}
+        tags: {key: ["switchyard:event-id"]}
+    input:
+      paths: {task: $.detail.taskArn, code: "$.detail.containers[0].exitCode", tags: $.detail.tags}
+      template: '{"task": <task>, "exit": <code>, "tags": <tags>}'
+    targets: [page]
+`, t.TempDir()))
+	srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-1", "videos/cat.mp4", 5000)})
+	waitFor(t, "the task to be launched", func() bool { return len(srv.ECS().Tasks("media")) == 1 })
+	task := srv.ECS().Tasks("media")[0]
+	if err := srv.ECS().SetTaskStatus(task.TaskARN, awstest.TaskRunning); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // a poll sees it running
+	if err := srv.ECS().StopTask(task.TaskARN, awstest.StopOptions{ExitCodes: map[string]int{"app": 2}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the page", func() bool { return len(srv.Lambda().Invocations("page")) == 1 })
+	var p struct {
+		Task string
+		Exit int
+		Tags []struct{ Key, Value string }
+	}
+	if err := json.Unmarshal(srv.Lambda().Invocations("page")[0].Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	event := ""
+	for _, tag := range p.Tags {
+		if tag.Key == "switchyard:event-id" {
+			event = tag.Value
+		}
+	}
+	if p.Task != task.TaskARN || p.Exit != 2 || event != "e-1" {
+		t.Errorf("page: %+v", p)
+	}
+	time.Sleep(2 * time.Second) // more polls: the stop is not reported twice
+	if n := len(srv.Lambda().Invocations("page")); n != 1 {
+		t.Errorf("paged %d times", n)
+	}
+
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +18,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard-dev/switchyard/internal/bodycopy"
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/policy"
@@ -29,6 +29,7 @@ import (
 	logsink "github.com/switchyard-dev/switchyard/sinks/log"
 	natssink "github.com/switchyard-dev/switchyard/sinks/nats"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
+	ecssource "github.com/switchyard-dev/switchyard/sources/ecs"
 	httpsource "github.com/switchyard-dev/switchyard/sources/http"
 	natssource "github.com/switchyard-dev/switchyard/sources/nats"
 	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
@@ -161,6 +162,30 @@ var (
 			defer cancel()
 			return natssource.Open(octx, s.Name, cfg, c.bus.Conn(), c.bus.JetStream(), log)
 		},
+		"ecs": func(ctx context.Context, s config.Source, c *clients, log *slog.Logger) (router.Source, error) {
+			cfg := *s.Config.(*ecssource.Config)
+			octx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			// What was emitted is kept in NATS KV; a watched task's
+			// containers are forgotten a week after they last changed.
+			var ttl time.Duration
+			if cfg.Task == "self" {
+				ttl = 7 * 24 * time.Hour
+			}
+			state, err := ecssource.OpenKVState(octx, c.bus.JetStream(), ecssource.BucketFor(s.Name), ttl)
+			if err != nil {
+				return nil, fmt.Errorf("ecs source %s: %w", s.Name, err)
+			}
+			opts := ecssource.Options{State: state, Logger: log}
+			if cfg.Cluster != "" {
+				opts.API = c.ecs()
+			}
+			src, err := ecssource.New(s.Name, cfg, opts)
+			if err != nil {
+				return nil, err
+			}
+			return src, src.Open(octx)
+		},
 		"http": func(ctx context.Context, s config.Source, c *clients, log *slog.Logger) (router.Source, error) {
 			cfg := *s.Config.(*httpsource.Config)
 			cfg.MaxAckPending = c.maxInFlight
@@ -209,17 +234,6 @@ var (
 // made is returned to be closed, even on error.
 func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*router.Dispatcher, []any, error) {
 	var closers []any
-	for _, s := range cfg.Sources {
-		if sourceKinds[s.Type] == nil {
-			return nil, nil, fmt.Errorf("source %s: type %s is not available in this version of switchyard (available: %s)", s.Name, s.Type, strings.Join(keys(sourceKinds), ", "))
-		}
-	}
-	for _, t := range cfg.Targets {
-		if sinkKinds[t.Type] == nil {
-			return nil, nil, fmt.Errorf("target %s: type %s is not available in this version of switchyard (available: %s)", t.Name, t.Type, strings.Join(keys(sinkKinds), ", "))
-		}
-	}
-
 	c := &clients{endpoints: cfg.AWS.Endpoints, maxInFlight: cfg.MaxInFlight}
 	if needsNATS(cfg) {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -252,6 +266,9 @@ func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*
 		if err != nil {
 			return nil, nil, fmt.Errorf("aws: no usable credentials (the task role on ECS, the instance profile on EC2, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", err)
 		}
+		// The SDK's client, sending copies of request bodies: see
+		// internal/bodycopy.
+		awsCfg.HTTPClient = bodycopy.Client(awsCfg.HTTPClient)
 		c.cfg = awsCfg
 	}
 
@@ -319,11 +336,12 @@ func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*
 }
 
 // needsNATS reports whether a source or target uses NATS: NATS sources and
-// targets, and HTTP sources that persist to JetStream.
+// targets, HTTP sources that persist to JetStream, and ECS sources (their
+// state is kept in NATS KV).
 func needsNATS(cfg *config.Config) bool {
 	for _, s := range cfg.Sources {
 		switch c := s.Config.(type) {
-		case *natssource.Config:
+		case *natssource.Config, *ecssource.Config:
 			return true
 		case *httpsource.Config:
 			if c.Ack == httpsource.AckPersisted {
@@ -342,6 +360,11 @@ func needsNATS(cfg *config.Config) bool {
 func needsAWS(cfg *config.Config) bool {
 	for _, s := range cfg.Sources {
 		if slices.Contains(awsKinds, s.Type) {
+			return true
+		}
+		// An ECS source polls the ECS API in cluster mode; with task: self
+		// it reads only the task metadata endpoint.
+		if c, ok := s.Config.(*ecssource.Config); ok && c.Cluster != "" {
 			return true
 		}
 	}
@@ -399,13 +422,4 @@ func closeAll(closers []any, log *slog.Logger) {
 			}
 		}
 	}
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
