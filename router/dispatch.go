@@ -129,12 +129,23 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) error {
 	defer cancelWork()
 	var messages sync.WaitGroup // one per message being handled
 	var loops sync.WaitGroup
-	for _, src := range d.cfg.Sources {
-		pollers, batch := 1, 10
+	type plan struct{ pollers, batch int }
+	plans := make([]plan, len(d.cfg.Sources))
+	total := 0
+	for i, src := range d.cfg.Sources {
+		plans[i] = plan{1, 10}
 		if p, ok := src.(Poller); ok {
-			pollers, batch = max(1, p.Pollers()), max(1, p.BatchSize())
+			plans[i] = plan{max(1, p.Pollers()), max(1, p.BatchSize())}
 		}
-		for range pollers {
+		total += plans[i].pollers
+	}
+	// A receive loop holds the slots it asks for while it waits (a long
+	// poll, an idle HTTP listener): each may hold at most its share of
+	// the budget, so that an idle source never starves a busy one.
+	share := max(1, cap(d.slots)/max(1, total))
+	for i, src := range d.cfg.Sources {
+		batch := min(plans[i].batch, share)
+		for range plans[i].pollers {
 			loops.Go(func() { d.receive(ctx, work, src, batch, &messages) })
 		}
 	}

@@ -516,3 +516,46 @@ func TestDispatcher_DrainsPushSources(t *testing.T) {
 		}
 	})
 }
+
+// An idle source waiting in Receive holds at most its share of the
+// in-flight budget: a busy source next to it is not starved.
+func TestDispatcher_IdleSourceDoesNotStarveOthers(t *testing.T) {
+	// Both orders: whichever receive loop starts first must not take it all.
+	for _, idleFirst := range []bool{true, false} {
+		t.Run(fmt.Sprint("idle first ", idleFirst), func(t *testing.T) { testIdleSource(t, idleFirst) })
+	}
+}
+
+func testIdleSource(t *testing.T, idleFirst bool) {
+	synctest.Test(t, func(t *testing.T) {
+		idle, busy := newMemSource("idle"), newMemSource("busy")
+		idle.batch, busy.batch = 100, 100
+		var delivered atomic.Int64
+		sink := &funcSink{"t", func(ctx context.Context, d *Delivery) error {
+			time.Sleep(10 * time.Millisecond)
+			delivered.Add(1)
+			return nil
+		}}
+		d, _ := NewDispatcher(DispatcherConfig{
+			Table: table(t, Rule{Name: "r", Targets: []string{"t"}}), Sinks: map[string]Sink{"t": sink},
+			Sources: []Source{idle, busy}, MaxInFlight: 4, Logger: quiet,
+		})
+		if !idleFirst {
+			d.cfg.Sources = []Source{busy, idle}
+		}
+		stop := run(t, d, time.Minute)
+		for i := range 20 {
+			m, _ := message(t, "busy", fmt.Sprint(i), "", `{"id":"e`+fmt.Sprint(i)+`","source":"s","detail-type":"x","detail":{}}`)
+			busy.put(m)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := delivered.Load(); n != 20 {
+			t.Errorf("delivered %d of 20 from the busy source while the idle one waited", n)
+		}
+		if n := idle.maxAsk.Load(); n > 2 {
+			t.Errorf("the idle source was asked for %d messages, more than its share (2 of 4)", n)
+		}
+		stop()
+	})
+}

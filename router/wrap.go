@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,22 +56,44 @@ func Decode(env Envelope, body []byte, o Origin, received time.Time) (*Event, er
 	return ensureID(ev, o.ID), nil
 }
 
-// ensureID gives an event that has no id the origin's: every event needs
-// one, since delivery ids (and the de-duplication built on them) derive
-// from it. The id is written into the event's JSON, first.
+// ensureID gives an event without an id (none, or one that is not a
+// non-empty string) the origin's: every event needs one, since delivery ids
+// (and the de-duplication built on them) derive from it. The id is written
+// into the event's JSON, first, replacing any other "id".
 func ensureID(ev *Event, id string) *Event {
-	if ev.ID != "" || id == "" || len(ev.JSON) < 2 || hasKey(ev.JSON, "id") {
+	if ev.ID != "" || id == "" {
 		return ev
 	}
 	quoted, _ := json.Marshal(id)
-	rest := bytes.TrimLeft(bytes.TrimLeft(ev.JSON, " \t\r\n")[1:], " \t\r\n")
 	out := make([]byte, 0, len(ev.JSON)+len(quoted)+8)
 	out = append(out, `{"id":`...)
 	out = append(out, quoted...)
-	if len(rest) > 0 && rest[0] != '}' {
-		out = append(out, ',')
+	s := &scanner{data: ev.JSON}
+	if s.peek() != '{' {
+		return ev
 	}
-	out = append(out, rest...)
+	s.pos++
+	for s.peek() != '}' {
+		start := s.pos
+		a, b, esc, err := s.key()
+		if err != nil {
+			return ev
+		}
+		if err := s.skip(); err != nil {
+			return ev
+		}
+		if esc || string(ev.JSON[a:b]) != "id" {
+			out = append(out, ',')
+			out = append(out, ev.JSON[start:s.pos]...)
+		}
+		if more, err := s.next('}'); err != nil {
+			return ev
+		} else if !more {
+			break
+		}
+		s.peek()
+	}
+	out = append(out, '}')
 	return &Event{JSON: out, ID: id, Source: ev.Source, DetailType: ev.DetailType, Received: ev.Received}
 }
 

@@ -124,7 +124,9 @@ func TestDecode_MissingIDGetsOrigins(t *testing.T) {
 		`{"source":"billing","detail-type":"Invoice Paid","detail":{"n":1}}`: `{"id":"m-1","source":"billing","detail-type":"Invoice Paid","detail":{"n":1}}`,
 		` { "source":"b","detail-type":"T","detail":{}}`:                     `{"id":"m-1","source":"b","detail-type":"T","detail":{}}`,
 		`{"id":"own","source":"b","detail-type":"T","detail":{}}`:            `{"id":"own","source":"b","detail-type":"T","detail":{}}`,
-		`{"id":7,"source":"b","detail-type":"T","detail":{}}`:                `{"id":7,"source":"b","detail-type":"T","detail":{}}`,
+		`{"id":7,"source":"b","detail-type":"T","detail":{}}`:                `{"id":"m-1","source":"b","detail-type":"T","detail":{}}`,
+		`{"source":"b","id":null,"detail-type":"T","detail":{"id":1}}`:       `{"id":"m-1","source":"b","detail-type":"T","detail":{"id":1}}`,
+		`{"source":"b","detail-type":"T","detail":{}, "id" : ""}`:            `{"id":"m-1","source":"b","detail-type":"T","detail":{}}`,
 	} {
 		for _, env := range []Envelope{EnvelopeAuto, EnvelopeEventBridge} {
 			ev, err := Decode(env, []byte(body), o, time.Now())

@@ -139,6 +139,8 @@ func TestRun_NATSStartupErrors(t *testing.T) {
 		{"unreachable cluster", fmt.Sprintf("nats: {url: 'nats://%s'}\nsources: [{name: b, type: nats, subject: x}]\n", gone), "startup: nats: connect to nats://" + gone},
 		{"nats port taken", fmt.Sprintf("nats: {store_dir: %q, listen: %q}\nsources: [{name: b, type: nats, subject: x}]\n", t.TempDir(), taken.Addr()), "startup: nats.listen " + taken.Addr().String()},
 		{"http port taken", fmt.Sprintf("sources: [{name: in, type: http, listen: %q}]\n", taken.Addr()), "startup: source in: listen " + taken.Addr().String()},
+		// NATS is up when AWS fails: it is shut down (goleak checks).
+		{"aws unreachable after nats", fmt.Sprintf("aws: {region: us-east-1, endpoints: {ecs: 'http://%s'}}\nnats: {store_dir: %q, listen: none}\nsources: [{name: tasks, type: ecs, cluster: jobs}]\n", gone, t.TempDir()), "startup: aws.endpoints.ecs: http://" + gone + " is unreachable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "s.yaml")

@@ -188,7 +188,7 @@ var (
 		},
 		"http": func(ctx context.Context, s config.Source, c *clients, log *slog.Logger) (router.Source, error) {
 			cfg := *s.Config.(*httpsource.Config)
-			cfg.MaxAckPending = c.maxInFlight
+			cfg.MaxInFlight = c.maxInFlight
 			var js jetstream.JetStream
 			if c.bus != nil {
 				js = c.bus.JetStream()
@@ -247,7 +247,7 @@ func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*
 	}
 	if needsAWS(cfg) {
 		if err := checkEndpoints(ctx, cfg.AWS.Endpoints); err != nil {
-			return nil, nil, err
+			return nil, closers, err
 		}
 		opts := []func(*awsconfig.LoadOptions) error{}
 		if cfg.AWS.Region != "" {
@@ -255,16 +255,16 @@ func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*
 		}
 		awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("aws: %w", err)
+			return nil, closers, fmt.Errorf("aws: %w", err)
 		}
 		if awsCfg.Region == "" {
-			return nil, nil, errors.New("aws: no region: set aws.region in the config, or AWS_REGION")
+			return nil, closers, errors.New("aws: no region: set aws.region in the config, or AWS_REGION")
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err = awsCfg.Credentials.Retrieve(cctx)
 		cancel()
 		if err != nil {
-			return nil, nil, fmt.Errorf("aws: no usable credentials (the task role on ECS, the instance profile on EC2, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", err)
+			return nil, closers, fmt.Errorf("aws: no usable credentials (the task role on ECS, the instance profile on EC2, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", err)
 		}
 		// The SDK's client, sending copies of request bodies: see
 		// internal/bodycopy.

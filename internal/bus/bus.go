@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -21,15 +22,17 @@ import (
 // Bus is an open NATS connection, and the embedded server behind it if
 // there is one.
 type Bus struct {
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	srv *server.Server
-	log *slog.Logger
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	srv     *server.Server
+	log     *slog.Logger
+	closing atomic.Bool
 }
 
 // Open starts the embedded server (cfg.URL empty) or connects to the
 // cluster. A cluster that cannot be reached fails Open; once connected,
-// lost connections are retried for ever, and logged.
+// lost connections (auth errors included) are retried for ever, and
+// logged.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	if log == nil {
 		log = slog.Default()
@@ -40,6 +43,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		nats.Name(connName()),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
+		// Retry through auth errors too (a rotated password, an expired
+		// JWT being renewed): the client otherwise gives up on the second.
+		nats.IgnoreAuthErrorAbort(),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if !b.closing.Load() {
+				log.Error("NATS connection closed for good: NATS sources and targets fail until switchyard restarts", "error", nc.LastError())
+			}
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("disconnected from NATS; reconnecting", "error", err)
@@ -243,6 +254,7 @@ func (b *Bus) ClientURL() string {
 // Close flushes what was published and closes the connection within ctx,
 // then shuts the embedded server down.
 func (b *Bus) Close(ctx context.Context) error {
+	b.closing.Store(true)
 	var err error
 	if b.nc != nil && !b.nc.IsClosed() {
 		if _, ok := ctx.Deadline(); !ok {

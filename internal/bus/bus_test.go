@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -192,6 +193,10 @@ func TestConfigValidate(t *testing.T) {
 		{Config{}, ""},
 		{Config{Listen: "none"}, ""},
 		{Config{Listen: "4222"}, "listen: want host:port"},
+		{Config{Listen: "0.0.0.0:4222"}, "listen: the embedded server has no authentication"},
+		{Config{Listen: "10.0.0.5:4222"}, "listen: the embedded server has no authentication"},
+		{Config{Listen: "[::1]:4222"}, ""},
+		{Config{Listen: "localhost:4222"}, ""},
 		{Config{URL: "nats://a:4222, nats://b:4222"}, ""},
 		{Config{URL: "http://a:4222"}, "url: want nats://"},
 		{Config{URL: "nats://a:4222", Listen: "127.0.0.1:4222"}, "listen: only used by the embedded server"},
@@ -212,3 +217,34 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func writeFile(path string) error { return os.WriteFile(path, []byte("x"), 0o600) }
+
+// Credentials rotated on the server before they are on the client: the
+// connection keeps retrying through the auth errors, and is back once the
+// credentials match again.
+func TestCluster_RetriesThroughAuthErrors(t *testing.T) {
+	srv := natstest.Run(t, func(o *server.Options) { o.Username, o.Password = "switchyard", "old" })
+	var logs syncbuf.Buffer
+	b := open(t, Config{URL: srv.URL(), User: "switchyard", Password: "old"}, slog.New(slog.NewTextHandler(&logs, nil)))
+	srv.Reload(func(o *server.Options) { o.Password = "new" })
+	waitLog(t, &logs, "disconnected from NATS")
+	time.Sleep(3 * time.Second) // several failed reconnects
+	if b.Conn().IsClosed() {
+		t.Fatal("the connection gave up after auth errors")
+	}
+	srv.Reload(func(o *server.Options) { o.Password = "old" })
+	waitLog(t, &logs, "reconnected to NATS")
+	if strings.Contains(logs.String(), "closed for good") {
+		t.Errorf("log: %s", logs.String())
+	}
+}
+
+func waitLog(t *testing.T, logs *syncbuf.Buffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log: %s", want, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -85,8 +85,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, router.Fieldf("store_dir", "only used by the embedded server (nats.url is set)"))
 		}
 	} else if c.Listen != ListenNone {
-		if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		host, port, err := net.SplitHostPort(c.Listen)
+		ip := net.ParseIP(host)
+		switch {
+		case err != nil || port == "":
 			errs = append(errs, router.Fieldf("listen", "want host:port, such as 127.0.0.1:4222, or none"))
+		case host != "localhost" && (ip == nil || !ip.IsLoopback()):
+			errs = append(errs, router.Fieldf("listen", "the embedded server has no authentication: listen on a loopback address, or none (to share NATS across hosts, run a NATS cluster with authentication and set nats.url)"))
 		}
 	}
 	if c.Embedded() {

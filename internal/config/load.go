@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard-dev/switchyard/router"
+	natssource "github.com/switchyard-dev/switchyard/sources/nats"
 )
 
 // Load reads, decodes and validates the config file at path, expanding
@@ -327,6 +328,7 @@ func (d *decoder) validate(c *Config) {
 			}
 		}
 	}
+	d.sharedConsumers(c)
 	policies := slices.Sorted(maps.Keys(c.Policies))
 	for i, t := range c.Targets {
 		p := indexPath("targets", i)
@@ -487,5 +489,25 @@ func (d *decoder) deadLetterLoops(c *Config) {
 			}
 			chain = append(chain, cur)
 		}
+	}
+}
+
+// sharedConsumers reports JetStream sources of one file that would share a
+// durable consumer: the second would take over the first's filter subject.
+func (d *decoder) sharedConsumers(c *Config) {
+	first := map[string]string{}
+	for i, s := range c.Sources {
+		nc, ok := s.Config.(*natssource.Config)
+		if !ok || !nc.JetStream() {
+			continue
+		}
+		durable := nc.DurableFor(s.Name)
+		key := nc.Stream + "\x00" + durable
+		if other, dup := first[key]; dup {
+			p := indexPath("sources", i)
+			d.errorf(d.at(p+".durable"), p+".durable", "source %s already consumes stream %s with the durable consumer %q: give each source its own durable", other, nc.Stream, durable)
+			continue
+		}
+		first[key] = s.Name
 	}
 }

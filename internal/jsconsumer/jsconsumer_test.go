@@ -94,13 +94,15 @@ func TestConformance(t *testing.T) {
 	var f *fixture
 	sourcetest.Run(t, sourcetest.Harness{
 		New: func(t *testing.T) router.Source {
-			f = newFixture(t, srv, func(c *Config) { c.Heartbeat = -1 })
+			// An ack wait of 3s leaves the extend test 2s of margin on a
+			// loaded machine.
+			f = newFixture(t, srv, func(c *Config) { c.Heartbeat, c.AckWait = -1, 3*time.Second })
 			return f.open(t)
 		},
 		Send:       func(t *testing.T, bodies ...string) { f.send(t, bodies...) },
 		Stored:     func(t *testing.T) int { return f.stored(t) },
 		Pass:       func(t *testing.T, d time.Duration) { time.Sleep(d) },
-		Visibility: 2 * time.Second,
+		Visibility: 3 * time.Second,
 	})
 }
 

@@ -5,6 +5,7 @@ package names
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -89,4 +90,24 @@ func CheckSubject(s string, wild bool) error {
 		}
 	}
 	return nil
+}
+
+// Token turns a config name (letters, digits, '.', '-', '_') into one that
+// NATS accepts in stream, consumer and bucket names (letters, digits, '-',
+// '_'), keeping distinct names distinct: '_' becomes "__" and '.' "_0".
+func Token(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r == '_':
+			b.WriteString("__")
+		case r == '.':
+			b.WriteString("_0")
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
+			b.WriteRune(r)
+		default:
+			fmt.Fprintf(&b, "_%x_", r)
+		}
+	}
+	return b.String()
 }

@@ -90,3 +90,23 @@ func TestCheckSubject(t *testing.T) {
 		}
 	}
 }
+
+// Token keeps distinct names distinct, and yields only what NATS accepts.
+func TestToken(t *testing.T) {
+	seen := map[string]string{}
+	for _, name := range []string{"a", "A", "a.b", "a_b", "a-b", "a__b", "a_0b", "a..b", "a._b", "web.hooks.v2", "x_"} {
+		tok := Token(name)
+		for _, r := range tok {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				t.Errorf("Token(%q) = %q has %q", name, tok, r)
+			}
+		}
+		if other, dup := seen[tok]; dup {
+			t.Errorf("Token(%q) = Token(%q) = %q", name, other, tok)
+		}
+		seen[tok] = name
+	}
+	if got := Token("web.hooks_v2"); got != "web_0hooks__v2" {
+		t.Errorf("Token: %q", got)
+	}
+}

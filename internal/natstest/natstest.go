@@ -20,8 +20,9 @@ type Server struct {
 	srv  *server.Server
 }
 
-// Run starts a server with JetStream; it stops when the test ends.
-func Run(t testing.TB) *Server {
+// Run starts a server with JetStream; it stops when the test ends. mods
+// change its options before it starts (users, limits).
+func Run(t testing.TB, mods ...func(*server.Options)) *Server {
 	t.Helper()
 	s := &Server{t: t, opts: server.Options{
 		ServerName: "test",
@@ -32,6 +33,9 @@ func Run(t testing.TB) *Server {
 		NoLog:      true,
 		NoSigs:     true,
 	}}
+	for _, m := range mods {
+		m(&s.opts)
+	}
 	s.start()
 	// Restarts keep the port, so clients reconnect to the same URL.
 	_, port, _ := net.SplitHostPort(s.srv.Addr().String())
@@ -65,6 +69,16 @@ func (s *Server) Stop() {
 		s.srv.Shutdown()
 		s.srv.WaitForShutdown()
 		s.srv = nil
+	}
+}
+
+// Reload changes the running server's options, as a config reload does.
+func (s *Server) Reload(mod func(*server.Options)) {
+	s.t.Helper()
+	mod(&s.opts)
+	opts := s.opts
+	if err := s.srv.ReloadOptions(&opts); err != nil {
+		s.t.Fatalf("nats server reload: %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,6 +80,16 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 	if err := s.nc.PublishMsg(msg); err != nil {
 		return fmt.Errorf("nats %s: publish %s: %w", s.name, subject, classify(err))
 	}
+	// Done once the server has it, not when it is in the client's buffer
+	// (where a crash would lose it after its source message was acked).
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	if err := s.nc.FlushWithContext(ctx); err != nil {
+		return router.RetryableError(fmt.Errorf("nats %s: publish %s: the server did not confirm: %w", s.name, subject, err), 0)
+	}
 	return nil
 }
 
@@ -137,7 +148,8 @@ func classify(err error) error {
 		return router.PermanentError(err)
 	case errors.As(err, &apiErr):
 		switch {
-		case apiErr.ErrorCode == errCodeMessageTooLarge:
+		case apiErr.ErrorCode == errCodeMessageTooLarge,
+			apiErr.ErrorCode == errCodeStoreFailed && strings.Contains(apiErr.Description, "too large"):
 			return router.PermanentError(err)
 		case apiErr.ErrorCode == errCodeStoreFailed && strings.Contains(apiErr.Description, "exceeded"),
 			apiErr.ErrorCode == errCodeInsufficientResources,

@@ -6,31 +6,30 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-dev/switchyard/internal/names"
 )
 
 // KVState is a State in a NATS JetStream key-value bucket: it survives a
 // restart of switchyard (and, on a NATS cluster, moves with the source to
 // another instance).
 type KVState struct {
-	kv jetstream.KeyValue
+	kv      jetstream.KeyValue
+	deletes atomic.Int64
 }
+
+// purgeEvery is how many deletes leave their markers before they are
+// cleared: a marker is a message the bucket would otherwise keep for good.
+const purgeEvery = 256
 
 var _ State = (*KVState)(nil)
 
 // BucketFor is the bucket of the source named name.
-func BucketFor(name string) string {
-	return "switchyard_ecs_" + strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			return r
-		}
-		return '_'
-	}, name)
-}
+func BucketFor(name string) string { return "switchyard_ecs_" + names.Token(name) }
 
 // OpenKVState opens the bucket, creating it (file-backed) if it is
 // missing. Entries older than ttl are dropped; 0 keeps them until deleted.
@@ -102,6 +101,12 @@ func (s *KVState) Save(ctx context.Context, key string, seen Seen) error {
 func (s *KVState) Delete(ctx context.Context, key string) error {
 	if err := s.kv.Purge(ctx, encodeKey(key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("state: delete %s: %w", key, err)
+	}
+	if s.deletes.Add(1)%purgeEvery == 0 {
+		// Nothing watches the bucket: its markers can go at once.
+		if err := s.kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(-1)); err != nil {
+			return fmt.Errorf("state: clearing delete markers: %w", err)
+		}
 	}
 	return nil
 }

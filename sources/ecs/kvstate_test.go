@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func TestKVState_SaveLoadDelete(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("after delete: %v", got)
 	}
-	if b := BucketFor("my.tasks/prod"); b != "switchyard_ecs_my_tasks_prod" {
+	if b := BucketFor("my.tasks"); b != "switchyard_ecs_my_0tasks" {
 		t.Errorf("BucketFor: %s", b)
 	}
 }
@@ -82,5 +83,34 @@ func TestKVState_RestartDoesNotReemit(t *testing.T) {
 	m := f.next(t, s2, 1)[0]
 	if m.System["TaskArn"] != arns[1] || m.System["LastStatus"] != "RUNNING" {
 		t.Fatalf("got %v", m.System)
+	}
+}
+
+// Deleting keys does not leave the bucket growing: delete markers are
+// cleared as they pile up.
+func TestKVState_DeletesDoNotAccumulate(t *testing.T) {
+	srv := natstest.Run(t)
+	st := openKV(t, srv, BucketFor("tasks"))
+	ctx := t.Context()
+	for i := range 2000 {
+		key := fmt.Sprintf("arn:aws:ecs:us-east-1:123456789012:task/jobs/%032d", i)
+		if err := st.Save(ctx, key, Seen{Status: "STOPPED"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	js := srv.JetStream()
+	stream, err := js.Stream(ctx, "KV_"+BucketFor("tasks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs > purgeEvery {
+		t.Fatalf("after 2000 saves and deletes the bucket holds %d messages", info.State.Msgs)
 	}
 }

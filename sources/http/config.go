@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/router"
 )
@@ -34,10 +35,10 @@ type Config struct {
 	Ack string `yaml:"ack"`
 	// ResponseTimeout bounds how long a POST waits for its deliveries with
 	// ack: delivered before it is answered 503 (and retried by the
-	// caller). Default 5s, the timeout of EventBridge API destinations.
+	// caller). Default 4s, inside the 5s EventBridge API destinations wait.
 	ResponseTimeout time.Duration `yaml:"response_timeout"`
 	// Stream is the JetStream stream events are persisted to with
-	// ack: persisted. Default SWITCHYARD_INGEST_<NAME>.
+	// ack: persisted. Default StreamFor(the source's name).
 	Stream string `yaml:"stream"`
 	// AckWait is how long an event taken from the stream may go unacked
 	// before it is redelivered: how soon the events of a crashed instance
@@ -49,10 +50,11 @@ type Config struct {
 	// TLS serves HTTPS with this certificate.
 	TLS TLS `yaml:"tls"`
 
-	// MaxAckPending bounds the events taken from the stream and not yet
-	// acked with ack: persisted; the daemon sets it to max_in_flight.
-	// Default 1000.
-	MaxAckPending int `yaml:"-"`
+	// MaxInFlight is the file's max_in_flight, set by the daemon: it bounds
+	// the events of one POST with ack: delivered (all of them are in flight
+	// until it is answered), and the events taken from the stream and not
+	// yet acked with persisted. Default 1000.
+	MaxInFlight int `yaml:"-"`
 }
 
 // Auth is how HTTP callers authenticate.
@@ -107,7 +109,7 @@ func (c *Config) SetDefaults() {
 		c.Ack = AckDelivered
 	}
 	if c.Ack == AckDelivered && c.ResponseTimeout == 0 {
-		c.ResponseTimeout = 5 * time.Second
+		c.ResponseTimeout = 4 * time.Second
 	}
 	if c.Ack == AckPersisted && c.Buffer == 0 {
 		c.Buffer = size.GiB
@@ -118,17 +120,7 @@ func (c *Config) SetDefaults() {
 }
 
 // StreamFor is the default stream of a source named name.
-func StreamFor(name string) string {
-	return "SWITCHYARD_INGEST_" + strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z':
-			return r - 'a' + 'A'
-		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-			return r
-		}
-		return '_'
-	}, name)
-}
+func StreamFor(name string) string { return "SWITCHYARD_INGEST_" + names.Token(name) }
 
 // Validate checks the address, the path, authentication (required off
 // loopback), the limits, the ack mode and the TLS files.

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,9 +28,9 @@ import (
 	"github.com/switchyard-dev/switchyard/router"
 )
 
-// handoffWait is how long a POST waits for the router to take an event
-// (ack: delivered) before it is answered 429: long enough to ride out the
-// gap between two receives, short enough not to pile up requests.
+// handoffWait is how long a POST waits for the router to take its next
+// event (ack: delivered) before it is answered 429: long enough to ride out
+// the gap between two receives, short enough not to pile up requests.
 const handoffWait = 250 * time.Millisecond
 
 // maxEvents is the most events one POST may carry.
@@ -83,6 +84,9 @@ func Open(ctx context.Context, name string, cfg Config, js jetstream.JetStream, 
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 1000
+	}
 	s := &Source{
 		name: name, cfg: cfg, log: log.With("source", name),
 		incoming: make(chan *router.Message), closing: make(chan struct{}), serve: make(chan error, 1),
@@ -94,13 +98,11 @@ func Open(ctx context.Context, name string, cfg Config, js jetstream.JetStream, 
 		if cfg.Stream == "" {
 			s.cfg.Stream = StreamFor(name)
 		}
-		if cfg.MaxAckPending == 0 {
-			s.cfg.MaxAckPending = 1000
-		}
+
 		s.js, s.subject = js, "switchyard.ingest."+name
 		stored, err := jsconsumer.Open(ctx, js, jsconsumer.Config{
 			Source: name, Stream: s.cfg.Stream, Subject: s.subject, Durable: "switchyard",
-			AckWait: cfg.AckWait, MaxAckPending: s.cfg.MaxAckPending, Batch: 100, Wait: 20 * time.Second,
+			AckWait: cfg.AckWait, MaxAckPending: cfg.MaxInFlight, Batch: 100, Wait: 20 * time.Second,
 			Envelope: cfg.Envelope, Malformed: router.MalformedWrap, DetailType: detailType,
 			CreateStream: &jetstream.StreamConfig{
 				Subjects:  []string{s.subject},
@@ -164,9 +166,13 @@ func Open(ctx context.Context, name string, cfg Config, js jetstream.JetStream, 
 
 const detailType = "HTTP Event"
 
-// errCodeStoreFailed is JetStream's error code for a stream that refused a
-// message, here because it is full (buffer, discard new).
-const errCodeStoreFailed jetstream.ErrorCode = 10077
+// JetStream's error codes for a stream that refused a message: because it
+// is full (buffer, discard new: "maximum bytes exceeded"), or because the
+// message is over the stream's size limit.
+const (
+	errCodeStoreFailed     jetstream.ErrorCode = 10077
+	errCodeMessageTooLarge jetstream.ErrorCode = 10054
+)
 
 // Addr is the address the source listens on.
 func (s *Source) Addr() net.Addr { return s.ln.Addr() }
@@ -308,6 +314,13 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 		s.persist(w, r, msgs)
 		return
 	}
+	if len(msgs) > s.cfg.MaxInFlight {
+		// Every event of the POST stays in flight until it is answered:
+		// more than the budget could never all be handed off.
+		s.stats.TooLarge.Add(1)
+		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events in one request; with ack: delivered at most %d (max_in_flight)", len(msgs), s.cfg.MaxInFlight))
+		return
+	}
 	s.deliver(w, r, msgs)
 }
 
@@ -413,6 +426,8 @@ handoff:
 		select {
 		case s.incoming <- m:
 			handed++
+			// handoffWait without progress, not for the whole request.
+			timer.Reset(handoffWait)
 		case <-timer.C:
 			break handoff
 		case <-s.closing:
@@ -455,6 +470,16 @@ handoff:
 // persist stores the events in the stream and answers 202 once the stream
 // has every one; 429 when the stream is full.
 func (s *Source) persist(w http.ResponseWriter, r *http.Request, msgs []*router.Message) {
+	// An event NATS cannot carry can never be stored: say so before
+	// storing any of the request's events (headers take their share).
+	limit := int(s.js.Conn().MaxPayload()) - 256
+	for i, m := range msgs {
+		if len(m.Body) > limit {
+			s.stats.TooLarge.Add(1)
+			s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("event [%d] is %d bytes: with ack: persisted an event may have at most %d (the NATS server's max_payload)", i, len(m.Body), limit))
+			return
+		}
+	}
 	for _, m := range msgs {
 		nm := nats.NewMsg(s.subject)
 		nm.Data = m.Body
@@ -468,7 +493,12 @@ func (s *Source) persist(w http.ResponseWriter, r *http.Request, msgs []*router.
 			continue
 		}
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed {
+		if errors.Is(err, nats.ErrMaxPayload) || errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMessageTooLarge {
+			s.stats.TooLarge.Add(1)
+			s.fail(w, http.StatusRequestEntityTooLarge, "an event is larger than the stream accepts: "+err.Error())
+			return
+		}
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed && strings.Contains(apiErr.Description, "maximum") {
 			s.stats.Throttled.Add(1)
 			s.retryLater(w, http.StatusTooManyRequests, 5*time.Second, "the ingest buffer is full (buffer); retry later")
 			return

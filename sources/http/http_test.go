@@ -472,7 +472,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.want)
 		}
 	}
-	if got := StreamFor("web-hooks.v2"); got != "SWITCHYARD_INGEST_WEB_HOOKS_V2" {
+	if got := StreamFor("web-hooks.v2"); got != "SWITCHYARD_INGEST_web-hooks_0v2" {
 		t.Errorf("StreamFor: %s", got)
 	}
 }
@@ -525,4 +525,41 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile, pool
+}
+
+// With ack: persisted, an event larger than NATS can carry is refused with
+// 413, before any event of the request is stored: retrying cannot help.
+func TestPersistedEventTooLargeForNATS(t *testing.T) {
+	srv := natstest.Run(t)
+	s := openSource(t, Config{Ack: AckPersisted, MaxBody: 4 * size.MiB}, srv)
+	big := fmt.Sprintf(`{"pad":%q}`, strings.Repeat("x", 1100<<10))
+	a := post(t, s, `[{"small":1}, `+big+`]`, nil)
+	if a.status != http.StatusRequestEntityTooLarge || !strings.Contains(fmt.Sprint(a.body["error"]), "event [1]") {
+		t.Fatalf("answer %d %v", a.status, a.body)
+	}
+	st, _ := srv.JetStream().Stream(context.Background(), StreamFor("ingest"))
+	if info, _ := st.Info(context.Background()); info.State.Msgs != 0 {
+		t.Fatalf("stream holds %d messages of a refused request", info.State.Msgs)
+	}
+}
+
+// Events whose id is missing, null, empty or not a string each get an id
+// of their own: their deliveries must not share ids.
+func TestEventsWithoutUsableIDsGetTheirOwn(t *testing.T) {
+	s := openSource(t, Config{}, nil)
+	r := route(t, s, ack)
+	a := post(t, s, `[{"source":"s","detail-type":"T","detail":{}},{"id":null,"source":"s","detail-type":"T","detail":{}},{"id":"","source":"s","detail-type":"T","detail":{}},{"id":7,"source":"s","detail-type":"T","detail":{}}]`, nil)
+	if a.status != http.StatusOK {
+		t.Fatalf("answer %d %v", a.status, a.body)
+	}
+	seen := map[string]bool{}
+	for _, m := range r.messages() {
+		if m.Event.ID == "" || seen[m.Event.ID] || m.ID != m.Event.ID {
+			t.Fatalf("event id %q (message id %q) empty or repeated", m.Event.ID, m.ID)
+		}
+		seen[m.Event.ID] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("%d distinct ids", len(seen))
+	}
 }

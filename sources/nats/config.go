@@ -19,7 +19,9 @@ type Config struct {
 	// Stream is the JetStream stream; empty means core NATS. A stream that
 	// does not exist is created (a file-backed work queue on Subject).
 	Stream string `yaml:"stream"`
-	// Durable is the JetStream durable consumer name. Default switchyard.
+	// Durable is the JetStream durable consumer name, shared by every
+	// instance of switchyard that consumes the stream. Default: the
+	// source's name.
 	Durable string `yaml:"durable"`
 	// AckWait is how long a message handed out may go unacked before the
 	// server redelivers it; switchyard extends it while deliveries run, so
@@ -53,9 +55,6 @@ func (c *Config) JetStream() bool { return c.Stream != "" }
 // SetDefaults fills every zero field with its default.
 func (c *Config) SetDefaults() {
 	if c.JetStream() {
-		if c.Durable == "" {
-			c.Durable = "switchyard"
-		}
 		if c.AckWait == 0 {
 			c.AckWait = 30 * time.Second
 		}
@@ -76,6 +75,15 @@ func (c *Config) SetDefaults() {
 	if c.Malformed == "" {
 		c.Malformed = router.MalformedWrap
 	}
+}
+
+// DurableFor is the durable consumer of the source named name: Durable,
+// or the name as NATS accepts it (names.Token).
+func (c *Config) DurableFor(name string) string {
+	if c.Durable != "" {
+		return c.Durable
+	}
+	return names.Token(name)
 }
 
 // DeadLetterTarget names the target malformed payloads go to, if any.

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-dev/switchyard/internal/jsconsumer"
+	"github.com/switchyard-dev/switchyard/internal/streak"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -27,7 +28,7 @@ func Open(ctx context.Context, name string, cfg Config, nc *nats.Conn, js jetstr
 	}
 	if cfg.JetStream() {
 		src, err := jsconsumer.Open(ctx, js, jsconsumer.Config{
-			Source: name, Stream: cfg.Stream, Subject: cfg.Subject, Durable: cfg.Durable,
+			Source: name, Stream: cfg.Stream, Subject: cfg.Subject, Durable: cfg.DurableFor(name),
 			AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, Batch: cfg.Batch, Wait: 20 * time.Second,
 			Envelope: cfg.Envelope, Malformed: cfg.Malformed, DetailType: "NATS Message",
 			CreateStream: &jetstream.StreamConfig{
@@ -48,6 +49,10 @@ func Open(ctx context.Context, name string, cfg Config, nc *nats.Conn, js jetstr
 	return src, nil
 }
 
+// maxPendingBytes bounds the bytes of core NATS messages waiting for the
+// router, whatever max_pending says.
+const maxPendingBytes = 64 << 20
+
 // Core is a core NATS queue subscription. Core NATS has no acks: a message
 // is the source's once received, and one that is not delivered (at
 // shutdown, or when the router falls behind by more than max_pending) is
@@ -59,9 +64,11 @@ type Core struct {
 	log   *slog.Logger
 	start string
 
-	mu     sync.Mutex // one Receive at a time
-	seq    atomic.Uint64
-	closed atomic.Bool
+	mu      sync.Mutex // one Receive at a time
+	seq     atomic.Uint64
+	closed  atomic.Bool
+	closing chan struct{}
+	errs    *streak.Streak
 }
 
 func openCore(name string, cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
@@ -70,7 +77,7 @@ func openCore(name string, cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, 
 		return nil, fmt.Errorf("source %s: subscribe %s: %w", name, cfg.Subject, err)
 	}
 	// Bound what waits in memory; beyond it the client drops and counts.
-	if err := sub.SetPendingLimits(cfg.MaxPending, -1); err != nil {
+	if err := sub.SetPendingLimits(cfg.MaxPending, maxPendingBytes); err != nil {
 		sub.Unsubscribe()
 		return nil, fmt.Errorf("source %s: %w", name, err)
 	}
@@ -78,9 +85,12 @@ func openCore(name string, cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, 
 		sub.Unsubscribe()
 		return nil, fmt.Errorf("source %s: subscribe %s: %w", name, cfg.Subject, err)
 	}
+	log = log.With("source", name)
 	return &Core{
-		name: name, cfg: cfg, sub: sub, log: log.With("source", name),
-		start: strconv.FormatInt(time.Now().UnixNano(), 36),
+		name: name, cfg: cfg, sub: sub, log: log,
+		start:   strconv.FormatInt(time.Now().UnixNano(), 36),
+		closing: make(chan struct{}),
+		errs:    streak.New(log, "receive", "subject", cfg.Subject),
 	}, nil
 }
 
@@ -115,8 +125,11 @@ func (c *Core) Receive(ctx context.Context, max int) ([]*router.Message, error) 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("source %s: %w", c.name, err)
+		err = fmt.Errorf("source %s: %w", c.name, err)
+		c.errs.Failed(ctx, c.closing, err)
+		return nil, err
 	}
+	c.errs.Recovered()
 	now := time.Now()
 	out := []*router.Message{c.message(m, now)}
 	waiting, _, _ := c.sub.Pending()
@@ -166,6 +179,7 @@ func (c *Core) Close(context.Context) error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	close(c.closing)
 	if err := c.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
 		return fmt.Errorf("source %s: unsubscribe: %w", c.name, err)
 	}

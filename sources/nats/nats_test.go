@@ -218,3 +218,30 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A subscription that fails (its connection closed) backs off between
+// receives instead of spinning.
+func TestCoreBacksOffOnErrors(t *testing.T) {
+	srv := natstest.Run(t)
+	cfg := Config{Subject: "feed"}
+	cfg.SetDefaults()
+	nc := srv.Connect()
+	src, err := Open(context.Background(), "feed", cfg, nc, nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	calls := 0
+	for ctx.Err() == nil {
+		if _, err := src.Receive(ctx, 1); err == nil {
+			t.Fatal("Receive on a closed connection succeeded")
+		}
+		calls++
+	}
+	if calls > 10 {
+		t.Fatalf("%d failed receives in 1s: no backoff", calls)
+	}
+}
