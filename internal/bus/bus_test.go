@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard-dev/switchyard/internal/kindtest"
 	"github.com/switchyard-dev/switchyard/internal/natstest"
 	"github.com/switchyard-dev/switchyard/internal/syncbuf"
 )
@@ -186,34 +187,20 @@ func TestCluster_MissingCredentials(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, tc := range []struct {
-		cfg  Config
-		want string // "" for valid
-	}{
-		{Config{}, ""},
-		{Config{Listen: "none"}, ""},
-		{Config{Listen: "4222"}, "listen: want host:port"},
-		{Config{Listen: "0.0.0.0:4222"}, "listen: the embedded server has no authentication"},
-		{Config{Listen: "10.0.0.5:4222"}, "listen: the embedded server has no authentication"},
-		{Config{Listen: "[::1]:4222"}, ""},
-		{Config{Listen: "localhost:4222"}, ""},
-		{Config{URL: "nats://a:4222, nats://b:4222"}, ""},
-		{Config{URL: "http://a:4222"}, "url: want nats://"},
-		{Config{URL: "nats://a:4222", Listen: "127.0.0.1:4222"}, "listen: only used by the embedded server"},
-		{Config{Token: "x"}, "token: only used with nats.url"},
-		{Config{URL: "nats://a", User: "u"}, "password: user and password go together"},
-		{Config{URL: "nats://a", User: "u", Password: "p", Token: "t"}, "give one of"},
-		{Config{URL: "nats://a", TLS: TLS{KeyFile: "k"}}, "tls: cert_file and key_file go together"},
-	} {
-		tc.cfg.SetDefaults()
-		err := tc.cfg.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%+v: %v", tc.cfg, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.want)
-		}
-	}
+	kindtest.Check(t, Config{}, "")
+	kindtest.Check(t, Config{Listen: "none"}, "")
+	kindtest.Check(t, Config{Listen: "4222"}, "listen: want host:port")
+	kindtest.Check(t, Config{Listen: "0.0.0.0:4222"}, "listen: the embedded server has no authentication")
+	kindtest.Check(t, Config{Listen: "10.0.0.5:4222"}, "listen: the embedded server has no authentication")
+	kindtest.Check(t, Config{Listen: "[::1]:4222"}, "")
+	kindtest.Check(t, Config{Listen: "localhost:4222"}, "")
+	kindtest.Check(t, Config{URL: "nats://a:4222, nats://b:4222"}, "")
+	kindtest.Check(t, Config{URL: "http://a:4222"}, "url: want nats://")
+	kindtest.Check(t, Config{URL: "nats://a:4222", Listen: "127.0.0.1:4222"}, "listen: only used by the embedded server")
+	kindtest.Check(t, Config{Token: "x"}, "token: only used with nats.url")
+	kindtest.Check(t, Config{URL: "nats://a", User: "u"}, "password: user and password go together")
+	kindtest.Check(t, Config{URL: "nats://a", User: "u", Password: "p", Token: "t"}, "give one of")
+	kindtest.Check(t, Config{URL: "nats://a", TLS: TLS{KeyFile: "k"}}, "tls: cert_file and key_file go together")
 }
 
 func writeFile(path string) error { return os.WriteFile(path, []byte("x"), 0o600) }

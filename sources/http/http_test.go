@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
+	"github.com/switchyard-dev/switchyard/internal/kindtest"
 	"github.com/switchyard-dev/switchyard/internal/natstest"
 	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/router"
@@ -441,37 +442,23 @@ func TestPersistedBufferFull(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, tc := range []struct {
-		cfg  Config
-		want string
-	}{
-		{Config{}, ""},
-		{Config{Listen: "0.0.0.0:8080"}, "auth: required when listening on 0.0.0.0:8080"},
-		{Config{Listen: "0.0.0.0:8080", Auth: Auth{Type: "api_key", Keys: []string{"k"}}}, ""},
-		{Config{Listen: "0.0.0.0:8080", Auth: Auth{Type: "basic", Username: "u", Password: "p"}}, ""},
-		{Config{Auth: Auth{Type: "basic", Username: "u"}}, "auth.password: required"},
-		{Config{Auth: Auth{Type: "basic", Username: "a:b", Password: "p"}}, "auth.username: required, without a colon"},
-		{Config{Auth: Auth{Type: "api_key", Keys: []string{""}}}, "keys must not be empty"},
-		{Config{Auth: Auth{Type: "none", Keys: []string{"k"}}}, "auth.keys: unused"},
-		{Config{Auth: Auth{Type: "oauth"}}, "unknown auth type"},
-		{Config{MaxBody: 10}, "max_body: 10 is outside"},
-		{Config{Ack: "maybe"}, "ack: unknown value"},
-		{Config{Ack: AckPersisted, ResponseTimeout: time.Second}, "response_timeout: for ack: delivered"},
-		{Config{Stream: "S"}, "stream, buffer and ack_wait are for ack: persisted"},
-		{Config{Ack: AckPersisted, Stream: "a.b"}, "stream: stream names"},
-		{Config{Envelope: router.EnvelopeSNS}, "sns is not accepted"},
-		{Config{TLS: TLS{CertFile: "c.pem"}}, "cert_file and key_file go together"},
-		{Config{TLS: TLS{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/k.pem"}}, "tls.cert_file"},
-	} {
-		tc.cfg.SetDefaults()
-		err := tc.cfg.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%+v: %v", tc.cfg, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.want)
-		}
-	}
+	kindtest.Check(t, Config{}, "")
+	kindtest.Check(t, Config{Listen: "0.0.0.0:8080"}, "auth: required when listening on 0.0.0.0:8080")
+	kindtest.Check(t, Config{Listen: "0.0.0.0:8080", Auth: Auth{Type: "api_key", Keys: []string{"k"}}}, "")
+	kindtest.Check(t, Config{Listen: "0.0.0.0:8080", Auth: Auth{Type: "basic", Username: "u", Password: "p"}}, "")
+	kindtest.Check(t, Config{Auth: Auth{Type: "basic", Username: "u"}}, "auth.password: required")
+	kindtest.Check(t, Config{Auth: Auth{Type: "basic", Username: "a:b", Password: "p"}}, "auth.username: required, without a colon")
+	kindtest.Check(t, Config{Auth: Auth{Type: "api_key", Keys: []string{""}}}, "keys must not be empty")
+	kindtest.Check(t, Config{Auth: Auth{Type: "none", Keys: []string{"k"}}}, "auth.keys: unused")
+	kindtest.Check(t, Config{Auth: Auth{Type: "oauth"}}, "unknown auth type")
+	kindtest.Check(t, Config{MaxBody: 10}, "max_body: 10 is outside")
+	kindtest.Check(t, Config{Ack: "maybe"}, "ack: unknown value")
+	kindtest.Check(t, Config{Ack: AckPersisted, ResponseTimeout: time.Second}, "response_timeout: for ack: delivered")
+	kindtest.Check(t, Config{Stream: "S"}, "stream, buffer and ack_wait are for ack: persisted")
+	kindtest.Check(t, Config{Ack: AckPersisted, Stream: "a.b"}, "stream: stream names")
+	kindtest.Check(t, Config{Envelope: router.EnvelopeSNS}, "sns is not accepted")
+	kindtest.Check(t, Config{TLS: TLS{CertFile: "c.pem"}}, "cert_file and key_file go together")
+	kindtest.Check(t, Config{TLS: TLS{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/k.pem"}}, "tls.cert_file")
 	if got := StreamFor("web-hooks.v2"); got != "SWITCHYARD_INGEST_web-hooks_0v2" {
 		t.Errorf("StreamFor: %s", got)
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-dev/switchyard/internal/jsconsumer"
+	"github.com/switchyard-dev/switchyard/internal/kindtest"
 	"github.com/switchyard-dev/switchyard/internal/natstest"
 	"github.com/switchyard-dev/switchyard/internal/sourcetest"
 	"github.com/switchyard-dev/switchyard/router"
@@ -193,30 +194,16 @@ func TestCoreMessageID(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, tc := range []struct {
-		cfg  Config
-		want string
-	}{
-		{Config{Subject: "a.>"}, ""},
-		{Config{Subject: "a.>", Stream: "A"}, ""},
-		{Config{Subject: "a.>", Stream: "A", Queue: "q"}, "queue: core NATS only"},
-		{Config{Subject: "a.>", Stream: "A", AckWait: time.Millisecond}, "ack_wait: must be at least 1s"},
-		{Config{Subject: "a.>", Stream: "A", Batch: 5000}, "batch: 5000 is outside"},
-		{Config{Subject: "a.>", AckWait: time.Minute}, "ack_wait: JetStream only"},
-		{Config{Subject: "a.>", Durable: "d"}, "durable: JetStream only"},
-		{Config{Subject: "a.>", Stream: "A.B"}, "stream: stream names may not contain"},
-		{Config{Subject: "a.>.b"}, "subject:"},
-		{Config{Subject: "a", Envelope: router.EnvelopeEventBridge, Malformed: "dead_letter"}, "dead_letter: required"},
-	} {
-		tc.cfg.SetDefaults()
-		err := tc.cfg.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%+v: %v", tc.cfg, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.want)
-		}
-	}
+	kindtest.Check(t, Config{Subject: "a.>"}, "")
+	kindtest.Check(t, Config{Subject: "a.>", Stream: "A"}, "")
+	kindtest.Check(t, Config{Subject: "a.>", Stream: "A", Queue: "q"}, "queue: core NATS only")
+	kindtest.Check(t, Config{Subject: "a.>", Stream: "A", AckWait: time.Millisecond}, "ack_wait: must be at least 1s")
+	kindtest.Check(t, Config{Subject: "a.>", Stream: "A", Batch: 5000}, "batch: 5000 is outside")
+	kindtest.Check(t, Config{Subject: "a.>", AckWait: time.Minute}, "ack_wait: JetStream only")
+	kindtest.Check(t, Config{Subject: "a.>", Durable: "d"}, "durable: JetStream only")
+	kindtest.Check(t, Config{Subject: "a.>", Stream: "A.B"}, "stream: stream names may not contain")
+	kindtest.Check(t, Config{Subject: "a.>.b"}, "subject:")
+	kindtest.Check(t, Config{Subject: "a", Envelope: router.EnvelopeEventBridge, Malformed: "dead_letter"}, "dead_letter: required")
 }
 
 // A subscription that fails (its connection closed) backs off between
