@@ -36,7 +36,8 @@ type Policy struct {
 	rate  *rate.Limiter
 	cb    *gobreaker.TwoStepCircuitBreaker[struct{}]
 	log   *slog.Logger
-	stats Stats
+	stats *Stats
+	obs   Observer
 }
 
 // Stats are a policy's counters and gauges, safe to read at any time.
@@ -58,6 +59,19 @@ type Stats struct {
 	// Limit is the effective concurrency: the configured one, lowered
 	// while the target throttles.
 	Limit atomic.Int64
+	// LastError is the latest failed attempt, or nil.
+	LastError atomic.Pointer[router.LastError]
+}
+
+// Observer receives a policy's latencies, for histograms. Its methods are
+// called concurrently and must not block.
+type Observer interface {
+	// ObserveAttempt is called after each call to the target with how
+	// long it took and its outcome (nil, or a classified error).
+	ObserveAttempt(took time.Duration, err error)
+	// ObserveDelivered is called when a delivery succeeds, with the time
+	// since its message was received.
+	ObserveDelivered(sinceReceived time.Duration)
 }
 
 // Option changes a Policy.
@@ -66,16 +80,23 @@ type Option func(*Policy)
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(p *Policy) { p.log = l } }
 
+// WithStats makes the policy count in st instead of its own Stats: a
+// policy rebuilt by a config reload keeps its target's counters.
+func WithStats(st *Stats) Option { return func(p *Policy) { p.stats = st } }
+
+// WithObserver sets the observer of latencies.
+func WithObserver(o Observer) Option { return func(p *Policy) { p.obs = o } }
+
 // Wrap returns next wrapped in the policy cfg (defaults applied). A nil
 // deadLetter means failed deliveries are not dead-lettered but left
 // unresolved, so their source message comes back.
 func Wrap(next router.Sink, cfg Config, deadLetter router.Sink, opts ...Option) *Policy {
 	cfg.SetDefaults()
-	p := &Policy{next: next, cfg: cfg, dl: deadLetter, log: slog.Default()}
-	p.slots = newLimiter(cfg.Concurrency, func(n int) { p.stats.Limit.Store(int64(n)) })
+	p := &Policy{next: next, cfg: cfg, dl: deadLetter, log: slog.Default(), stats: new(Stats), obs: nopObserver{}}
 	for _, o := range opts {
 		o(p)
 	}
+	p.slots = newLimiter(cfg.Concurrency, func(n int) { p.stats.Limit.Store(int64(n)) })
 	p.log = p.log.With("target", next.Name())
 	if r := cfg.Rate.PerSecond(); r > 0 {
 		p.rate = rate.NewLimiter(rate.Limit(r), max(1, int(r/10)))
@@ -103,7 +124,15 @@ var _ router.Sink = (*Policy)(nil)
 func (p *Policy) Name() string { return p.next.Name() }
 
 // Stats returns the policy's counters.
-func (p *Policy) Stats() *Stats { return &p.stats }
+func (p *Policy) Stats() *Stats { return p.stats }
+
+// Config returns the policy's config, defaults applied.
+func (p *Policy) Config() Config { return p.cfg }
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveAttempt(time.Duration, error) {}
+func (nopObserver) ObserveDelivered(time.Duration)      {}
 
 // BreakerState returns the circuit breaker's state: closed, half-open or
 // open.
@@ -125,6 +154,9 @@ func (p *Policy) Deliver(ctx context.Context, d *router.Delivery) error {
 		err := p.attempt(ctx, d, deadline)
 		if err == nil {
 			p.stats.Delivered.Add(1)
+			if m := d.Message; m != nil && !m.Received.IsZero() {
+				p.obs.ObserveDelivered(time.Since(m.Received))
+			}
 			return nil
 		}
 		if errors.Is(err, errExpired) {
@@ -217,13 +249,19 @@ func (p *Policy) attempt(ctx context.Context, d *router.Delivery, deadline time.
 	p.stats.InFlight.Add(1)
 	d.Attempt++
 	p.stats.Attempts.Add(1)
+	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	err := p.next.Deliver(actx, d)
 	if err != nil && actx.Err() != nil && ctx.Err() == nil {
 		err = router.RetryableError(fmt.Errorf("attempt timed out after %s: %w", p.cfg.Timeout, err), 0)
 	}
 	cancel()
+	took := time.Since(start)
 	p.stats.InFlight.Add(-1)
+	p.obs.ObserveAttempt(took, err)
+	if err != nil && ctx.Err() == nil {
+		p.stats.LastError.Store(&router.LastError{At: start.Add(took), Error: err.Error()})
+	}
 	done(err)
 	p.slots.release(err != nil && router.ClassOf(err) == router.Throttled)
 	return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,13 +45,49 @@ type DispatcherConfig struct {
 // sinks, and settles each message once every delivery it produced has
 // resolved. It is the daemon's run loop.
 type Dispatcher struct {
-	cfg     DispatcherConfig
-	table   atomic.Pointer[Table]
-	slots   chan struct{}
-	log     *slog.Logger
-	groups  sync.Map // group key → *groupTurn of the group's latest message
-	stats   Stats
-	sources map[string]*SourceStats
+	cfg       DispatcherConfig
+	slots     chan struct{}
+	log       *slog.Logger
+	groups    sync.Map // group key → *groupTurn of the group's latest message
+	stats     Stats
+	sources   map[string]*SourceStats
+	receiving atomic.Bool
+
+	mu     sync.RWMutex // guards routes and rules; held for reading only to take a reference
+	routes *routes
+	rules  map[string]*RuleStats // by rule name, kept across reloads
+}
+
+// routes are the rules and sinks that messages are handled with; a reload
+// replaces them while the messages handled with the old ones finish.
+type routes struct {
+	Routes
+	ruleStats []*RuleStats   // by rule index in Table
+	active    sync.WaitGroup // messages being handled with these routes
+}
+
+// Routes are what a config reload replaces: the rules, and the sinks of
+// the targets and dead-letter targets they name.
+type Routes struct {
+	// Table holds the rules. Required.
+	Table *Table
+	// Sinks are the targets by name, each wrapped in its delivery policy.
+	// Every target a rule names must be here.
+	Sinks map[string]Sink
+	// DeadLetters are the dead-letter targets of sources, by source name.
+	DeadLetters map[string]Sink
+}
+
+// RuleStats are one rule's counters, safe to read at any time.
+type RuleStats struct {
+	// Matched counts the events the rule matched.
+	Matched atomic.Int64
+}
+
+// LastError is a failure worth showing an operator: when, and what.
+type LastError struct {
+	At    time.Time
+	Error string
 }
 
 // SourceStats are one source's counters, safe to read at any time.
@@ -63,6 +100,11 @@ type SourceStats struct {
 	// Paused is how long (in nanoseconds, summed over the source's
 	// pollers) receiving waited for room under max_in_flight.
 	Paused atomic.Int64
+	// FailingReceives counts the receives that failed since the last one
+	// that did not.
+	FailingReceives atomic.Int64
+	// LastError is the latest failed receive, or nil.
+	LastError atomic.Pointer[LastError]
 }
 
 // Stats are the dispatcher's counters, safe to read at any time.
@@ -78,12 +120,8 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.Table == nil {
 		return nil, errors.New("dispatcher: no rules")
 	}
-	for _, r := range cfg.Table.Rules() {
-		for _, t := range r.Targets {
-			if cfg.Sinks[t] == nil {
-				return nil, fmt.Errorf("dispatcher: rule %s names target %s, which has no sink", r.Name, t)
-			}
-		}
+	if err := checkRoutes(cfg.Table, cfg.Sinks); err != nil {
+		return nil, err
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 1000
@@ -94,12 +132,88 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.RetryLater <= 0 {
 		cfg.RetryLater = 10 * time.Second
 	}
-	d := &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), log: cfg.Logger, sources: map[string]*SourceStats{}}
+	d := &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), log: cfg.Logger, sources: map[string]*SourceStats{}, rules: map[string]*RuleStats{}}
 	for _, s := range cfg.Sources {
 		d.sources[s.Name()] = &SourceStats{}
 	}
-	d.table.Store(cfg.Table)
+	d.routes = d.newRoutes(Routes{Table: cfg.Table, Sinks: cfg.Sinks, DeadLetters: cfg.DeadLetters})
 	return d, nil
+}
+
+func checkRoutes(t *Table, sinks map[string]Sink) error {
+	if t == nil {
+		return errors.New("dispatcher: no rules")
+	}
+	for _, r := range t.Rules() {
+		for _, name := range r.Targets {
+			if sinks[name] == nil {
+				return fmt.Errorf("dispatcher: rule %s names target %s, which has no sink", r.Name, name)
+			}
+		}
+	}
+	return nil
+}
+
+// newRoutes gives r's rules their counters, reusing those of rules with
+// the same name. d.mu must be held for writing, or d not yet shared.
+func (d *Dispatcher) newRoutes(r Routes) *routes {
+	rs := &routes{Routes: r}
+	for _, rule := range r.Table.Rules() {
+		st := d.rules[rule.Name]
+		if st == nil {
+			st = &RuleStats{}
+			d.rules[rule.Name] = st
+		}
+		rs.ruleStats = append(rs.ruleStats, st)
+	}
+	return rs
+}
+
+// Reload replaces the rules and sinks for the messages received from now
+// on; messages already being handled finish with the old ones. The
+// returned channel is closed once all of those are settled, when sinks
+// the new routes do not use may be closed. A rule's counters carry over
+// to a rule of the same name.
+func (d *Dispatcher) Reload(r Routes) (retired <-chan struct{}, err error) {
+	if err := checkRoutes(r.Table, r.Sinks); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	old := d.routes
+	d.routes = d.newRoutes(r)
+	for name := range d.rules {
+		if !slices.ContainsFunc(r.Table.Rules(), func(rule Rule) bool { return rule.Name == name }) {
+			delete(d.rules, name)
+		}
+	}
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() { old.active.Wait(); close(done) }()
+	return done, nil
+}
+
+// EachRule calls f with each current rule's name and counters, in the
+// order of the rules.
+func (d *Dispatcher) EachRule(f func(name string, st *RuleStats)) {
+	d.mu.RLock()
+	r := d.routes
+	d.mu.RUnlock()
+	for i, rule := range r.Table.Rules() {
+		f(rule.Name, r.ruleStats[i])
+	}
+}
+
+// Receiving reports whether the dispatcher is receiving: Run has started
+// and its context has not ended.
+func (d *Dispatcher) Receiving() bool { return d.receiving.Load() }
+
+// acquire returns the current routes, held until release.
+func (d *Dispatcher) acquire() *routes {
+	d.mu.RLock()
+	r := d.routes
+	r.active.Add(1)
+	d.mu.RUnlock()
+	return r
 }
 
 // Stats returns the dispatcher's counters.
@@ -117,9 +231,6 @@ func (d *Dispatcher) sourceStats(name string) *SourceStats {
 	return &SourceStats{}
 }
 
-// SetTable swaps the rules; messages already matched keep the old ones.
-func (d *Dispatcher) SetTable(t *Table) { d.table.Store(t) }
-
 // Run receives and dispatches until ctx ends. Then it stops receiving,
 // lets the messages in flight finish for up to grace, cancels what is
 // still running, nacks those messages so they are redelivered, and
@@ -127,6 +238,12 @@ func (d *Dispatcher) SetTable(t *Table) { d.table.Store(t) }
 func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	d.receiving.Store(true)
+	stopReceiving := context.AfterFunc(ctx, func() { d.receiving.Store(false) })
+	defer func() {
+		stopReceiving()
+		d.receiving.Store(false)
+	}()
 	var messages sync.WaitGroup // one per message being handled
 	var loops sync.WaitGroup
 	type plan struct{ pollers, batch int }
@@ -204,9 +321,15 @@ func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, m
 		for range n - len(msgs) {
 			<-d.slots
 		}
-		if err != nil {
+		if err == nil {
+			st.FailingReceives.Store(0)
+		} else if ctx.Err() == nil {
 			d.stats.ReceiveErrors.Add(1)
 			st.ReceiveErrors.Add(1)
+			st.FailingReceives.Add(1)
+			st.LastError.Store(&LastError{At: time.Now(), Error: err.Error()})
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				// Messages a source returned with the shutdown still count.
 				if len(msgs) == 0 {
@@ -269,11 +392,13 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 		}
 	}
 
+	r := d.acquire()
+	defer r.active.Done()
 	log := d.log.With("source", m.Source, "message_id", m.ID)
 	if m.Malformed != nil {
-		return d.deadLetterMalformed(ctx, m, log)
+		return d.deadLetterMalformed(ctx, r, m, log)
 	}
-	table := d.table.Load()
+	table := r.Table
 	var buf [8]int
 	matched, err := table.Match(m.Event, m.Source, buf[:0])
 	log = log.With("event_id", m.Event.ID)
@@ -294,6 +419,7 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 
 	var ds []*Delivery
 	for _, i := range matched {
+		r.ruleStats[i].Matched.Add(1)
 		rule := &table.Rules()[i]
 		payload := table.Render(nil, i, m.Event)
 		eventID := m.Event.ID
@@ -309,11 +435,11 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 	}
 	errs := make([]error, len(ds))
 	if len(ds) == 1 {
-		errs[0] = d.cfg.Sinks[ds[0].Target].Deliver(ctx, ds[0])
+		errs[0] = r.Sinks[ds[0].Target].Deliver(ctx, ds[0])
 	} else {
 		var wg sync.WaitGroup
 		for i, del := range ds {
-			wg.Go(func() { errs[i] = d.cfg.Sinks[del.Target].Deliver(ctx, del) })
+			wg.Go(func() { errs[i] = r.Sinks[del.Target].Deliver(ctx, del) })
 		}
 		wg.Wait()
 	}
@@ -348,8 +474,8 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 
 // deadLetterMalformed sends a message that did not fit its source's
 // envelope to the source's dead-letter target.
-func (d *Dispatcher) deadLetterMalformed(ctx context.Context, m *Message, log *slog.Logger) bool {
-	sink := d.cfg.DeadLetters[m.Source]
+func (d *Dispatcher) deadLetterMalformed(ctx context.Context, r *routes, m *Message, log *slog.Logger) bool {
+	sink := r.DeadLetters[m.Source]
 	if sink == nil {
 		log.Error("malformed message and no dead-letter target: it will come back", "error", m.Malformed)
 		d.nack(m, d.cfg.RetryLater)

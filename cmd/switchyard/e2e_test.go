@@ -45,7 +45,7 @@ func startDaemon(t *testing.T, srv *awstest.Server, config string) *daemon {
 	t.Helper()
 	awsEnv(t)
 	file := filepath.Join(t.TempDir(), "switchyard.yaml")
-	if err := os.WriteFile(file, []byte(strings.ReplaceAll(config, "{{URL}}", srv.URL())), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(withAdmin(strings.ReplaceAll(config, "{{URL}}", srv.URL()))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -62,6 +62,15 @@ func startDaemon(t *testing.T, srv *awstest.Server, config string) *daemon {
 		}
 	})
 	return d
+}
+
+// withAdmin gives a config without an admin block an admin endpoint on a
+// free port, so that daemons of parallel tests do not compete for 9090.
+func withAdmin(config string) string {
+	if strings.Contains(config, "\nadmin:") {
+		return config
+	}
+	return strings.Replace(config, "version: 1\n", "version: 1\nadmin: {listen: \"127.0.0.1:0\"}\n", 1)
 }
 
 // stop stops the daemon as SIGTERM would and returns its exit code.

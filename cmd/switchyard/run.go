@@ -12,16 +12,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/switchyard-dev/switchyard/internal/bodycopy"
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/config"
-	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
@@ -57,18 +54,8 @@ func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	d, closers, err := build(ctx, cfg, e, log)
-	defer closeAll(closers, log)
-	if err != nil {
-		return exitFail, fmt.Errorf("startup: %w", err)
-	}
-	log.Info("switchyard running", "version", versionString(), "config", cfg.File, "sources", len(cfg.Sources), "targets", len(cfg.Targets), "rules", len(cfg.Rules))
-	if err := d.Run(ctx, cfg.ShutdownGrace); err != nil {
-		return exitFail, err
-	}
-	st := d.Stats()
-	log.Info("switchyard stopped", "received", st.Received.Load(), "acked", st.Acked.Load(), "nacked", st.Nacked.Load(), "unmatched", st.Unmatched.Load())
-	return exitOK, nil
+	eng := newEngine(e, log, func(context.Context) (*config.Config, error) { return config.Load(configPath(*file)) })
+	return eng.run(ctx, cfg)
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -92,6 +79,7 @@ type clients struct {
 	bus         *bus.Bus
 	maxInFlight int
 
+	awsLoaded        bool // cfg is loaded
 	cfg              aws.Config
 	endpoints        config.Endpoints
 	sqsPoll, sqsSend *awssqs.Client
@@ -229,111 +217,6 @@ var (
 	// awsKinds are the types that call AWS.
 	awsKinds = []string{"sqs", "lambda", "ecs_task"}
 )
-
-// build makes every source, sink and policy, and the dispatcher. What it
-// made is returned to be closed, even on error.
-func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*router.Dispatcher, []any, error) {
-	var closers []any
-	c := &clients{endpoints: cfg.AWS.Endpoints, maxInFlight: cfg.MaxInFlight}
-	if needsNATS(cfg) {
-		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		b, err := bus.Open(octx, cfg.NATS, log)
-		cancel()
-		if err != nil {
-			return nil, nil, err
-		}
-		c.bus = b
-		closers = append(closers, b)
-	}
-	if needsAWS(cfg) {
-		if err := checkEndpoints(ctx, cfg.AWS.Endpoints); err != nil {
-			return nil, closers, err
-		}
-		opts := []func(*awsconfig.LoadOptions) error{}
-		if cfg.AWS.Region != "" {
-			opts = append(opts, awsconfig.WithRegion(cfg.AWS.Region))
-		}
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-		if err != nil {
-			return nil, closers, fmt.Errorf("aws: %w", err)
-		}
-		if awsCfg.Region == "" {
-			return nil, closers, errors.New("aws: no region: set aws.region in the config, or AWS_REGION")
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err = awsCfg.Credentials.Retrieve(cctx)
-		cancel()
-		if err != nil {
-			return nil, closers, fmt.Errorf("aws: no usable credentials (the task role on ECS, the instance profile on EC2, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", err)
-		}
-		// The SDK's client, sending copies of request bodies: see
-		// internal/bodycopy.
-		awsCfg.HTTPClient = bodycopy.Client(awsCfg.HTTPClient)
-		c.cfg = awsCfg
-	}
-
-	// Sinks, each in its policy; a dead-letter target is built before the
-	// targets that use it (the config has no dead-letter loops).
-	targets := map[string]config.Target{}
-	for _, t := range cfg.Targets {
-		targets[t.Name] = t
-	}
-	wrapped := map[string]router.Sink{}
-	var wrap func(name string) (router.Sink, error)
-	wrap = func(name string) (router.Sink, error) {
-		if s, ok := wrapped[name]; ok {
-			return s, nil
-		}
-		t := targets[name]
-		pc := *cfg.Policies[t.Policy]
-		var dl router.Sink
-		if pc.DeadLetter != "" {
-			var err error
-			if dl, err = wrap(pc.DeadLetter); err != nil {
-				return nil, err
-			}
-		}
-		sink, err := sinkKinds[t.Type](t, c, e)
-		if err != nil {
-			return nil, fmt.Errorf("target %s: %w", t.Name, err)
-		}
-		closers = append(closers, sink)
-		p := policy.Wrap(sink, pc, dl, policy.WithLogger(log))
-		wrapped[name] = p
-		return p, nil
-	}
-	for _, t := range cfg.Targets {
-		if _, err := wrap(t.Name); err != nil {
-			return nil, closers, err
-		}
-	}
-
-	var sources []router.Source
-	deadLetters := map[string]router.Sink{}
-	for _, s := range cfg.Sources {
-		src, err := sourceKinds[s.Type](ctx, s, c, log)
-		if src != nil {
-			closers = append(closers, src)
-		}
-		if err != nil {
-			return nil, closers, err
-		}
-		sources = append(sources, src)
-		if dl, ok := s.Config.(interface{ DeadLetterTarget() string }); ok && dl.DeadLetterTarget() != "" {
-			deadLetters[s.Name] = wrapped[dl.DeadLetterTarget()]
-		}
-	}
-
-	table, err := router.NewTable(cfg.RouterRules())
-	if err != nil {
-		return nil, closers, err
-	}
-	d, err := router.NewDispatcher(router.DispatcherConfig{
-		Table: table, Sinks: wrapped, Sources: sources, DeadLetters: deadLetters,
-		MaxInFlight: cfg.MaxInFlight, Logger: log,
-	})
-	return d, closers, err
-}
 
 // needsNATS reports whether a source or target uses NATS: NATS sources and
 // targets, HTTP sources that persist to JetStream, and ECS sources (their

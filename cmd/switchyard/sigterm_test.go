@@ -82,7 +82,7 @@ func TestRun_SIGTERMDrainsWithoutLoss(t *testing.T) {
 	}
 	dir := t.TempDir()
 	config := filepath.Join(dir, "switchyard.yaml")
-	os.WriteFile(config, []byte(strings.ReplaceAll(`
+	os.WriteFile(config, []byte(withAdmin(strings.ReplaceAll(`
 version: 1
 aws: {region: us-east-1, endpoints: {sqs: "{{URL}}", lambda: "{{URL}}"}}
 max_in_flight: 64
@@ -95,7 +95,7 @@ policies:
   default: {concurrency: 32, timeout: 2m}
 rules:
   - {name: all, pattern: {source: [load]}, input: {paths: {n: $.detail.n}, template: '{"N": <n>}'}, targets: [work]}
-`, "{{URL}}", srv.URL())), 0o644)
+`, "{{URL}}", srv.URL()))), 0o644)
 
 	cmd := exec.Command(bin, "run", "-c", config)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1",
@@ -208,14 +208,14 @@ func TestRun_SecondSignalExitsAtOnce(t *testing.T) {
 	srv.SQS().Send("jobs", awstest.Message{Body: `{"source":"s","detail-type":"x","detail":{}}`})
 	dir := t.TempDir()
 	config := filepath.Join(dir, "switchyard.yaml")
-	os.WriteFile(config, []byte(strings.ReplaceAll(`
+	os.WriteFile(config, []byte(withAdmin(strings.ReplaceAll(`
 version: 1
 aws: {region: us-east-1, endpoints: {sqs: "{{URL}}", lambda: "{{URL}}"}}
 shutdown_grace: 1m
 sources: [{name: jobs, type: sqs, queue_url: "{{URL}}/123456789012/jobs", wait_time: 1s}]
 targets: [{name: stuck, type: lambda, function: stuck}]
 rules: [{name: all, pattern: {source: [s]}, targets: [stuck]}]
-`, "{{URL}}", srv.URL())), 0o644)
+`, "{{URL}}", srv.URL()))), 0o644)
 	cmd := exec.Command(bin, "run", "-c", config)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
@@ -250,5 +250,70 @@ rules: [{name: all, pattern: {source: [s]}, targets: [stuck]}]
 	// The message was never acked: it is still in the queue.
 	if c, _ := srv.SQS().Counts("jobs"); c.Visible+c.InFlight != 1 {
 		t.Errorf("queue counts %+v: the message must still be there", c)
+	}
+}
+
+// SIGHUP reloads the config of the running binary; a bad config is
+// rejected and the process goes on with the old one.
+func TestRun_SIGHUPReloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	srv.Lambda().Register(awstest.Function{Name: "fa"})
+	srv.Lambda().Register(awstest.Function{Name: "fb"})
+	dir := t.TempDir()
+	config := filepath.Join(dir, "switchyard.yaml")
+	write := func(target string) {
+		os.WriteFile(config, []byte(withAdmin(strings.ReplaceAll(reloadConfig(target), "{{URL}}", srv.URL()))), 0o644)
+	}
+	write("a")
+	var stderr syncbuf.Buffer
+	cmd := exec.Command(bin, "run", "-c", config)
+	cmd.Stderr = &stderr
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", stderr.String())
+		}
+	})
+	send := func(id string) {
+		srv.SQS().Send("jobs", awstest.Message{Body: s3Event(id, "k", 1)})
+		waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs"))
+	}
+	send("e-1")
+	write("b")
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the reload", func() bool { return strings.Contains(stderr.String(), `"msg":"config reloaded"`) })
+	send("e-2")
+	write("nowhere")
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the rejection", func() bool { return strings.Contains(stderr.String(), `"msg":"config reload rejected`) })
+	if !strings.Contains(stderr.String(), `unknown target \"nowhere\"`) {
+		t.Errorf("the rejection does not carry the validation error:\n%s", stderr.String())
+	}
+	send("e-3")
+	if a, b := len(srv.Lambda().Invocations("fa")), len(srv.Lambda().Invocations("fb")); a != 1 || b != 2 {
+		t.Errorf("invocations: fa %d, fb %d; want 1 before the reload, 2 after (the bad config was not applied)", a, b)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after SIGTERM")
 	}
 }

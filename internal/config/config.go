@@ -73,9 +73,11 @@ type Endpoints struct {
 	EventBridge string `yaml:"eventbridge"`
 }
 
-// Admin configures the admin endpoint (/metrics, /healthz, /readyz).
+// Admin configures the admin endpoint (/metrics, /healthz, /readyz,
+// /status, POST /reload).
 type Admin struct {
-	// Listen is its address. Default 127.0.0.1:9090.
+	// Listen is its address, or none for no endpoint. Default
+	// 127.0.0.1:9090.
 	Listen string `yaml:"listen"`
 }
 

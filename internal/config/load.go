@@ -295,8 +295,8 @@ func (d *decoder) validate(c *Config) {
 	if c.ShutdownGrace < 0 {
 		d.errorf(d.at("shutdown_grace"), "shutdown_grace", "must be positive")
 	}
-	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
-		d.errorf(d.at("admin.listen"), "admin.listen", "want host:port, such as 127.0.0.1:9090")
+	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil && c.Admin.Listen != "none" {
+		d.errorf(d.at("admin.listen"), "admin.listen", "want host:port, such as 127.0.0.1:9090, or none")
 	}
 	d.fieldErrors(d.at("nats"), "nats", c.NATS.Validate())
 	for key, ep := range map[string]string{"sqs": c.AWS.Endpoints.SQS, "lambda": c.AWS.Endpoints.Lambda, "ecs": c.AWS.Endpoints.ECS, "eventbridge": c.AWS.Endpoints.EventBridge} {

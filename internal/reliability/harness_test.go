@@ -205,6 +205,7 @@ func (w *world) deadLetters() map[int]map[string]awstest.Attribute {
 // config is the daemon's config: the common part, then the scenario's.
 func (w *world) config(body string) string {
 	return strings.ReplaceAll(`version: 1
+admin: {listen: "127.0.0.1:0"}
 aws: {region: us-east-1, endpoints: {sqs: "{{URL}}", lambda: "{{URL}}"}}
 `+body, "{{URL}}", w.srv.URL())
 }

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
+)
+
+// defaultAdmin is admin.listen's default, where health, status and reload
+// look unless told otherwise.
+const defaultAdmin = "127.0.0.1:9090"
+
+// adminFlags parses --addr and --timeout, the flags of the commands that
+// talk to a running daemon.
+func adminFlags(e *env, name string, args []string, more func(fs flagSet)) (addr string, client *http.Client, err error) {
+	fs := newFlags(e, name)
+	a := fs.String("addr", defaultAdmin, "the daemon's admin endpoint (admin.listen)")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for an answer")
+	if more != nil {
+		more(fs)
+	}
+	pos, err := parse(fs, args)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(pos) > 0 {
+		return "", nil, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	return *a, &http.Client{Timeout: *timeout}, nil
+}
+
+// flagSet is the part of flag.FlagSet commands add flags with.
+type flagSet interface {
+	Bool(name string, value bool, usage string) *bool
+	Duration(name string, value time.Duration, usage string) *time.Duration
+}
+
+// cmdHealth exits 0 when the daemon answers /readyz with 200, else 1: an
+// ECS container health check in an image with no shell or curl.
+func cmdHealth(ctx context.Context, e *env, args []string) (int, error) {
+	addr, client, err := adminFlags(e, "health", args, nil)
+	if err != nil {
+		return exitUsage, err
+	}
+	code, body, err := call(ctx, client, http.MethodGet, addr, "/readyz")
+	if err != nil {
+		return exitFail, err
+	}
+	fmt.Fprint(e.stdout, body)
+	if code != http.StatusOK {
+		return exitFail, errReported
+	}
+	return exitOK, nil
+}
+
+// cmdReload asks the daemon to reload its config, as SIGHUP does, and says
+// whether the new config runs or why it was rejected.
+func cmdReload(ctx context.Context, e *env, args []string) (int, error) {
+	addr, client, err := adminFlags(e, "reload", args, nil)
+	if err != nil {
+		return exitUsage, err
+	}
+	code, body, err := call(ctx, client, http.MethodPost, addr, "/reload")
+	if err != nil {
+		return exitFail, err
+	}
+	if code != http.StatusOK {
+		fmt.Fprintf(e.stderr, "switchyard reload: rejected, the running config is kept:\n%s", body)
+		return exitFail, errReported
+	}
+	fmt.Fprint(e.stdout, body)
+	return exitOK, nil
+}
+
+// cmdStatus prints /status as tables, once or every --interval.
+func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
+	var watch *bool
+	var every *time.Duration
+	addr, client, err := adminFlags(e, "status", args, func(fs flagSet) {
+		watch = fs.Bool("watch", false, "refresh until interrupted")
+		every = fs.Duration("interval", 2*time.Second, "how often --watch refreshes")
+	})
+	if err != nil {
+		return exitUsage, err
+	}
+	for {
+		code, body, err := call(ctx, client, http.MethodGet, addr, "/status")
+		if err != nil {
+			if ctx.Err() != nil {
+				return exitOK, nil
+			}
+			return exitFail, err
+		}
+		var st telemetry.Status
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
+			return exitFail, fmt.Errorf("%s/status answered %d: %.200s", addr, code, body)
+		}
+		if *watch {
+			fmt.Fprint(e.stdout, "\x1b[H\x1b[2J") // home, clear screen
+		}
+		renderStatus(e.stdout, &st, time.Now())
+		if !*watch {
+			return exitOK, nil
+		}
+		select {
+		case <-ctx.Done():
+			return exitOK, nil
+		case <-time.After(*every):
+		}
+	}
+}
+
+// call makes one request to the admin endpoint.
+func call(ctx context.Context, client *http.Client, method, addr, path string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
+	if err != nil {
+		return 0, "", fmt.Errorf("%w: --addr %q: %v", errUsage, addr, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("the daemon's admin endpoint: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0, "", fmt.Errorf("the daemon's admin endpoint: %w", err)
+	}
+	return resp.StatusCode, string(b), nil
+}
+
+func renderStatus(w io.Writer, st *telemetry.Status, now time.Time) {
+	ready := "ready"
+	if !st.Ready {
+		ready = "NOT READY: " + strings.Join(st.NotReady, "; ")
+	}
+	fmt.Fprintf(w, "switchyard %s, up %s, %s\n", st.Version, now.Sub(st.Started).Round(time.Second), ready)
+	fmt.Fprintf(w, "config %s, loaded %s ago, %d reloads", st.Config.File, now.Sub(st.Config.LoadedAt).Round(time.Second), st.Config.Reloads)
+	if st.Config.LastReject != "" {
+		fmt.Fprintf(w, ", last reload REJECTED: %s", firstLine(st.Config.LastReject))
+	}
+	fmt.Fprintf(w, "\nin flight %d of %d; rates per second over %gs\n\n", st.InFlight, st.MaxInFlight, st.RateWindow)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tTYPE\tRATE\tRECEIVED\tACKED\tNACKED\tUNMATCHED\tERRORS\tLAST ERROR")
+	for _, s := range st.Sources {
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Type, s.Rate, s.Received, s.Acked, s.Nacked, s.Unmatched, s.ReceiveErrors, lastErr(s.LastError, now))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "RULE\tRATE\tMATCHED")
+	for _, r := range st.Rules {
+		fmt.Fprintf(tw, "%s\t%.1f\t%d\n", r.Name, r.Rate, r.Matched)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "TARGET\tTYPE\tRATE\tIN FLIGHT\tWAITING\tLIMIT\tBREAKER\tDELIVERED\tDEAD-LETTERED\tRETRIED\tTHROTTLED\tLAST ERROR")
+	for _, t := range st.Targets {
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%d\t%d\t%d/%d\t%s\t%d\t%d\t%d\t%d\t%s\n", t.Name, t.Type, t.Rate, t.InFlight, t.Waiting, t.Limit, t.Concurrency,
+			t.Breaker, t.Delivered, t.DeadLettered, t.Retried, t.Throttled, lastErr(t.LastError, now))
+	}
+	tw.Flush()
+}
+
+func lastErr(e *telemetry.LastError, now time.Time) string {
+	if e == nil {
+		return "-"
+	}
+	// AWS errors say what happened last ("... ResourceNotFoundException:
+	// Function not found"): keep both ends of a long one.
+	msg := firstLine(e.Error)
+	if len(msg) > 140 {
+		msg = msg[:40] + "..." + msg[len(msg)-96:]
+	}
+	return fmt.Sprintf("%s ago: %s", now.Sub(e.At).Round(time.Second), msg)
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}

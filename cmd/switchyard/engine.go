@@ -1,0 +1,486 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/switchyard-dev/switchyard/internal/bodycopy"
+	"github.com/switchyard-dev/switchyard/internal/bus"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/policy"
+	"github.com/switchyard-dev/switchyard/router"
+	httpsource "github.com/switchyard-dev/switchyard/sources/http"
+)
+
+// failingReceives is how many receives in a row must fail before a source
+// makes the daemon not ready.
+const failingReceives = 5
+
+// engine is the running daemon: what it built from the config, and what a
+// reload may replace (rules, targets, policies).
+type engine struct {
+	e       *env
+	log     *slog.Logger
+	load    func(ctx context.Context) (*config.Config, error)
+	metrics *telemetry.Metrics
+
+	c        *clients
+	d        atomic.Pointer[router.Dispatcher]
+	draining atomic.Bool
+	closers  []any // the sources
+
+	mu         sync.Mutex // serialises reloads; guards what follows
+	cfg        *config.Config
+	loadedAt   time.Time
+	reloads    int64
+	lastReject string
+	targets    map[string]*builtTarget
+	stats      map[string]*policy.Stats // by target name, kept across reloads
+	sources    []telemetry.Source
+	retiring   sync.WaitGroup // closing sinks a reload replaced
+}
+
+// builtTarget is a target's sink in its policy, and what it was built from.
+type builtTarget struct {
+	key    string // the target's config, its policy's and its dead letter's
+	typ    string
+	sink   router.Sink
+	policy *policy.Policy
+}
+
+func newEngine(e *env, log *slog.Logger, load func(context.Context) (*config.Config, error)) *engine {
+	eng := &engine{e: e, log: log, load: load, stats: map[string]*policy.Stats{}}
+	eng.metrics = telemetry.NewMetrics(versionString(), func() bool { return len(eng.notReady()) == 0 })
+	return eng
+}
+
+// run serves the admin endpoint, builds everything, and runs until ctx
+// ends; SIGHUP reloads the config.
+func (eng *engine) run(ctx context.Context, cfg *config.Config) (int, error) {
+	log := eng.log
+	eng.cfg, eng.loadedAt = cfg, time.Now()
+	if cfg.Admin.Listen != "none" {
+		admin, err := telemetry.ListenAdmin(telemetry.AdminConfig{
+			Listen: cfg.Admin.Listen, Version: versionString(), Metrics: eng.metrics, NotReady: eng.notReady,
+			Reload: eng.reload, Config: eng.configStatus, Logger: log,
+		})
+		if err != nil {
+			return exitFail, fmt.Errorf("startup: %w", err)
+		}
+		defer admin.Close(context.Background())
+		log.Info("admin endpoint listening", "addr", admin.Addr())
+	}
+	defer eng.close()
+	if err := eng.build(ctx, cfg); err != nil {
+		return exitFail, fmt.Errorf("startup: %w", err)
+	}
+	d := eng.d.Load()
+	stopDraining := context.AfterFunc(ctx, func() { eng.draining.Store(true) })
+	defer stopDraining()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	runCtx, stopHUP := context.WithCancel(ctx)
+	defer stopHUP()
+	wg.Go(func() {
+		for {
+			select {
+			case <-hup:
+				eng.reload(runCtx)
+			case <-runCtx.Done():
+				return
+			}
+		}
+	})
+
+	log.Info("switchyard running", "version", versionString(), "config", cfg.File, "sources", len(cfg.Sources), "targets", len(cfg.Targets), "rules", len(cfg.Rules))
+	if err := d.Run(ctx, cfg.ShutdownGrace); err != nil {
+		return exitFail, err
+	}
+	st := d.Stats()
+	log.Info("switchyard stopped", "received", st.Received.Load(), "acked", st.Acked.Load(), "nacked", st.Nacked.Load(), "unmatched", st.Unmatched.Load())
+	return exitOK, nil
+}
+
+// build opens NATS and AWS as the config needs them, then makes every
+// sink in its policy, every source, and the dispatcher.
+func (eng *engine) build(ctx context.Context, cfg *config.Config) error {
+	eng.c = &clients{endpoints: cfg.AWS.Endpoints, maxInFlight: cfg.MaxInFlight}
+	if err := eng.openClients(ctx, cfg); err != nil {
+		return err
+	}
+	targets, err := eng.buildTargets(cfg, nil)
+	eng.targets = targets
+	if err != nil {
+		return err
+	}
+	var sources []router.Source
+	for _, s := range cfg.Sources {
+		src, err := sourceKinds[s.Type](ctx, s, eng.c, eng.log)
+		if src != nil {
+			eng.closers = append(eng.closers, src)
+		}
+		if err != nil {
+			return err
+		}
+		sources = append(sources, src)
+		info := telemetry.Source{Name: s.Name, Type: s.Type}
+		if h, ok := src.(*httpsource.Source); ok {
+			info.HTTP = h.Stats()
+		}
+		eng.sources = append(eng.sources, info)
+	}
+	routes, err := eng.routes(cfg, targets)
+	if err != nil {
+		return err
+	}
+	d, err := router.NewDispatcher(router.DispatcherConfig{
+		Table: routes.Table, Sinks: routes.Sinks, Sources: sources, DeadLetters: routes.DeadLetters,
+		MaxInFlight: cfg.MaxInFlight, Logger: eng.log,
+	})
+	if err != nil {
+		return err
+	}
+	eng.d.Store(d)
+	eng.metrics.SetState(eng.state(cfg))
+	return nil
+}
+
+// openClients opens NATS and loads the AWS config when cfg needs them and
+// they are not open yet.
+func (eng *engine) openClients(ctx context.Context, cfg *config.Config) error {
+	c := eng.c
+	if c.bus == nil && needsNATS(cfg) {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		b, err := bus.Open(octx, cfg.NATS, eng.log)
+		cancel()
+		if err != nil {
+			return err
+		}
+		c.bus = b
+	}
+	if c.awsLoaded || !needsAWS(cfg) {
+		return nil
+	}
+	if err := checkEndpoints(ctx, cfg.AWS.Endpoints); err != nil {
+		return err
+	}
+	var opts []func(*awsconfig.LoadOptions) error
+	if cfg.AWS.Region != "" {
+		opts = append(opts, awsconfig.WithRegion(cfg.AWS.Region))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return fmt.Errorf("aws: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return errors.New("aws: no region: set aws.region in the config, or AWS_REGION")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err = awsCfg.Credentials.Retrieve(cctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("aws: no usable credentials (the task role on ECS, the instance profile on EC2, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", err)
+	}
+	// The SDK's client, sending copies of request bodies: see
+	// internal/bodycopy.
+	awsCfg.HTTPClient = bodycopy.Client(awsCfg.HTTPClient)
+	c.cfg, c.awsLoaded = awsCfg, true
+	return nil
+}
+
+// buildTargets makes each target's sink in its policy; a dead-letter
+// target is built before the targets that use it (the config has no
+// dead-letter loops). A target of prev whose config, policy and dead
+// letter are unchanged is kept as it is, in-flight calls, breaker and all.
+// On error, what was built is in the returned map, to be closed.
+func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget) (map[string]*builtTarget, error) {
+	targets := map[string]config.Target{}
+	for _, t := range cfg.Targets {
+		targets[t.Name] = t
+	}
+	built := map[string]*builtTarget{}
+	var build func(name string) (*builtTarget, error)
+	build = func(name string) (*builtTarget, error) {
+		if b, ok := built[name]; ok {
+			return b, nil
+		}
+		t := targets[name]
+		pc := *cfg.Policies[t.Policy]
+		var dl *builtTarget
+		if pc.DeadLetter != "" {
+			var err error
+			if dl, err = build(pc.DeadLetter); err != nil {
+				return nil, err
+			}
+		}
+		key := targetKey(t, pc, dl)
+		if p := prev[name]; p != nil && p.key == key {
+			built[name] = p
+			return p, nil
+		}
+		sink, err := sinkKinds[t.Type](t, eng.c, eng.e)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		st := eng.stats[name]
+		if st == nil || (prev[name] != nil && prev[name].typ != t.Type) {
+			st = new(policy.Stats)
+			eng.stats[name] = st
+		}
+		var dlSink router.Sink
+		if dl != nil {
+			dlSink = dl.policy
+		}
+		p := policy.Wrap(sink, pc, dlSink, policy.WithLogger(eng.log), policy.WithStats(st), policy.WithObserver(eng.metrics.Observer(name)))
+		b := &builtTarget{key: key, typ: t.Type, sink: sink, policy: p}
+		built[name] = b
+		return b, nil
+	}
+	for _, t := range cfg.Targets {
+		if _, err := build(t.Name); err != nil {
+			return built, err
+		}
+	}
+	return built, nil
+}
+
+// targetKey identifies what a target was built from; the config holds
+// secrets, so keys stay in memory and are never shown.
+func targetKey(t config.Target, pc policy.Config, dl *builtTarget) string {
+	b, err := json.Marshal(struct {
+		Type   string
+		Config config.Kind
+		Policy policy.Config
+	}{t.Type, t.Config, pc})
+	if err != nil {
+		panic(fmt.Sprintf("target %s: config does not marshal: %v", t.Name, err)) // a wiring bug: every Kind is plain data
+	}
+	if dl != nil {
+		return string(b) + "\x00" + dl.key
+	}
+	return string(b)
+}
+
+// routes are the rules of cfg with the sinks of targets.
+func (eng *engine) routes(cfg *config.Config, targets map[string]*builtTarget) (router.Routes, error) {
+	table, err := router.NewTable(cfg.RouterRules())
+	if err != nil {
+		return router.Routes{}, err
+	}
+	r := router.Routes{Table: table, Sinks: map[string]router.Sink{}, DeadLetters: map[string]router.Sink{}}
+	for name, b := range targets {
+		r.Sinks[name] = b.policy
+	}
+	for _, s := range cfg.Sources {
+		if dl, ok := s.Config.(interface{ DeadLetterTarget() string }); ok && dl.DeadLetterTarget() != "" {
+			r.DeadLetters[s.Name] = r.Sinks[dl.DeadLetterTarget()]
+		}
+	}
+	return r, nil
+}
+
+// state is what metrics and /status read.
+func (eng *engine) state(cfg *config.Config) *telemetry.State {
+	s := &telemetry.State{Dispatcher: eng.d.Load(), MaxInFlight: cfg.MaxInFlight, Sources: eng.sources}
+	for _, t := range cfg.Targets {
+		b := eng.targets[t.Name]
+		s.Targets = append(s.Targets, telemetry.Target{
+			Name: t.Name, Type: t.Type, Concurrency: b.policy.Config().Concurrency, Stats: b.policy.Stats(), Breaker: b.policy.BreakerState,
+		})
+	}
+	return s
+}
+
+// reload reads the config again. A valid config whose rules, targets or
+// policies changed replaces them: targets that did not change keep
+// running as they are, messages being handled finish with the old ones,
+// and sinks no longer used are closed once they have. An invalid config,
+// or one that changes what only a restart can (sources, nats, aws, admin,
+// max_in_flight, shutdown_grace), is rejected and the old one kept.
+func (eng *engine) reload(ctx context.Context) error {
+	eng.mu.Lock()
+	defer eng.mu.Unlock()
+	err := eng.reloadLocked(ctx)
+	eng.metrics.Reloaded(err == nil)
+	if err != nil {
+		eng.lastReject = err.Error()
+		eng.log.Error("config reload rejected: the running config is kept", "config", eng.cfg.File, "error", err)
+		return err
+	}
+	eng.lastReject = ""
+	return nil
+}
+
+func (eng *engine) reloadLocked(ctx context.Context) error {
+	d := eng.d.Load()
+	if d == nil || eng.draining.Load() {
+		return errors.New("not running: starting or draining")
+	}
+	cfg, err := eng.load(ctx)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			lines := make([]string, len(errs))
+			for i, e := range errs {
+				lines[i] = e.Error()
+			}
+			return fmt.Errorf("invalid config:\n%s", strings.Join(lines, "\n"))
+		}
+		return err
+	}
+	if changed := restartOnly(eng.cfg, cfg); len(changed) > 0 {
+		return fmt.Errorf("%s changed, which takes a restart (a reload replaces rules, targets and policies)", strings.Join(changed, ", "))
+	}
+	if err := eng.openClients(ctx, cfg); err != nil {
+		return err
+	}
+	targets, err := eng.buildTargets(cfg, eng.targets)
+	if err != nil {
+		eng.closeSinks(targets, eng.targets)
+		return err
+	}
+	routes, err := eng.routes(cfg, targets)
+	if err == nil {
+		var retired <-chan struct{}
+		if retired, err = d.Reload(routes); err == nil {
+			old := eng.targets
+			eng.retiring.Go(func() {
+				<-retired
+				eng.closeSinks(old, targets)
+			})
+		}
+	}
+	if err != nil {
+		eng.closeSinks(targets, eng.targets)
+		return err
+	}
+	var added, changed, removed []string
+	for name, b := range targets {
+		switch o := eng.targets[name]; {
+		case o == nil:
+			added = append(added, name)
+		case o != b:
+			changed = append(changed, name)
+		}
+	}
+	for name := range eng.targets {
+		if targets[name] == nil {
+			removed = append(removed, name)
+		}
+	}
+	eng.targets, eng.cfg, eng.loadedAt = targets, cfg, time.Now()
+	eng.reloads++
+	eng.metrics.SetState(eng.state(cfg))
+	eng.log.Info("config reloaded", "config", cfg.File, "rules", len(cfg.Rules), "targets", len(cfg.Targets),
+		"targets_added", sorted(added), "targets_changed", sorted(changed), "targets_removed", sorted(removed))
+	return nil
+}
+
+func sorted(s []string) []string {
+	slices.Sort(s)
+	return s
+}
+
+// closeSinks closes the sinks of these targets that keep does not use.
+func (eng *engine) closeSinks(these, keep map[string]*builtTarget) {
+	in := map[*builtTarget]bool{}
+	for _, b := range keep {
+		in[b] = true
+	}
+	var closers []any
+	for _, name := range slices.Sorted(maps.Keys(these)) {
+		if b := these[name]; !in[b] {
+			closers = append(closers, b.sink)
+		}
+	}
+	closeAll(closers, eng.log)
+}
+
+// restartOnly names the settings that differ between old and new and
+// that only a restart applies.
+func restartOnly(old, new *config.Config) []string {
+	var changed []string
+	for _, f := range []struct {
+		name     string
+		old, new any
+	}{
+		{"sources", old.Sources, new.Sources}, {"nats", old.NATS, new.NATS}, {"aws", old.AWS, new.AWS},
+		{"admin", old.Admin, new.Admin}, {"max_in_flight", old.MaxInFlight, new.MaxInFlight},
+		{"shutdown_grace", old.ShutdownGrace, new.ShutdownGrace},
+	} {
+		a, _ := json.Marshal(f.old)
+		b, _ := json.Marshal(f.new)
+		if string(a) != string(b) {
+			changed = append(changed, f.name)
+		}
+	}
+	return changed
+}
+
+// notReady says why the daemon is not ready; nothing when it is.
+func (eng *engine) notReady() []string {
+	if eng.draining.Load() {
+		return []string{"draining"}
+	}
+	d := eng.d.Load()
+	if d == nil || !d.Receiving() {
+		return []string{"starting"}
+	}
+	var why []string
+	if eng.c.bus != nil && !eng.c.bus.Conn().IsConnected() {
+		why = append(why, "nats: not connected")
+	}
+	for _, s := range eng.sources {
+		st := d.SourceStats(s.Name)
+		if st == nil || st.FailingReceives.Load() < failingReceives {
+			continue
+		}
+		msg := fmt.Sprintf("source %s: the last %d receives failed", s.Name, st.FailingReceives.Load())
+		if e := st.LastError.Load(); e != nil {
+			msg += ": " + e.Error
+		}
+		why = append(why, msg)
+	}
+	return why
+}
+
+func (eng *engine) configStatus() telemetry.ConfigStatus {
+	eng.mu.Lock()
+	defer eng.mu.Unlock()
+	return telemetry.ConfigStatus{File: eng.cfg.File, LoadedAt: eng.loadedAt, Reloads: eng.reloads, LastReject: eng.lastReject}
+}
+
+// close closes the sources and NATS, after the sinks, and waits for sinks
+// retired by reloads.
+func (eng *engine) close() {
+	eng.retiring.Wait()
+	// closeAll closes the last first: sources, then the sinks they feed,
+	// then NATS, which sources and sinks may use.
+	var all []any
+	if eng.c != nil && eng.c.bus != nil {
+		all = append(all, eng.c.bus)
+	}
+	for _, name := range slices.Sorted(maps.Keys(eng.targets)) {
+		all = append(all, eng.targets[name].sink)
+	}
+	closeAll(append(all, eng.closers...), eng.log)
+}

@@ -1,0 +1,206 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+// AdminConfig configures the admin endpoint.
+type AdminConfig struct {
+	// Listen is host:port; port 0 picks a free one (see Admin.Addr).
+	Listen string
+	// Version is the running build's version.
+	Version string
+	// Metrics is what /metrics and /status read. Required.
+	Metrics *Metrics
+	// NotReady returns why the daemon is not ready, or nothing when it is.
+	// Required.
+	NotReady func() []string
+	// Reload reloads the config and returns the problems that kept the new
+	// one out, or nil. Nil: POST /reload answers 501.
+	Reload func(ctx context.Context) error
+	// Config returns the running config's file and when it was loaded.
+	Config func() ConfigStatus
+	Logger *slog.Logger
+}
+
+// Admin is the admin endpoint: /metrics, /healthz, /readyz, /status and
+// POST /reload.
+type Admin struct {
+	cfg     AdminConfig
+	ln      net.Listener
+	srv     *http.Server
+	served  chan error
+	rates   rates
+	started time.Time
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+}
+
+// ListenAdmin binds the admin endpoint and starts serving. It fails at once
+// when the address cannot be bound.
+func ListenAdmin(cfg AdminConfig) (*Admin, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("admin.listen: %w", err)
+	}
+	a := &Admin{cfg: cfg, ln: ln, served: make(chan error, 1), started: time.Now(), stop: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry(), promhttp.HandlerOpts{ErrorLog: slogPrinter{cfg.Logger}}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /status", a.status)
+	mux.HandleFunc("POST /reload", a.reload)
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	go func() { a.served <- a.srv.Serve(ln) }()
+	a.wg.Go(a.sample)
+	return a, nil
+}
+
+// Addr is the address the endpoint listens on.
+func (a *Admin) Addr() string { return a.ln.Addr().String() }
+
+// Close stops serving within ctx. It is idempotent.
+func (a *Admin) Close(ctx context.Context) error {
+	if a.closed.Swap(true) {
+		return nil
+	}
+	close(a.stop)
+	a.wg.Wait()
+	err := a.srv.Shutdown(ctx)
+	if serr := <-a.served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// sample records the counters every second for the rates in /status.
+func (a *Admin) sample() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		a.rates.add(time.Now(), counters(a.cfg.Metrics.State()))
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {
+	if why := a.cfg.NotReady(); len(why) > 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready:", strings.Join(why, "; "))
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+func (a *Admin) status(w http.ResponseWriter, _ *http.Request) {
+	s := a.Status()
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(s)
+}
+
+// Status returns the figures /status serves.
+func (a *Admin) Status() *Status {
+	now := time.Now()
+	why := a.cfg.NotReady()
+	out := &Status{Version: a.cfg.Version, Started: a.started, Ready: len(why) == 0, NotReady: why, RateWindow: RateWindow.Seconds(),
+		Sources: []SourceStatus{}, Rules: []RuleStatus{}, Targets: []TargetStatus{}}
+	if a.cfg.Config != nil {
+		out.Config = a.cfg.Config()
+	}
+	s := a.cfg.Metrics.State()
+	if s == nil {
+		return out
+	}
+	out.InFlight, out.MaxInFlight = s.Dispatcher.Stats().InFlight.Load(), s.MaxInFlight
+	for _, src := range s.Sources {
+		ss := s.Dispatcher.SourceStats(src.Name)
+		if ss == nil {
+			continue
+		}
+		out.Sources = append(out.Sources, SourceStatus{
+			Name: src.Name, Type: src.Type, Received: ss.Received.Load(), Acked: ss.Acked.Load(), Nacked: ss.Nacked.Load(),
+			Unmatched: ss.Unmatched.Load(), ReceiveErrors: ss.ReceiveErrors.Load(),
+			Rate: a.rates.rate("s/"+src.Name, now, ss.Received.Load()), LastError: lastError(ss.LastError.Load()),
+		})
+	}
+	s.Dispatcher.EachRule(func(name string, rs *router.RuleStats) {
+		n := rs.Matched.Load()
+		out.Rules = append(out.Rules, RuleStatus{Name: name, Matched: n, Rate: a.rates.rate("r/"+name, now, n)})
+	})
+	for _, t := range s.Targets {
+		ts := t.Stats
+		out.Targets = append(out.Targets, TargetStatus{
+			Name: t.Name, Type: t.Type, InFlight: ts.InFlight.Load(), Waiting: ts.Waiting.Load(), Limit: ts.Limit.Load(),
+			Concurrency: t.Concurrency, Breaker: t.Breaker(), Attempts: ts.Attempts.Load(), Delivered: ts.Delivered.Load(),
+			DeadLettered: ts.DeadLettered.Load(), Unresolved: ts.Unresolved.Load(), Retried: ts.Retried.Load(),
+			Throttled: ts.Throttled.Load(), Rate: a.rates.rate("t/"+t.Name, now, ts.Delivered.Load()),
+			LastError: lastError(ts.LastError.Load()),
+		})
+	}
+	return out
+}
+
+func lastError(e *router.LastError) *LastError {
+	if e == nil {
+		return nil
+	}
+	return &LastError{At: e.At, Error: e.Error}
+}
+
+// reload answers POST /reload: 200 when the new config runs, 422 with its
+// problems when it was rejected. Only loopback peers may ask, whatever
+// address the endpoint listens on.
+func (a *Admin) reload(w http.ResponseWriter, r *http.Request) {
+	if !fromLoopback(r) {
+		http.Error(w, "reload is allowed from loopback only", http.StatusForbidden)
+		return
+	}
+	if a.cfg.Reload == nil {
+		http.Error(w, "reload is not supported", http.StatusNotImplemented)
+		return
+	}
+	if err := a.cfg.Reload(r.Context()); err != nil {
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	fmt.Fprintln(w, "reloaded")
+}
+
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// slogPrinter lets promhttp report errors through slog.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics: " + fmt.Sprint(v...)) }

@@ -1,0 +1,137 @@
+package telemetry
+
+import (
+	"sync"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+// Status is what /status answers: the figures an operator looks at first.
+// Rates are per second over the last RateWindow.
+type Status struct {
+	Version     string         `json:"version"`
+	Started     time.Time      `json:"started"`
+	Ready       bool           `json:"ready"`
+	NotReady    []string       `json:"not_ready,omitempty"`
+	Config      ConfigStatus   `json:"config"`
+	InFlight    int64          `json:"in_flight"`
+	MaxInFlight int            `json:"max_in_flight"`
+	RateWindow  float64        `json:"rate_window_seconds"`
+	Sources     []SourceStatus `json:"sources"`
+	Rules       []RuleStatus   `json:"rules"`
+	Targets     []TargetStatus `json:"targets"`
+}
+
+// ConfigStatus says which config runs and how reloads went.
+type ConfigStatus struct {
+	File       string    `json:"file"`
+	LoadedAt   time.Time `json:"loaded_at"`
+	Reloads    int64     `json:"reloads"`
+	LastReject string    `json:"last_reload_error,omitempty"`
+}
+
+// SourceStatus is one source's figures.
+type SourceStatus struct {
+	Name          string     `json:"name"`
+	Type          string     `json:"type"`
+	Received      int64      `json:"received"`
+	Acked         int64      `json:"acked"`
+	Nacked        int64      `json:"nacked"`
+	Unmatched     int64      `json:"unmatched"`
+	ReceiveErrors int64      `json:"receive_errors"`
+	Rate          float64    `json:"received_per_second"`
+	LastError     *LastError `json:"last_error,omitempty"`
+}
+
+// RuleStatus is one rule's figures.
+type RuleStatus struct {
+	Name    string  `json:"name"`
+	Matched int64   `json:"matched"`
+	Rate    float64 `json:"matched_per_second"`
+}
+
+// TargetStatus is one target's figures.
+type TargetStatus struct {
+	Name         string     `json:"name"`
+	Type         string     `json:"type"`
+	InFlight     int64      `json:"in_flight"`
+	Waiting      int64      `json:"waiting"`
+	Limit        int64      `json:"concurrency_limit"`
+	Concurrency  int        `json:"concurrency"`
+	Breaker      string     `json:"breaker"`
+	Attempts     int64      `json:"attempts"`
+	Delivered    int64      `json:"delivered"`
+	DeadLettered int64      `json:"dead_lettered"`
+	Unresolved   int64      `json:"unresolved"`
+	Retried      int64      `json:"retried"`
+	Throttled    int64      `json:"throttled"`
+	Rate         float64    `json:"delivered_per_second"`
+	LastError    *LastError `json:"last_error,omitempty"`
+}
+
+// LastError is the latest failure of a source or target.
+type LastError struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error"`
+}
+
+// RateWindow is the span rates in /status are averaged over.
+const RateWindow = 10 * time.Second
+
+// rates remembers counters once a second for RateWindow, to turn them into
+// rates.
+type rates struct {
+	mu      sync.Mutex
+	samples []sample // oldest first, at most RateWindow/time.Second+1
+}
+
+type sample struct {
+	at time.Time
+	n  map[string]int64
+}
+
+func (r *rates) add(at time.Time, n map[string]int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keep := int(RateWindow/time.Second) + 1
+	if len(r.samples) >= keep {
+		r.samples = append(r.samples[:0], r.samples[len(r.samples)-keep+1:]...)
+	}
+	r.samples = append(r.samples, sample{at, n})
+}
+
+// rate is the per-second rate of counter key between the oldest sample
+// and now (value cur).
+func (r *rates) rate(key string, now time.Time, cur int64) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.samples) == 0 {
+		return 0
+	}
+	old := r.samples[0]
+	dt := now.Sub(old.at).Seconds()
+	prev, ok := old.n[key]
+	if dt <= 0 || !ok || cur < prev {
+		return 0
+	}
+	return float64(cur-prev) / dt
+}
+
+// counters are the counters /status turns into rates, by key.
+func counters(s *State) map[string]int64 {
+	n := map[string]int64{}
+	if s == nil {
+		return n
+	}
+	for _, src := range s.Sources {
+		if ss := s.Dispatcher.SourceStats(src.Name); ss != nil {
+			n["s/"+src.Name] = ss.Received.Load()
+		}
+	}
+	s.Dispatcher.EachRule(func(name string, rs *router.RuleStats) { n["r/"+name] = rs.Matched.Load() })
+	for _, t := range s.Targets {
+		n["t/"+t.Name] = t.Stats.Delivered.Load()
+	}
+	return n
+}
