@@ -44,14 +44,38 @@ var functionRE = regexp.MustCompile(`^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((
 // function name, and returns the version or alias it ends with, if any
 // (my-function:prod).
 func CheckFunction(f string) (qualifier string, err error) {
+	fn, err := ParseFunction(f)
+	return fn.Qualifier, err
+}
+
+// Function is a Lambda function as Invoke's FunctionName names it. Fields
+// the name leaves out are empty: a bare name has no Partition, Region or
+// Account.
+type Function struct {
+	Partition, Region, Account, Name, Qualifier string
+}
+
+// ParseFunction takes apart what Lambda's Invoke accepts as a function
+// name: NAME, ACCOUNT:function:NAME, an ARN, each with an optional
+// :QUALIFIER (a version or alias).
+func ParseFunction(f string) (Function, error) {
 	if f == "" {
-		return "", errors.New("required (a function name, or its ARN)")
+		return Function{}, errors.New("required (a function name, or its ARN)")
 	}
 	m := functionRE.FindStringSubmatch(f)
 	if len(f) > 170 || m == nil {
-		return "", errors.New("not a Lambda function name or ARN")
+		return Function{}, errors.New("not a Lambda function name or ARN")
 	}
-	return m[len(m)-1], nil
+	fn := Function{
+		Region:    strings.TrimSuffix(m[3], ":"),
+		Account:   strings.TrimSuffix(m[8], ":"),
+		Name:      m[10],
+		Qualifier: m[12],
+	}
+	if m[1] != "" {
+		fn.Partition = m[2]
+	}
+	return fn, nil
 }
 
 var taskDefRE = regexp.MustCompile(`^([A-Za-z0-9_-]{1,255}(:[0-9]+)?|arn:aws[a-zA-Z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}(:[0-9]+)?)$`)

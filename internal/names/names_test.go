@@ -110,3 +110,29 @@ func TestToken(t *testing.T) {
 		t.Errorf("Token: %q", got)
 	}
 }
+
+func TestParseFunction(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Function
+	}{
+		{"thumb", Function{Name: "thumb"}},
+		{"thumb:prod", Function{Name: "thumb", Qualifier: "prod"}},
+		{"thumb:$LATEST", Function{Name: "thumb", Qualifier: "$LATEST"}},
+		{"123456789012:function:thumb", Function{Account: "123456789012", Name: "thumb"}},
+		{"123456789012:function:thumb:7", Function{Account: "123456789012", Name: "thumb", Qualifier: "7"}},
+		{"arn:aws:lambda:us-east-1:123456789012:function:thumb", Function{Partition: "aws", Region: "us-east-1", Account: "123456789012", Name: "thumb"}},
+		{"arn:aws-cn:lambda:cn-north-1:123456789012:function:thumb:live", Function{Partition: "aws-cn", Region: "cn-north-1", Account: "123456789012", Name: "thumb", Qualifier: "live"}},
+		{"arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:a.b_c-d", Function{Partition: "aws-us-gov", Region: "us-gov-west-1", Account: "123456789012", Name: "a.b_c-d"}},
+	} {
+		got, err := ParseFunction(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseFunction(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "arn:aws:lambda:us-east-1:123456789012:function:", "a b", "thumb:prod:extra"} {
+		if _, err := ParseFunction(bad); err == nil {
+			t.Errorf("ParseFunction(%q): no error", bad)
+		}
+	}
+}

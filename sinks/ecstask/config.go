@@ -37,6 +37,14 @@ type Config struct {
 	EnableExecuteCommand bool `yaml:"enable_execute_command"`
 	// Tags are added to every task, besides switchyard's own.
 	Tags map[string]string `yaml:"tags"`
+	// TaskRoleARN overrides the task definition's task role, the role the
+	// task's containers use. Default: the task definition's. Naming it
+	// also lets `switchyard iam-policy` grant iam:PassRole on exactly it.
+	TaskRoleARN string `yaml:"task_role_arn"`
+	// ExecutionRoleARN overrides the task definition's execution role, the
+	// role ECS uses to pull images and write logs. Default: the task
+	// definition's.
+	ExecutionRoleARN string `yaml:"execution_role_arn"`
 	// ContainerOverrides change containers of the task. Their strings may
 	// use <name> placeholders: the top-level fields of the delivery's
 	// payload (the rule's input), and <switchyard.delivery-id>,
@@ -71,7 +79,10 @@ type ContainerOverride struct {
 	Memory int `yaml:"memory"`
 }
 
-var tagRE = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+var (
+	tagRE  = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+	roleRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$`)
+)
 
 // SetDefaults fills the defaults; the rest are ECS's own.
 func (c *Config) SetDefaults() {
@@ -128,6 +139,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, router.Fieldf("tags", "tag key %q: the aws: prefix is reserved", k))
 		case len(v) > 256 || !tagRE.MatchString(v) && v != "":
 			errs = append(errs, router.Fieldf("tags", "invalid value of tag %q: up to 256 letters, digits, spaces and _.:/=+-@", k))
+		}
+	}
+	for _, r := range []struct{ key, arn string }{{"task_role_arn", c.TaskRoleARN}, {"execution_role_arn", c.ExecutionRoleARN}} {
+		if r.arn != "" && !roleRE.MatchString(r.arn) {
+			errs = append(errs, router.Fieldf(r.key, "%q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", r.arn))
 		}
 	}
 	if c.LaunchType == "FARGATE" && len(c.Network.Subnets) == 0 {

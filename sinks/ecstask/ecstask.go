@@ -107,9 +107,20 @@ func (s *Sink) input(d *router.Delivery) *ecs.RunTaskInput {
 	if c.PropagateTags != "" {
 		in.PropagateTags = types.PropagateTags(c.PropagateTags)
 	}
+	if c.TaskRoleARN != "" || c.ExecutionRoleARN != "" {
+		in.Overrides = &types.TaskOverride{}
+		if c.TaskRoleARN != "" {
+			in.Overrides.TaskRoleArn = aws.String(c.TaskRoleARN)
+		}
+		if c.ExecutionRoleARN != "" {
+			in.Overrides.ExecutionRoleArn = aws.String(c.ExecutionRoleARN)
+		}
+	}
 	if len(c.ContainerOverrides) > 0 {
 		vars := router.DeliveryValues(d)
-		in.Overrides = &types.TaskOverride{}
+		if in.Overrides == nil {
+			in.Overrides = &types.TaskOverride{}
+		}
 		for _, o := range c.ContainerOverrides {
 			co := types.ContainerOverride{Name: aws.String(o.Name)}
 			for _, arg := range o.Command {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-dev/switchyard/internal/awstest"
+	"github.com/switchyard-dev/switchyard/internal/kindtest"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -224,5 +225,67 @@ func TestECSSink_CountAndCapacityProviders(t *testing.T) {
 	tasks := srv.ECS().Tasks("media")
 	if len(tasks) != 3 || tasks[0].CapacityProviderName != "FARGATE_SPOT" {
 		t.Errorf("%d tasks, capacity provider %q", len(tasks), tasks[0].CapacityProviderName)
+	}
+}
+
+// The roles a target names reach ECS as the task's role overrides, and
+// with no container overrides the request still carries them.
+func TestECSSink_RoleOverrides(t *testing.T) {
+	srv := setup(t)
+	s := sink(t, srv, func(c *Config) {
+		c.ContainerOverrides = nil
+		c.TaskRoleARN = "arn:aws:iam::123456789012:role/transcode-task"
+		c.ExecutionRoleARN = "arn:aws:iam::123456789012:role/ecs/transcode-execution"
+	})
+	if err := s.Deliver(t.Context(), delivery()); err != nil {
+		t.Fatal(err)
+	}
+	tasks := srv.ECS().Tasks("media")
+	if len(tasks) != 1 {
+		t.Fatalf("%d tasks", len(tasks))
+	}
+	o := tasks[0].Overrides
+	if o.TaskRoleARN != "arn:aws:iam::123456789012:role/transcode-task" || o.ExecutionRoleARN != "arn:aws:iam::123456789012:role/ecs/transcode-execution" {
+		t.Errorf("overrides: task role %q, execution role %q", o.TaskRoleARN, o.ExecutionRoleARN)
+	}
+
+	// Without roles, none are sent.
+	d := delivery()
+	d.ID = "fedcba9876543210fedcba9876543210"
+	if err := sink(t, srv, nil).Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	all := srv.ECS().Tasks("media")
+	if len(all) != 2 {
+		t.Fatalf("%d tasks, want 2", len(all))
+	}
+	for _, task := range all {
+		if task.ID != tasks[0].ID && (task.Overrides.TaskRoleARN != "" || task.Overrides.ExecutionRoleARN != "") {
+			t.Errorf("roles sent without being configured: %+v", task.Overrides)
+		}
+	}
+}
+
+func TestConfig_RoleARNs(t *testing.T) {
+	base := Config{TaskDefinition: "transcode:1"}
+	for _, tc := range []struct {
+		name       string
+		task, exec string
+		want       string
+	}{
+		{name: "none"},
+		{name: "both", task: "arn:aws:iam::123456789012:role/a", exec: "arn:aws:iam::123456789012:role/b"},
+		{name: "path", task: "arn:aws:iam::123456789012:role/service/ecs/a"},
+		{name: "china", exec: "arn:aws-cn:iam::123456789012:role/a"},
+		{name: "name only", task: "transcode-task", want: `task_role_arn: "transcode-task" is not an IAM role ARN`},
+		{name: "user", exec: "arn:aws:iam::123456789012:user/a", want: "execution_role_arn:"},
+		{name: "region", task: "arn:aws:iam:us-east-1:123456789012:role/a", want: "task_role_arn:"},
+		{name: "short account", task: "arn:aws:iam::1234:role/a", want: "task_role_arn:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			c.TaskRoleARN, c.ExecutionRoleARN = tc.task, tc.exec
+			kindtest.Check(t, c, tc.want)
+		})
 	}
 }
