@@ -106,16 +106,20 @@ func (r *rates) add(at time.Time, n map[string]int64) {
 func (r *rates) rate(key string, now time.Time, cur int64) float64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.samples) == 0 {
-		return 0
+	// The oldest sample that has the key: a rule added by a reload, or
+	// the daemon's first second, has fewer samples than the window.
+	for _, old := range r.samples {
+		prev, ok := old.n[key]
+		if !ok {
+			continue
+		}
+		dt := now.Sub(old.at).Seconds()
+		if dt <= 0 || cur < prev {
+			return 0
+		}
+		return float64(cur-prev) / dt
 	}
-	old := r.samples[0]
-	dt := now.Sub(old.at).Seconds()
-	prev, ok := old.n[key]
-	if dt <= 0 || !ok || cur < prev {
-		return 0
-	}
-	return float64(cur-prev) / dt
+	return 0
 }
 
 // counters are the counters /status turns into rates, by key.

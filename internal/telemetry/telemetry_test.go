@@ -70,6 +70,15 @@ func TestRates_PerSecondOverTheWindow(t *testing.T) {
 	if got := r.rate("k", now, 10); got != 0 {
 		t.Errorf("rate after a counter reset = %v, want 0", got)
 	}
+
+	// A key that appears later (a rule added by a reload) is rated from
+	// its first sample.
+	var r2 rates
+	r2.add(t0, map[string]int64{})
+	r2.add(t0.Add(time.Second), map[string]int64{"new": 0})
+	if got := r2.rate("new", t0.Add(3*time.Second), 50); got != 25 {
+		t.Errorf("rate of a new key = %v, want 25/s", got)
+	}
 }
 
 func TestObserver_ByOutcome(t *testing.T) {
