@@ -472,6 +472,8 @@ func (eng *engine) configStatus() telemetry.ConfigStatus {
 // close closes the sources and NATS, after the sinks, and waits for sinks
 // retired by reloads.
 func (eng *engine) close() {
+	eng.mu.Lock()
+	defer eng.mu.Unlock()
 	eng.retiring.Wait()
 	// closeAll closes the last first: sources, then the sinks they feed,
 	// then NATS, which sources and sinks may use.
