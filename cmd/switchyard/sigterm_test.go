@@ -44,6 +44,13 @@ func buildBinary(t *testing.T) string {
 	return binary
 }
 
+// binaryEnv gives the built daemon test credentials and a region, and
+// keeps it away from the machine's own AWS files (dir holds none).
+func binaryEnv(dir string) []string {
+	return append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
+}
+
 // SIGTERM during a run of 1,000 messages: the process exits within the
 // grace period, and every message is either delivered and deleted, or
 // still in the queue; none is deleted without being delivered, and none is
@@ -98,8 +105,7 @@ rules:
 `, "{{URL}}", srv.URL()))), 0o644)
 
 	cmd := exec.Command(bin, "run", "-c", config)
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
+	cmd.Env = binaryEnv(dir)
 	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -217,8 +223,7 @@ targets: [{name: stuck, type: lambda, function: stuck}]
 rules: [{name: all, pattern: {source: [s]}, targets: [stuck]}]
 `, "{{URL}}", srv.URL()))), 0o644)
 	cmd := exec.Command(bin, "run", "-c", config)
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
+	cmd.Env = binaryEnv(dir)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -273,8 +278,7 @@ func TestRun_SIGHUPReloads(t *testing.T) {
 	var stderr syncbuf.Buffer
 	cmd := exec.Command(bin, "run", "-c", config)
 	cmd.Stderr = &stderr
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
+	cmd.Env = binaryEnv(dir)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
