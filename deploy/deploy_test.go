@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -36,7 +37,7 @@ var checkedFiles = map[string]string{
 	sidecarTaskDef:             "TestTaskDefinitions",
 	standaloneTaskDef:          "TestTaskDefinitions",
 	cfnTemplate:                "TestCloudFormation",
-	//SYSTEMD
+	systemdUnit:                "TestSystemdUnit",
 	sidecarConfig:              "TestExamples_Validate",
 	ec2Config:                  "TestExamples_Validate",
 	fanoutConfig:               "TestExamples_Validate",
@@ -167,6 +168,13 @@ func decodeJSONStrict(data []byte, v any) error {
 	if err := checkDuplicateKeys(json.NewDecoder(bytes.NewReader(data))); err != nil {
 		return err
 	}
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		return err
+	}
+	if err := checkKeyCase(generic, jsonNames(reflect.TypeOf(v), map[string]bool{})); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -174,6 +182,54 @@ func decodeJSONStrict(data []byte, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("data after the top-level value")
+	}
+	return nil
+}
+
+// jsonNames collects the JSON field names of t and the types it holds.
+func jsonNames(t reflect.Type, names map[string]bool) map[string]bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		return jsonNames(t.Elem(), names)
+	case reflect.Struct:
+		for f := range t.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" {
+				name = f.Name
+			}
+			if !names[name] {
+				names[name] = true
+				jsonNames(f.Type, names)
+			}
+		}
+	}
+	return names
+}
+
+// checkKeyCase fails on a key that matches a field name only when case is
+// ignored: encoding/json accepts "readOnlyRootFilesystem" for
+// "readonlyRootFilesystem", and ECS does not.
+func checkKeyCase(v any, names map[string]bool) error {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if !names[k] {
+				for n := range names {
+					if strings.EqualFold(n, k) {
+						return fmt.Errorf("key %q: the field is spelt %q", k, n)
+					}
+				}
+			}
+			if err := checkKeyCase(e, names); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if err := checkKeyCase(e, names); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
