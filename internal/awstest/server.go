@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -259,6 +261,29 @@ func (s *Server) LambdaClient(optFns ...func(*lambda.Options)) *lambda.Client {
 // ECSClient returns an ECS client for AWSConfig, with optFns applied.
 func (s *Server) ECSClient(optFns ...func(*ecs.Options)) *ecs.Client {
 	return ecs.NewFromConfig(s.AWSConfig(), optFns...)
+}
+
+// Setenv points the SDK's default chain (config.LoadDefaultConfig) at the
+// server for the rest of tb, through the process environment: static
+// credentials, the server's region, AWS_ENDPOINT_URL for every service, and
+// no shared config files, profile or instance metadata. Tests that call it
+// cannot run in parallel (testing.T.Setenv refuses).
+func (s *Server) Setenv(tb testing.TB) {
+	tb.Helper()
+	none := filepath.Join(tb.TempDir(), "none")
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": AccessKeyID, "AWS_SECRET_ACCESS_KEY": SecretAccessKey, "AWS_REGION": s.region,
+		"AWS_ENDPOINT_URL": s.URL(), "AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none,
+		"AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		tb.Setenv(k, v)
+	}
+	for _, k := range []string{"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_DEFAULT_REGION",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SSM", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"} {
+		tb.Setenv(k, "") // restored after tb
+		os.Unsetenv(k)
+	}
 }
 
 // S3Client returns an S3 client for AWSConfig, with optFns applied. The
