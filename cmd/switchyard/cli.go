@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -118,17 +117,6 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		// Parse stopped at an argument like a flag only after "--".
 		return append(pos, args...), nil
 	}
-}
-
-// configPath applies the default: $SWITCHYARD_CONFIG, then ./switchyard.yaml.
-func configPath(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	if p := os.Getenv("SWITCHYARD_CONFIG"); p != "" {
-		return p
-	}
-	return "switchyard.yaml"
 }
 
 func cmdVersion(_ context.Context, e *env, args []string) (int, error) {

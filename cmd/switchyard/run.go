@@ -39,7 +39,7 @@ import (
 // within shutdown_grace and exits 0.
 func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "run")
-	file := fs.String("c", "", "config file (default $SWITCHYARD_CONFIG, then ./switchyard.yaml)")
+	file := fs.String("c", "", configFlagUsage)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	format := fs.String("log-format", "json", "log format: json or text")
 	pos, err := parse(fs, args)
@@ -53,7 +53,7 @@ func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	if err != nil {
 		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg, err := loadConfig(e, *file)
+	cfg, err := loadConfig(ctx, e, *file)
 	if err != nil {
 		return exitFail, err
 	}
