@@ -43,6 +43,7 @@ var commands = []command{
 	{"validate", "-c FILE", "check a config file: prints ok, or every problem as file:line:col: message", cmdValidate},
 	{"test-pattern", "--pattern JSON|@FILE --event JSON|@FILE", "match one event against one pattern, like EventBridge's TestEventPattern", cmdTestPattern},
 	{"route", "-c FILE [--json] [--source NAME] [EVENTS.jsonl|-]", "dry run: the rules, targets and payloads for each event; calls nothing", cmdRoute},
+	{"schema", "", "print the config file's JSON Schema (draft 2020-12), for editors", cmdSchema},
 	{"version", "", "print the version", cmdVersion},
 }
 
