@@ -4,9 +4,10 @@
 # Run:    docker run -v $PWD/switchyard.yaml:/etc/switchyard/switchyard.yaml switchyard
 #
 # A static, stripped binary on distroless (no shell, no libc), running as
-# the distroless nonroot user, 65532:65532. The config is read from
-# /etc/switchyard/switchyard.yaml (or $SWITCHYARD_CONFIG), or taken whole
-# from $SWITCHYARD_CONFIG_YAML; the admin endpoint listens on 9090
+# the distroless nonroot user, 65532:65532. The config is taken whole from
+# $SWITCHYARD_CONFIG_YAML, else read from ./switchyard.yaml in the working
+# directory, /etc/switchyard (no SWITCHYARD_CONFIG is set here: it would
+# conflict with SWITCHYARD_CONFIG_YAML); the admin endpoint listens on 9090
 # (127.0.0.1 unless admin.listen says otherwise). /var/lib/switchyard is the
 # place for the embedded NATS store (nats.store_dir), a volume owned by
 # 65532, so the root file system can be read-only.
@@ -24,7 +25,7 @@ RUN mkdir -p /out/state
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/switchyard /usr/local/bin/switchyard
 COPY --from=build --chown=65532:65532 /out/state /var/lib/switchyard
-ENV SWITCHYARD_CONFIG=/etc/switchyard/switchyard.yaml
+WORKDIR /etc/switchyard
 VOLUME /var/lib/switchyard
 EXPOSE 9090
 USER 65532:65532

@@ -44,6 +44,8 @@ var checkedFiles = map[string]string{
 	"examples/switchyard.yaml": "TestExamples_Validate",
 	"examples/quickstart.yaml": "TestExamples_Validate",
 	"examples/events.jsonl":    "TestExamples_EventsParse",
+	// A config of every form of resource name, for the IAM generator.
+	"deploy/iam/testdata/forms.yaml": "TestPolicy_ARNs (deploy/iam), TestIAMPolicy_Golden (cmd/switchyard)",
 }
 
 // shutdownMargin is the least time an orchestrator must allow after

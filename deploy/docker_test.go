@@ -179,8 +179,16 @@ func TestDockerfile(t *testing.T) {
 			envs = append(envs, a[i]+"="+a[i+1])
 		}
 	}
-	if !slices.Contains(envs, "SWITCHYARD_CONFIG=/etc/switchyard/switchyard.yaml") {
-		t.Errorf("ENV %v: want SWITCHYARD_CONFIG=/etc/switchyard/switchyard.yaml", envs)
+	// SWITCHYARD_CONFIG set in the image would make the task
+	// definitions' SWITCHYARD_CONFIG_YAML ambiguous (an error): the default
+	// ./switchyard.yaml, in the working directory, is the config path.
+	for _, e := range envs {
+		if strings.HasPrefix(e, "SWITCHYARD_CONFIG=") {
+			t.Errorf("ENV %s: the image must not set SWITCHYARD_CONFIG (it conflicts with SWITCHYARD_CONFIG_YAML)", e)
+		}
+	}
+	if w := final.find("workdir"); len(w) != 1 || !slices.Equal(args(w[0]), []string{"/etc/switchyard"}) {
+		t.Error("WORKDIR: want /etc/switchyard, where the default ./switchyard.yaml is")
 	}
 
 	build, gb := findGoBuild(t, d, "v1.2.3")

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -48,6 +47,7 @@ var commands = []command{
 	{"health", "[--addr HOST:PORT] [--timeout D]", "exit 0 when the daemon is ready (/readyz), else 1: for container health checks", cmdHealth},
 	{"status", "[--addr HOST:PORT] [--watch] [--interval D]", "the daemon's per-source, per-rule and per-target figures, as tables", cmdStatus},
 	{"reload", "[--addr HOST:PORT]", "reload the daemon's config, as SIGHUP does, and say whether it took", cmdReload},
+	{"schema", "", "print the config file's JSON Schema (draft 2020-12), for editors", cmdSchema},
 	{"version", "", "print the version", cmdVersion},
 }
 
@@ -122,17 +122,6 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		// Parse stopped at an argument like a flag only after "--".
 		return append(pos, args...), nil
 	}
-}
-
-// configPath applies the default: $SWITCHYARD_CONFIG, then ./switchyard.yaml.
-func configPath(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	if p := os.Getenv("SWITCHYARD_CONFIG"); p != "" {
-		return p
-	}
-	return "switchyard.yaml"
 }
 
 func cmdVersion(_ context.Context, e *env, args []string) (int, error) {

@@ -11,9 +11,9 @@ import (
 // cmdIAMPolicy prints the least-privilege IAM policy a config needs, as
 // JSON on stdout; what a reader should know about it (where it is broader
 // than the config's resources, its size) goes to stderr.
-func cmdIAMPolicy(_ context.Context, e *env, args []string) (int, error) {
+func cmdIAMPolicy(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "iam-policy")
-	file := fs.String("c", "", "config file (default $SWITCHYARD_CONFIG, then ./switchyard.yaml)")
+	file := fs.String("c", "", configFlagUsage)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage, err
@@ -21,7 +21,7 @@ func cmdIAMPolicy(_ context.Context, e *env, args []string) (int, error) {
 	if len(pos) > 0 {
 		return exitUsage, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
-	cfg, err := loadConfig(e, *file)
+	cfg, err := loadConfig(ctx, e, *file)
 	if err != nil {
 		return exitFail, err
 	}

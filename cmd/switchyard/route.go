@@ -22,7 +22,7 @@ import (
 // 1 when some were not.
 func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "route")
-	file := fs.String("c", "", "config file (default $SWITCHYARD_CONFIG, then ./switchyard.yaml)")
+	file := fs.String("c", "", configFlagUsage)
 	asJSON := fs.Bool("json", false, "print one JSON object per event instead of text")
 	source := fs.String("source", "", "route as if the events came from this source (default: ignore rules' source lists)")
 	pos, err := parse(fs, args)
@@ -32,7 +32,7 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 	if len(pos) > 1 {
 		return exitUsage, fmt.Errorf("%w: one events file at most, got %d", errUsage, len(pos))
 	}
-	cfg, err := loadConfig(e, *file)
+	cfg, err := loadConfig(ctx, e, *file)
 	if err != nil {
 		return exitFail, err
 	}

@@ -36,7 +36,7 @@ import (
 // within shutdown_grace and exits 0.
 func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "run")
-	file := fs.String("c", "", "config file (default $SWITCHYARD_CONFIG, then ./switchyard.yaml)")
+	file := fs.String("c", "", configFlagUsage)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	format := fs.String("log-format", "json", "log format: json or text")
 	pos, err := parse(fs, args)
@@ -50,11 +50,11 @@ func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	if err != nil {
 		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg, err := loadConfig(e, *file)
+	cfg, err := loadConfig(ctx, e, *file)
 	if err != nil {
 		return exitFail, err
 	}
-	eng := newEngine(e, log, func(context.Context) (*config.Config, error) { return config.Load(configPath(*file)) })
+	eng := newEngine(e, log, func(ctx context.Context) (*config.Config, error) { return readConfig(ctx, *file) })
 	return eng.run(ctx, cfg)
 }
 

@@ -4,15 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/configsrc"
 )
 
 // cmdValidate runs the same loading and checking as run, stopping before
 // anything is started.
-func cmdValidate(_ context.Context, e *env, args []string) (int, error) {
+func cmdValidate(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "validate")
-	file := fs.String("c", "", "config file (default $SWITCHYARD_CONFIG, then ./switchyard.yaml)")
+	file := fs.String("c", "", configFlagUsage)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage, err
@@ -20,18 +22,23 @@ func cmdValidate(_ context.Context, e *env, args []string) (int, error) {
 	if len(pos) > 0 {
 		return exitUsage, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
-	if _, err := loadConfig(e, *file); err != nil {
+	if _, err := loadConfig(ctx, e, *file); err != nil {
 		return exitFail, err
 	}
 	fmt.Fprintln(e.stdout, "ok")
 	return exitOK, nil
 }
 
-// loadConfig loads and validates the config, printing every problem of an
-// invalid file to stderr, one per line. The returned error is then nil-ish
-// for the caller's purposes: it has been reported.
-func loadConfig(e *env, file string) (*config.Config, error) {
-	c, err := config.Load(configPath(file))
+// configFlagUsage describes -c for every command that loads the config.
+const configFlagUsage = "config: a file, s3://BUCKET/KEY, ssm:NAME or an SSM parameter ARN (default $SWITCHYARD_CONFIG, then $SWITCHYARD_CONFIG_YAML, then ./switchyard.yaml)"
+
+// loadConfig fetches (internal/configsrc: -c, $SWITCHYARD_CONFIG,
+// $SWITCHYARD_CONFIG_YAML, ./switchyard.yaml), parses and validates the
+// config, printing every problem of an invalid one to stderr, one per line;
+// the returned error is then errReported. Each call fetches anew, so a
+// reload calls it again.
+func loadConfig(ctx context.Context, e *env, file string) (*config.Config, error) {
+	c, err := readConfig(ctx, file)
 	var errs config.Errors
 	if errors.As(err, &errs) {
 		for _, ce := range errs {
@@ -44,3 +51,13 @@ func loadConfig(e *env, file string) (*config.Config, error) {
 
 // errReported is returned once an error has been written out in full.
 var errReported = errors.New("reported")
+
+// readConfig fetches and parses the config; an invalid one yields
+// config.Errors. Each call fetches again: a reload sees the new version.
+func readConfig(ctx context.Context, file string) (*config.Config, error) {
+	name, data, err := configsrc.Load(ctx, file, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	return config.Parse(name, data, os.LookupEnv)
+}

@@ -1,6 +1,7 @@
 // Package awstest serves wire-level AWS endpoints for switchyard's tests and load
-// tests: SQS (AWS JSON 1.0), Lambda Invoke (REST-JSON) and ECS RunTask,
-// DescribeTasks, ListTasks and StopTask (AWS JSON 1.1), all from one
+// tests: SQS (AWS JSON 1.0), Lambda Invoke (REST-JSON), ECS RunTask,
+// DescribeTasks, ListTasks and StopTask (AWS JSON 1.1), S3 GetObject
+// (REST-XML) and SSM GetParameter (AWS JSON 1.1), all from one
 // [net/http.Handler] on one loopback URL.
 //
 // The point is fidelity. Code under test talks to a [Server] through the real
@@ -30,7 +31,8 @@
 // shape; [Server.Calls] and [Server.Stats] count what arrived.
 //
 // Operation names throughout are "service:Operation", as in IAM actions:
-// "sqs:ReceiveMessage", "lambda:Invoke", "ecs:RunTask".
+// "sqs:ReceiveMessage", "lambda:Invoke", "ecs:RunTask", "s3:GetObject",
+// "ssm:GetParameter".
 //
 // The package is for tests and load tests only (see awstestd for a
 // standalone server); it listens on loopback and checks no signatures.

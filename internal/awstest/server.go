@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +23,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/switchyard-dev/switchyard/internal/bodycopy"
 )
@@ -63,7 +67,7 @@ type Options struct {
 // concurrent use.
 type Hook func(op string, r *http.Request) *Fault
 
-// Server serves SQS, Lambda and ECS on one URL. New starts nothing; Start,
+// Server serves SQS, Lambda, ECS, S3 and SSM on one URL. New starts nothing; Start,
 // StartOn or NewTestServer listen on loopback. Every method is safe for
 // concurrent use.
 //
@@ -77,6 +81,8 @@ type Server struct {
 	sqs    *SQS
 	lambda *Lambda
 	ecs    *ECS
+	s3     *S3
+	ssm    *SSM
 
 	mu     sync.Mutex
 	calls  map[string]int64
@@ -124,6 +130,8 @@ func New(opts Options) *Server {
 	s.sqs = newSQS(s)
 	s.lambda = newLambda(s, opts.Lambda)
 	s.ecs = newECS(s, opts.ECS)
+	s.s3 = newS3(s)
+	s.ssm = newSSM(s)
 	return s
 }
 
@@ -219,6 +227,12 @@ func (s *Server) Lambda() *Lambda { return s.lambda }
 // ECS returns the ECS endpoint's state and test helpers.
 func (s *Server) ECS() *ECS { return s.ecs }
 
+// S3 returns the S3 endpoint's state and test helpers.
+func (s *Server) S3() *S3 { return s.s3 }
+
+// SSM returns the SSM endpoint's state and test helpers.
+func (s *Server) SSM() *SSM { return s.ssm }
+
 // AWSConfig returns a config for code under test: BaseEndpoint is URL(),
 // region is the server's, credentials are static, and the HTTP client is the
 // server's own (Close releases its connections). Retryer is aws.NopRetryer,
@@ -247,6 +261,40 @@ func (s *Server) LambdaClient(optFns ...func(*lambda.Options)) *lambda.Client {
 // ECSClient returns an ECS client for AWSConfig, with optFns applied.
 func (s *Server) ECSClient(optFns ...func(*ecs.Options)) *ecs.Client {
 	return ecs.NewFromConfig(s.AWSConfig(), optFns...)
+}
+
+// Setenv points the SDK's default chain (config.LoadDefaultConfig) at the
+// server for the rest of tb, through the process environment: static
+// credentials, the server's region, AWS_ENDPOINT_URL for every service, and
+// no shared config files, profile or instance metadata. Tests that call it
+// cannot run in parallel (testing.T.Setenv refuses).
+func (s *Server) Setenv(tb testing.TB) {
+	tb.Helper()
+	none := filepath.Join(tb.TempDir(), "none")
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": AccessKeyID, "AWS_SECRET_ACCESS_KEY": SecretAccessKey, "AWS_REGION": s.region,
+		"AWS_ENDPOINT_URL": s.URL(), "AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none,
+		"AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		tb.Setenv(k, v)
+	}
+	for _, k := range []string{"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_DEFAULT_REGION",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SSM", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"} {
+		tb.Setenv(k, "") // restored after tb
+		os.Unsetenv(k)
+	}
+}
+
+// S3Client returns an S3 client for AWSConfig, with optFns applied. The
+// endpoint being an IP address, the SDK addresses buckets path style.
+func (s *Server) S3Client(optFns ...func(*s3.Options)) *s3.Client {
+	return s3.NewFromConfig(s.AWSConfig(), optFns...)
+}
+
+// SSMClient returns an SSM client for AWSConfig, with optFns applied.
+func (s *Server) SSMClient(optFns ...func(*ssm.Options)) *ssm.Client {
+	return ssm.NewFromConfig(s.AWSConfig(), optFns...)
 }
 
 // Calls returns how many requests for op ("sqs:ReceiveMessage") arrived,
@@ -293,10 +341,10 @@ func (s *Server) ResetStats() {
 
 // call is one request on its way through the server.
 type call struct {
-	svc      string // "sqs", "lambda", "ecs"
+	svc      string // "sqs", "lambda", "ecs", "s3", "ssm"
 	op       string // "ReceiveMessage"
 	name     string // "sqs:ReceiveMessage"
-	resource string // queue, function or cluster name
+	resource string // queue, function, cluster, bucket or parameter name
 	r        *http.Request
 	ctx      context.Context // r's context, also cancelled by Close
 	body     []byte
@@ -307,13 +355,15 @@ type call struct {
 const (
 	sqsTargetPrefix = "AmazonSQS."
 	ecsTargetPrefix = "AmazonEC2ContainerServiceV20141113."
+	ssmTargetPrefix = "AmazonSSM."
 	lambdaInvoke    = "/2015-03-31/functions/"
 )
 
 // StatsPath serves Stats as JSON to GET requests, unsigned.
 const StatsPath = "/_awstest/stats"
 
-// ServeHTTP routes by X-Amz-Target (SQS, ECS) or path (Lambda), counts the
+// ServeHTTP routes by X-Amz-Target (SQS, ECS, SSM), path (Lambda) or method
+// (S3: requests other than POST without X-Amz-Target), counts the
 // call, applies faults and answers. GET StatsPath answers Stats as JSON.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == StatsPath && r.Method == http.MethodGet {
@@ -336,6 +386,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.svc, c.op = "sqs", strings.TrimPrefix(target, sqsTargetPrefix)
 	case strings.HasPrefix(target, ecsTargetPrefix):
 		c.svc, c.op = "ecs", strings.TrimPrefix(target, ecsTargetPrefix)
+	case strings.HasPrefix(target, ssmTargetPrefix):
+		c.svc, c.op = "ssm", strings.TrimPrefix(target, ssmTargetPrefix)
+	case target == "" && r.Method != http.MethodPost:
+		c.svc, c.op = "s3", "Unsupported"
+		if _, key := s3Address(r); r.Method == http.MethodGet && key != "" {
+			c.op = "GetObject"
+		}
+		c.resource = s3Resource(r)
 	default:
 		svc := "ecs"
 		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-amz-json-1.0") {
@@ -349,7 +407,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls[c.name]++
 	s.mu.Unlock()
 
-	if (c.svc == "sqs" || c.svc == "ecs") && r.Method != http.MethodPost {
+	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm") && r.Method != http.MethodPost {
 		writeAPIError(w, c.svc, &APIError{Status: http.StatusBadRequest, Code: "UnknownOperationException", Message: "awstest: the JSON protocols take POST"})
 		return
 	}
@@ -377,6 +435,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.resource = sqsResource(body)
 	case "ecs":
 		c.resource = ecsResource(body)
+	case "ssm":
+		c.resource = ssmResource(body)
 	}
 
 	ctx, cancel := context.WithCancel(r.Context())
@@ -416,6 +476,10 @@ func (s *Server) dispatch(w http.ResponseWriter, c *call) {
 		s.ecs.serve(w, c)
 	case "lambda":
 		s.lambda.serve(w, c)
+	case "s3":
+		s.s3.serve(w, c)
+	case "ssm":
+		s.ssm.serve(w, c)
 	}
 }
 
@@ -433,6 +497,10 @@ func (s *Server) sleep(ctx context.Context, d time.Duration) error {
 
 func missingAuth(svc string) *APIError {
 	e := &APIError{Status: http.StatusForbidden, Code: "MissingAuthenticationTokenException", Message: "Missing Authentication Token"}
+	if svc == "s3" {
+		// S3 serves anonymous requests, and refuses them on private buckets.
+		return &APIError{Status: http.StatusForbidden, Code: "AccessDenied", Message: "Access Denied"}
+	}
 	if svc == "sqs" {
 		// SQS names it without the suffix (its Common Errors); the query
 		// code is what the SDK reports as ErrorCode().

@@ -49,8 +49,13 @@ const (
 // x-amzn-query-error "<query code>;Sender|Receiver", whose code the SDK
 // reports as ErrorCode() and whose half sets ErrorFault(); restJson1 (Lambda)
 // takes the code from X-Amzn-Errortype and binds members from the body and
-// headers (Retry-After → RetryAfterSeconds).
+// headers (Retry-After → RetryAfterSeconds); restXml (S3) reads S3's XML
+// error document (see writeS3Error).
 func writeAPIError(w http.ResponseWriter, svc string, e *APIError) {
+	if svc == "s3" {
+		writeS3Error(w, &s3Error{APIError: *e})
+		return
+	}
 	status := e.Status
 	if status == 0 {
 		status = defaultStatus(svc, e.Code)
@@ -73,7 +78,7 @@ func writeAPIError(w http.ResponseWriter, svc string, e *APIError) {
 		}
 		h.Set("X-Amzn-Query-Error", qc+";"+fault)
 		body = map[string]any{"__type": "com.amazonaws.sqs#" + e.Code, "message": e.Message}
-	case "ecs":
+	case "ecs", "ssm":
 		h.Set("Content-Type", contentJSON11)
 		body = map[string]any{"__type": e.Code, "message": e.Message}
 	default: // lambda
@@ -145,6 +150,10 @@ func defaultStatus(svc, code string) int {
 		m = lambdaStatus
 	case "ecs":
 		m = ecsStatus
+	case "s3":
+		m = s3Status
+	case "ssm":
+		m = ssmStatus
 	}
 	if st, ok := m[code]; ok {
 		return st
@@ -219,6 +228,11 @@ var lambdaCapitalMessage = map[string]bool{
 	"InvalidZipFileException": true, "KMSAccessDeniedException": true, "KMSDisabledException": true,
 	"KMSInvalidStateException": true, "KMSNotFoundException": true, "RecursiveInvocationException": true,
 	"ResourceNotFoundException": true, "ServiceException": true, "SubnetIPAddressLimitReachedException": true,
+}
+
+// ssmStatus: SSM's model gives InternalServerError 500; the rest are 400.
+var ssmStatus = map[string]int{
+	"InternalServerError": 500, "MissingAuthenticationTokenException": 403,
 }
 
 var ecsStatus = map[string]int{
