@@ -23,6 +23,7 @@ const (
 func LogAttrs(d *Delivery) slog.Attr {
 	attrs := make([]slog.Attr, 0, 7)
 	if m := d.Message; m != nil {
+		attrs = appendNonEmpty(attrs, LogSource, m.Source)
 		attrs = appendMessageAttrs(attrs, m, false)
 	}
 	attrs = appendNonEmpty(attrs, LogDeliveryID, d.ID)
@@ -36,11 +37,17 @@ func LogAttrs(d *Delivery) slog.Attr {
 // source, message_id, event_id and trace_id (of the trace it arrived
 // with), each left out when empty; inlined as LogAttrs is.
 func MessageLogAttrs(m *Message) slog.Attr {
-	return slog.Attr{Value: slog.GroupValue(appendMessageAttrs(make([]slog.Attr, 0, 4), m, true)...)}
+	attrs := appendNonEmpty(make([]slog.Attr, 0, 4), LogSource, m.Source)
+	return slog.Attr{Value: slog.GroupValue(appendMessageAttrs(attrs, m, true)...)}
+}
+
+// MessageIDs is MessageLogAttrs without source, for a source's own
+// logger, which already names it.
+func MessageIDs(m *Message) slog.Attr {
+	return slog.Attr{Value: slog.GroupValue(appendMessageAttrs(make([]slog.Attr, 0, 3), m, true)...)}
 }
 
 func appendMessageAttrs(attrs []slog.Attr, m *Message, trace bool) []slog.Attr {
-	attrs = appendNonEmpty(attrs, LogSource, m.Source)
 	attrs = appendNonEmpty(attrs, LogMessageID, m.ID)
 	if m.Event != nil {
 		attrs = appendNonEmpty(attrs, LogEventID, m.Event.ID)
