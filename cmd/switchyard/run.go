@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/bodycopy"
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
@@ -40,8 +42,8 @@ import (
 func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "run")
 	file := fs.String("c", "", "config file (default $SWITCHYARD_CONFIG, then ./switchyard.yaml)")
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	format := fs.String("log-format", "json", "log format: json or text")
+	level := fs.String("log-level", "", "log level: debug, info, warn or error (default log.level in the config, then info)")
+	format := fs.String("log-format", "", "log format: json or text (default log.format in the config, then text on a terminal, json otherwise)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage, err
@@ -49,13 +51,26 @@ func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	if len(pos) > 0 {
 		return exitUsage, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
-	log, err := newLogger(e.stderr, *level, *format)
-	if err != nil {
+	if _, err := newLogger(io.Discard, *level, *format); err != nil {
 		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	cfg, err := loadConfig(e, *file)
 	if err != nil {
 		return exitFail, err
+	}
+	// The flags win over the config's log block.
+	if *level == "" {
+		*level = cfg.Log.Level
+	}
+	if *format == "" {
+		*format = cfg.Log.Format
+	}
+	log, err := newLogger(e.stderr, *level, *format)
+	if err != nil {
+		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if s, ok := log.Handler().(*telemetry.Summarizer); ok {
+		defer s.Close() // the summaries of repeated warnings still pending
 	}
 	d, closers, err := build(ctx, cfg, e, log)
 	defer closeAll(closers, log)
@@ -71,19 +86,18 @@ func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	return exitOK, nil
 }
 
+// newLogger is the daemon's logger on w (see telemetry.NewLogger): format
+// "" is text when w is a terminal, JSON otherwise.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
+	if _, err := telemetry.ParseLevel(level); err != nil {
 		return nil, fmt.Errorf("invalid -log-level %q (valid: debug, info, warn, error)", level)
 	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+	if format != "" && format != "json" && format != "text" {
+		return nil, fmt.Errorf("invalid -log-format %q (valid: json, text)", format)
 	}
-	return nil, fmt.Errorf("invalid -log-format %q (valid: json, text)", format)
+	f, ok := w.(*os.File)
+	log, _, err := telemetry.NewLogger(w, level, format, ok && telemetry.IsTerminal(f))
+	return log, err
 }
 
 // clients are the AWS clients, made when a source or target needs them,
@@ -234,6 +248,13 @@ var (
 // made is returned to be closed, even on error.
 func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*router.Dispatcher, []any, error) {
 	var closers []any
+	// Tracing, when configured: one span per delivery (around each
+	// target's policy), an event per failed attempt (around its sink).
+	tracer, err := telemetry.NewTracer(cfg.Tracing, os.Getenv, versionString())
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, tracer) // closed last: flushes the spans
 	c := &clients{endpoints: cfg.AWS.Endpoints, maxInFlight: cfg.MaxInFlight}
 	if needsNATS(cfg) {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -298,7 +319,7 @@ func build(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) (*
 			return nil, fmt.Errorf("target %s: %w", t.Name, err)
 		}
 		closers = append(closers, sink)
-		p := policy.Wrap(sink, pc, dl, policy.WithLogger(log))
+		p := tracer.Sink(policy.Wrap(tracer.Attempts(sink), pc, dl, policy.WithLogger(log)))
 		wrapped[name] = p
 		return p, nil
 	}
