@@ -233,8 +233,11 @@ func (st *summaryState) flush(all bool) {
 			continue
 		}
 		if k.suppressed > 0 {
+			// The latest is written; the others before it are counted.
 			r := k.last.Clone()
-			r.AddAttrs(slog.Int("suppressed", k.suppressed))
+			if k.suppressed > 1 {
+				r.AddAttrs(slog.Int("suppressed", k.suppressed-1))
+			}
 			out = append(out, pending{r, k.h})
 		}
 		delete(st.seen, key)
