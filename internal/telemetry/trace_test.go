@@ -271,5 +271,5 @@ func TestTracing_DeadLetterSpanIsChild(t *testing.T) {
 
 type nopSink struct{ name string }
 
-func (s nopSink) Name() string                                 { return s.name }
+func (s nopSink) Name() string                                  { return s.name }
 func (nopSink) Deliver(context.Context, *router.Delivery) error { return nil }
