@@ -97,7 +97,8 @@ func Wrap(next router.Sink, cfg Config, deadLetter router.Sink, opts ...Option) 
 		o(p)
 	}
 	p.slots = newLimiter(cfg.Concurrency, func(n int) { p.stats.Limit.Store(int64(n)) })
-	p.log = p.log.With("target", next.Name())
+	// Delivery lines name the target through router.LogAttrs; the
+	// breaker's own lines name it themselves.
 	if r := cfg.Rate.PerSecond(); r > 0 {
 		p.rate = rate.NewLimiter(rate.Limit(r), max(1, int(r/10)))
 	}
@@ -112,7 +113,7 @@ func Wrap(next router.Sink, cfg Config, deadLetter router.Sink, opts ...Option) 
 			return errors.Is(err, context.Canceled) || router.ClassOf(err) != router.Retryable
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
-			p.log.Warn("circuit breaker "+to.String(), "from", from.String())
+			p.log.Warn("circuit breaker "+to.String(), "target", name, "from", from.String())
 		},
 	})
 	return p
@@ -189,7 +190,9 @@ func (p *Policy) Deliver(ctx context.Context, d *router.Delivery) error {
 			return p.deadLetter(ctx, d, fmt.Errorf("%w: %w", errExpired, err))
 		}
 		p.stats.Retried.Add(1)
-		p.log.Debug("retrying", "delivery_id", d.ID, "rule", d.Rule, "attempt", d.Attempt, "class", class.String(), "in", wait, "error", err)
+		if p.log.Enabled(ctx, slog.LevelDebug) {
+			p.log.Debug("retrying", router.LogAttrs(d), "attempt", d.Attempt, "class", class.String(), "in", wait, "error", err)
+		}
 		if err := sleep(ctx, wait); err != nil {
 			p.stats.Unresolved.Add(1)
 			return err
@@ -285,7 +288,7 @@ func (p *Policy) deadLetter(ctx context.Context, d *router.Delivery, why error) 
 	if p.dl == nil {
 		p.stats.Unresolved.Add(1)
 		p.log.Error("delivery failed for good and the target has no dead_letter: its message will come back",
-			"delivery_id", d.ID, "rule", d.Rule, "attempts", d.Attempt, "error", why)
+			router.LogAttrs(d), "attempts", d.Attempt, "error", why)
 		return router.RetryableError(fmt.Errorf("delivery to %s failed and has no dead-letter target: %w", p.Name(), why), 0)
 	}
 	first, last := "", ""
@@ -310,11 +313,11 @@ func (p *Policy) deadLetter(ctx context.Context, d *router.Delivery, why error) 
 		p.stats.DeadLetterFailures.Add(1)
 		p.stats.Unresolved.Add(1)
 		p.log.Error("DEAD LETTER FAILED: the delivery failed for good and its dead letter was not taken; its message will come back",
-			"delivery_id", d.ID, "rule", d.Rule, "dead_letter", p.dl.Name(), "error", err, "cause", why)
+			router.LogAttrs(d), "dead_letter", p.dl.Name(), "error", err, "cause", why)
 		return fmt.Errorf("dead-lettering to %s: %w", p.dl.Name(), err)
 	}
 	p.stats.DeadLettered.Add(1)
-	p.log.Warn("delivery dead-lettered", "delivery_id", d.ID, "rule", d.Rule, "dead_letter", p.dl.Name(), "attempts", d.Attempt, "error", why)
+	p.log.Warn("delivery dead-lettered", router.LogAttrs(d), "dead_letter", p.dl.Name(), "attempts", d.Attempt, "error", why)
 	return nil
 }
 

@@ -394,26 +394,28 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 
 	r := d.acquire()
 	defer r.active.Done()
-	log := d.log.With("source", m.Source, "message_id", m.ID)
+	// Log lines name the message by its correlation ids (MessageLogAttrs,
+	// LogAttrs), built only when a line is written.
 	if m.Malformed != nil {
-		return d.deadLetterMalformed(ctx, r, m, log)
+		return d.deadLetterMalformed(ctx, r, m)
 	}
 	table := r.Table
 	var buf [8]int
 	matched, err := table.Match(m.Event, m.Source, buf[:0])
-	log = log.With("event_id", m.Event.ID)
 	if err != nil {
 		// The source made a valid event, so this is an event too complex
 		// to match: it comes back later and, failing again, goes to the
 		// queue's own dead-letter queue.
-		log.Error("cannot match event", "error", err)
+		d.log.Error("cannot match event", MessageLogAttrs(m), "error", err)
 		d.nack(m, d.cfg.RetryLater)
 		return false
 	}
 	if len(matched) == 0 {
 		d.stats.Unmatched.Add(1)
 		d.sourceStats(m.Source).Unmatched.Add(1)
-		log.Debug("no rule matched")
+		if d.log.Enabled(ctx, slog.LevelDebug) {
+			d.log.Debug("no rule matched", MessageLogAttrs(m))
+		}
 		return d.ack(m)
 	}
 
@@ -454,7 +456,7 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 		failed = true
 		d.stats.Failed.Add(1)
 		if ctx.Err() == nil {
-			log.Warn("delivery unresolved: the message will come back", "rule", ds[i].Rule, "target", ds[i].Target, "delivery_id", ds[i].ID, "error", err)
+			d.log.Warn("delivery unresolved: the message will come back", LogAttrs(ds[i]), "error", err)
 		}
 		later = max(later, RetryAfterOf(err))
 	}
@@ -474,7 +476,8 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 
 // deadLetterMalformed sends a message that did not fit its source's
 // envelope to the source's dead-letter target.
-func (d *Dispatcher) deadLetterMalformed(ctx context.Context, r *routes, m *Message, log *slog.Logger) bool {
+func (d *Dispatcher) deadLetterMalformed(ctx context.Context, r *routes, m *Message) bool {
+	log := d.log.With(MessageLogAttrs(m))
 	sink := r.DeadLetters[m.Source]
 	if sink == nil {
 		log.Error("malformed message and no dead-letter target: it will come back", "error", m.Malformed)
@@ -505,7 +508,7 @@ func (d *Dispatcher) ack(m *Message) bool {
 	defer cancel()
 	if err := m.Handle.Ack(ctx); err != nil {
 		d.stats.SettleErrors.Add(1)
-		d.log.Error("ack failed: the message will be redelivered", "source", m.Source, "message_id", m.ID, "error", err)
+		d.log.Error("ack failed: the message will be redelivered", MessageLogAttrs(m), "error", err)
 		return false
 	}
 	d.stats.Acked.Add(1)
@@ -518,7 +521,7 @@ func (d *Dispatcher) nack(m *Message, after time.Duration) {
 	defer cancel()
 	if err := m.Handle.Nack(ctx, after); err != nil {
 		d.stats.SettleErrors.Add(1)
-		d.log.Warn("nack failed: the message comes back when its visibility ends", "source", m.Source, "message_id", m.ID, "error", err)
+		d.log.Warn("nack failed: the message comes back when its visibility ends", MessageLogAttrs(m), "error", err)
 		return
 	}
 	d.stats.Nacked.Add(1)

@@ -51,6 +51,9 @@ type Message struct {
 	System map[string]string
 	// Received is when switchyard received it.
 	Received time.Time
+	// Trace is the trace context the message arrived with (an SQS
+	// AWSTraceHeader, HTTP or NATS traceparent headers); zero when none.
+	Trace TraceContext
 	// Malformed is set when the body did not fit the source's envelope and
 	// the source dead-letters such bodies: the dispatcher sends the message
 	// to the source's dead-letter target instead of routing it.
@@ -128,10 +131,24 @@ type Delivery struct {
 	// effect and the next one must not be taken as its retry (a RunTask
 	// that launched nothing gets a fresh clientToken).
 	Generation int
+	// Trace is the trace context sinks send with the delivery when it is
+	// not zero: the delivery span's, set by the tracer. Sinks read it
+	// through OutboundTrace.
+	Trace TraceContext
 	// DeadLetter is set on a delivery to a dead-letter target: why the
 	// original delivery failed for good. Its Payload is the original
 	// message's body.
 	DeadLetter *DeadLetter
+}
+
+// OutboundTrace is the trace context a sink sends with the delivery:
+// d.Trace when the tracer set it (tracing on), otherwise the message's,
+// passed through unchanged (tracing off). Zero means send none.
+func (d *Delivery) OutboundTrace() TraceContext {
+	if !d.Trace.IsZero() || d.Message == nil {
+		return d.Trace
+	}
+	return d.Message.Trace
 }
 
 // DeadLetter is the record of a delivery that failed for good.

@@ -267,14 +267,14 @@ func DecodeOrWrap(env Envelope, body []byte, o Origin, received time.Time) (*Eve
 // misfit is logged.
 func DecodeMessage(m *Message, env Envelope, malformed string, o Origin, log *slog.Logger) {
 	ev, err := DecodeOrWrap(env, m.Body, o, m.Received)
+	m.Event = ev
 	if err != nil {
 		if malformed == MalformedDeadLetter {
 			m.Malformed = err
 		} else {
-			log.Warn("message does not fit the envelope: wrapped as it is", "message_id", m.ID, "envelope", env, "error", err)
+			log.Warn("message does not fit the envelope: wrapped as it is", MessageIDs(m), "envelope", env, "error", err)
 		}
 	}
-	m.Event = ev
 }
 
 // CheckMalformed validates a source's `malformed` and `dead_letter` keys

@@ -40,6 +40,7 @@ type engine struct {
 	metrics *telemetry.Metrics
 
 	c        *clients
+	tracer   *telemetry.Tracer
 	d        atomic.Pointer[router.Dispatcher]
 	draining atomic.Bool
 	closers  []any // the sources
@@ -57,10 +58,11 @@ type engine struct {
 
 // builtTarget is a target's sink in its policy, and what it was built from.
 type builtTarget struct {
-	key    string // the target's config, its policy's and its dead letter's
-	typ    string
-	sink   router.Sink
-	policy *policy.Policy
+	key     string // the target's config, its policy's and its dead letter's
+	typ     string
+	sink    router.Sink    // the target's own sink
+	policy  *policy.Policy // around sink
+	wrapped router.Sink    // around policy: what the dispatcher calls
 }
 
 func newEngine(e *env, log *slog.Logger, load func(context.Context) (*config.Config, error)) *engine {
@@ -124,6 +126,13 @@ func (eng *engine) run(ctx context.Context, cfg *config.Config) (int, error) {
 // sink in its policy, every source, and the dispatcher.
 func (eng *engine) build(ctx context.Context, cfg *config.Config) error {
 	eng.c = &clients{endpoints: cfg.AWS.Endpoints, maxInFlight: cfg.MaxInFlight}
+	// Tracing, when configured: one span per delivery (around each
+	// target's policy), an event per failed attempt (around its sink).
+	tracer, err := telemetry.NewTracer(cfg.Tracing, os.Getenv, versionString())
+	if err != nil {
+		return err
+	}
+	eng.tracer = tracer
 	if err := eng.openClients(ctx, cfg); err != nil {
 		return err
 	}
@@ -248,10 +257,10 @@ func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget
 		}
 		var dlSink router.Sink
 		if dl != nil {
-			dlSink = dl.policy
+			dlSink = dl.wrapped
 		}
-		p := policy.Wrap(sink, pc, dlSink, policy.WithLogger(eng.log), policy.WithStats(st), policy.WithObserver(eng.metrics.Observer(name)))
-		b := &builtTarget{key: key, typ: t.Type, sink: sink, policy: p}
+		p := policy.Wrap(eng.tracer.Attempts(sink), pc, dlSink, policy.WithLogger(eng.log), policy.WithStats(st), policy.WithObserver(eng.metrics.Observer(name)))
+		b := &builtTarget{key: key, typ: t.Type, sink: sink, policy: p, wrapped: eng.tracer.Sink(p)}
 		built[name] = b
 		return b, nil
 	}
@@ -288,7 +297,7 @@ func (eng *engine) routes(cfg *config.Config, targets map[string]*builtTarget) (
 	}
 	r := router.Routes{Table: table, Sinks: map[string]router.Sink{}, DeadLetters: map[string]router.Sink{}}
 	for name, b := range targets {
-		r.Sinks[name] = b.policy
+		r.Sinks[name] = b.wrapped
 	}
 	for _, s := range cfg.Sources {
 		if dl, ok := s.Config.(interface{ DeadLetterTarget() string }); ok && dl.DeadLetterTarget() != "" {
@@ -315,7 +324,8 @@ func (eng *engine) state(cfg *config.Config) *telemetry.State {
 // running as they are, messages being handled finish with the old ones,
 // and sinks no longer used are closed once they have. An invalid config,
 // or one that changes what only a restart can (sources, nats, aws, admin,
-// max_in_flight, shutdown_grace), is rejected and the old one kept.
+// max_in_flight, shutdown_grace, tracing, log), is rejected and the old
+// one kept.
 func (eng *engine) reload(ctx context.Context) error {
 	eng.mu.Lock()
 	defer eng.mu.Unlock()
@@ -425,7 +435,7 @@ func restartOnly(old, new *config.Config) []string {
 	}{
 		{"sources", old.Sources, new.Sources}, {"nats", old.NATS, new.NATS}, {"aws", old.AWS, new.AWS},
 		{"admin", old.Admin, new.Admin}, {"max_in_flight", old.MaxInFlight, new.MaxInFlight},
-		{"shutdown_grace", old.ShutdownGrace, new.ShutdownGrace},
+		{"shutdown_grace", old.ShutdownGrace, new.ShutdownGrace}, {"tracing", old.Tracing, new.Tracing}, {"log", old.Log, new.Log},
 	} {
 		a, _ := json.Marshal(f.old)
 		b, _ := json.Marshal(f.new)
@@ -478,6 +488,9 @@ func (eng *engine) close() {
 	// closeAll closes the last first: sources, then the sinks they feed,
 	// then NATS, which sources and sinks may use.
 	var all []any
+	if eng.tracer != nil {
+		all = append(all, eng.tracer) // flushes the spans, last
+	}
 	if eng.c != nil && eng.c.bus != nil {
 		all = append(all, eng.c.bus)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/router"
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
@@ -37,8 +39,8 @@ import (
 func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "run")
 	file := fs.String("c", "", configFlagUsage)
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	format := fs.String("log-format", "json", "log format: json or text")
+	level := fs.String("log-level", "", "log level: debug, info, warn or error (default log.level in the config, then info)")
+	format := fs.String("log-format", "", "log format: json or text (default log.format in the config, then text on a terminal, json otherwise)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage, err
@@ -46,31 +48,43 @@ func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	if len(pos) > 0 {
 		return exitUsage, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
-	log, err := newLogger(e.stderr, *level, *format)
-	if err != nil {
+	if _, err := newLogger(io.Discard, *level, *format); err != nil {
 		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	cfg, err := loadConfig(ctx, e, *file)
 	if err != nil {
 		return exitFail, err
 	}
+	// The flags win over the config's log block.
+	if *level == "" {
+		*level = cfg.Log.Level
+	}
+	if *format == "" {
+		*format = cfg.Log.Format
+	}
+	log, err := newLogger(e.stderr, *level, *format)
+	if err != nil {
+		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if s, ok := log.Handler().(*telemetry.Summarizer); ok {
+		defer s.Close() // the summaries of repeated warnings still pending
+	}
 	eng := newEngine(e, log, func(ctx context.Context) (*config.Config, error) { return readConfig(ctx, *file) })
 	return eng.run(ctx, cfg)
 }
 
+// newLogger is the daemon's logger on w (see telemetry.NewLogger): format
+// "" is text when w is a terminal, JSON otherwise.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
+	if _, err := telemetry.ParseLevel(level); err != nil {
 		return nil, fmt.Errorf("invalid -log-level %q (valid: debug, info, warn, error)", level)
 	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+	if format != "" && format != "json" && format != "text" {
+		return nil, fmt.Errorf("invalid -log-format %q (valid: json, text)", format)
 	}
-	return nil, fmt.Errorf("invalid -log-format %q (valid: json, text)", format)
+	f, ok := w.(*os.File)
+	log, _, err := telemetry.NewLogger(w, level, format, ok && telemetry.IsTerminal(f))
+	return log, err
 }
 
 // clients are the AWS clients, made when a source or target needs them,

@@ -72,8 +72,11 @@ type Invocation struct {
 	LogType string
 	// ClientContext is the X-Amz-Client-Context header, base64-decoded.
 	ClientContext []byte
-	Payload       []byte
-	ReceivedAt    time.Time
+	// TraceHeader is the X-Amzn-Trace-Id header the caller sent, as it was
+	// sent ("" if none): Lambda continues an X-Ray trace from it.
+	TraceHeader string
+	Payload     []byte
+	ReceivedAt  time.Time
 }
 
 // Result is what a Handler returns.
@@ -296,6 +299,7 @@ func (l *Lambda) serve(w http.ResponseWriter, c *call) {
 		FunctionName: c.resource,
 		Type:         c.r.Header.Get("X-Amz-Invocation-Type"),
 		LogType:      c.r.Header.Get("X-Amz-Log-Type"),
+		TraceHeader:  c.r.Header.Get("X-Amzn-Trace-Id"),
 		Payload:      c.body,
 		ReceivedAt:   now,
 	}

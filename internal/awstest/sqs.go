@@ -1561,9 +1561,11 @@ func (m *message) state(now time.Time) MessageState {
 
 // MessageInfo is a snapshot of one message, for assertions.
 type MessageInfo struct {
-	ID              string
-	Body            string
-	Attributes      map[string]Attribute
+	ID         string
+	Body       string
+	Attributes map[string]Attribute
+	// TraceHeader is the AWSTraceHeader system attribute it was sent with.
+	TraceHeader     string
 	State           MessageState
 	ReceiveCount    int
 	SentAt          time.Time
@@ -1671,7 +1673,7 @@ func (sq *SQS) Messages(name string) ([]MessageInfo, error) {
 			ID: m.id, Body: m.body, Attributes: attrs, State: m.state(now), ReceiveCount: m.receiveCount,
 			SentAt: m.sentAt, FirstReceivedAt: m.firstReceive, VisibleAt: m.visibleAt,
 			GroupID: m.groupID, DeduplicationID: m.dedupID, SequenceNumber: m.seq,
-			ReceiptHandle: m.handle, DeadLetterSourceARN: m.dlqSource,
+			ReceiptHandle: m.handle, DeadLetterSourceARN: m.dlqSource, TraceHeader: m.sysAttrs["AWSTraceHeader"].StringValue,
 		})
 	}
 	return out, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/bus"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
 	ecssource "github.com/switchyard-dev/switchyard/sources/ecs"
@@ -40,6 +41,10 @@ type Config struct {
 	// ShutdownGrace is how long in-flight work may take to finish after
 	// SIGTERM before the rest is nacked. Default 25s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// Tracing configures OpenTelemetry spans and their export.
+	Tracing telemetry.TracingConfig `yaml:"tracing"`
+	// Log configures the daemon's log.
+	Log telemetry.LogConfig `yaml:"log"`
 	// Sources are where events come from.
 	Sources []Source `yaml:"sources"`
 	// Targets are where deliveries go.
@@ -179,6 +184,8 @@ func (c *Config) setDefaults() {
 		c.ShutdownGrace = 25 * time.Second
 	}
 	c.NATS.SetDefaults()
+	c.Tracing.SetDefaults()
+	c.Log.SetDefaults()
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "127.0.0.1:9090"
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/bus"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/policy"
 	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
 )
@@ -245,6 +246,8 @@ func documentedKeys() map[string][]string {
 	walk("File", "aws", reflect.TypeFor[AWS]())
 	walk("File", "nats", reflect.TypeFor[bus.Config]())
 	walk("File", "admin", reflect.TypeFor[Admin]())
+	walk("File", "tracing", reflect.TypeFor[telemetry.TracingConfig]())
+	walk("File", "log", reflect.TypeFor[telemetry.LogConfig]())
 	for typ, mk := range sourceKinds {
 		section := "Source `" + typ + "`"
 		out[section] = []string{"name", "type"}

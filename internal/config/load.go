@@ -295,6 +295,8 @@ func (d *decoder) validate(c *Config) {
 	if c.ShutdownGrace < 0 {
 		d.errorf(d.at("shutdown_grace"), "shutdown_grace", "must be positive")
 	}
+	d.fieldErrors(d.at("tracing"), "tracing", c.Tracing.Validate())
+	d.fieldErrors(d.at("log"), "log", c.Log.Validate())
 	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil && c.Admin.Listen != "none" {
 		d.errorf(d.at("admin.listen"), "admin.listen", "want host:port, such as 127.0.0.1:9090, or none")
 	}

@@ -263,8 +263,10 @@ func (s *Source) message(m jetstream.Msg) *router.Message {
 	h := &handle{s: s, m: m, id: id}
 	msg := &router.Message{
 		Handle: h, Source: s.cfg.Source, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
+		Trace: router.CleanTrace(m.Headers().Get),
 	}
 	router.DecodeMessage(msg, s.cfg.Envelope, s.cfg.Malformed, origin, s.log)
+	h.log = router.MessageIDs(msg)
 	s.mu.Lock()
 	s.inflight[h] = struct{}{}
 	s.mu.Unlock()
@@ -307,7 +309,7 @@ func (s *Source) heartbeat() {
 		s.mu.Unlock()
 		for _, h := range due {
 			if err := h.Extend(context.Background(), s.cfg.AckWait); err != nil {
-				s.log.Warn("in-progress ack failed: the message may be redelivered while in flight", "message_id", h.id, "error", err)
+				s.log.Warn("in-progress ack failed: the message may be redelivered while in flight", h.log, "error", err)
 			}
 		}
 	}
@@ -335,6 +337,7 @@ type handle struct {
 	s       *Source
 	m       jetstream.Msg
 	id      string
+	log     slog.Attr // the message's correlation ids
 	settled atomic.Bool
 }
 

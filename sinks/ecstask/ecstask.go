@@ -39,7 +39,12 @@ var _ router.Sink = (*Sink)(nil)
 // Name returns the target's name.
 func (s *Sink) Name() string { return s.name }
 
-// Deliver launches the configured task once. Its clientToken is the
+// Deliver launches the configured task once. Each container the target
+// overrides gets the delivery's trace context (OutboundTrace) in its
+// environment: AWS_XRAY_TRACE_ID (X-Ray form) and TRACEPARENT (W3C form),
+// unless its configured environment sets them; containers not overridden
+// get none: switchyard does not know the task definition's containers (an
+// override naming a container the definition lacks fails the launch). Its clientToken is the
 // delivery id while the outcome of earlier attempts is unknown; after an
 // attempt that definitely launched nothing, the delivery's generation is
 // bumped and the next token differs.
@@ -118,6 +123,7 @@ func (s *Sink) input(d *router.Delivery) *ecs.RunTaskInput {
 	}
 	if len(c.ContainerOverrides) > 0 {
 		vars := router.DeliveryValues(d)
+		trace := traceEnv(d.OutboundTrace())
 		if in.Overrides == nil {
 			in.Overrides = &types.TaskOverride{}
 		}
@@ -129,6 +135,11 @@ func (s *Sink) input(d *router.Delivery) *ecs.RunTaskInput {
 			for _, k := range sortedKeys(o.Environment) {
 				co.Environment = append(co.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(fill(o.Environment[k], vars))})
 			}
+			for _, kv := range trace {
+				if _, mine := o.Environment[kv.name]; !mine {
+					co.Environment = append(co.Environment, types.KeyValuePair{Name: aws.String(kv.name), Value: aws.String(kv.value)})
+				}
+			}
 			if o.CPU > 0 {
 				co.Cpu = aws.Int32(int32(o.CPU))
 			}
@@ -139,6 +150,31 @@ func (s *Sink) input(d *router.Delivery) *ecs.RunTaskInput {
 		}
 	}
 	return in
+}
+
+// Environment variables that carry the trace context into the containers
+// a target overrides.
+const (
+	EnvXRayTraceID = "AWS_XRAY_TRACE_ID"
+	EnvTraceParent = "TRACEPARENT"
+	EnvTraceState  = "TRACESTATE"
+)
+
+// traceEnv is the trace context as environment variables: the X-Ray form
+// as AWS_XRAY_TRACE_ID, the W3C form as TRACEPARENT (and TRACESTATE), each
+// left out when t has no such form.
+func traceEnv(t router.TraceContext) []struct{ name, value string } {
+	var env []struct{ name, value string }
+	if x := t.XRayHeader(); x != "" {
+		env = append(env, struct{ name, value string }{EnvXRayTraceID, x})
+	}
+	if tp := t.W3C(); tp != "" {
+		env = append(env, struct{ name, value string }{EnvTraceParent, tp})
+		if t.TraceState != "" && t.TraceParent != "" {
+			env = append(env, struct{ name, value string }{EnvTraceState, t.TraceState})
+		}
+	}
+	return env
 }
 
 // tags are the configured tags and switchyard's own, which trace a task

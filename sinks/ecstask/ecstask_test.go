@@ -289,3 +289,59 @@ func TestConfig_RoleARNs(t *testing.T) {
 		})
 	}
 }
+
+// The containers the target overrides get the trace context in their
+// environment (X-Ray and W3C forms); a variable the config sets wins; the
+// containers it does not override get nothing.
+func TestECSSink_TraceInOverrides(t *testing.T) {
+	srv := setup(t)
+	s := sink(t, srv, func(c *Config) {
+		c.ContainerOverrides[0].Environment["TRACEPARENT"] = "mine"
+	})
+	d := delivery()
+	d.Trace = router.TraceContext{XRay: "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}
+	if err := s.Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	task := srv.ECS().Tasks("media")[0]
+	for _, o := range task.Overrides.ContainerOverrides {
+		env := map[string]string{}
+		for _, kv := range o.Environment {
+			env[kv.Name] = kv.Value
+		}
+		switch o.Name {
+		case "transcoder":
+			if env["AWS_XRAY_TRACE_ID"] != d.Trace.XRay || env["TRACEPARENT"] != "mine" {
+				t.Errorf("transcoder environment %v", env)
+			}
+		default:
+			if _, ok := env["AWS_XRAY_TRACE_ID"]; ok {
+				t.Errorf("container %s, not overridden, got the trace: %v", o.Name, env)
+			}
+		}
+	}
+	d2 := delivery()
+	d2.ID = "fedcba9876543210fedcba9876543210"
+	d2.Message.Trace = router.TraceContext{TraceParent: "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"}
+	if err := sink(t, srv, nil).Deliver(t.Context(), d2); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, task := range srv.ECS().Tasks("media") {
+		if !slices.ContainsFunc(task.Tags, func(tg awstest.Tag) bool { return tg.Value == d2.ID }) {
+			continue
+		}
+		found = true
+		i := slices.IndexFunc(task.Overrides.ContainerOverrides, func(o awstest.ContainerOverride) bool { return o.Name == "transcoder" })
+		env := map[string]string{}
+		for _, kv := range task.Overrides.ContainerOverrides[i].Environment {
+			env[kv.Name] = kv.Value
+		}
+		if env["TRACEPARENT"] != d2.Message.Trace.TraceParent || env["AWS_XRAY_TRACE_ID"] != "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1" {
+			t.Errorf("environment from a W3C trace: %v", env)
+		}
+	}
+	if !found {
+		t.Error("no task launched for the second delivery")
+	}
+}

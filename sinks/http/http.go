@@ -182,7 +182,7 @@ func payload(d *router.Delivery) ([]byte, string) {
 
 // header sets the request's headers: switchyard's User-Agent (which the
 // configured headers may replace), the configured ones, the content type,
-// the delivery's ids and the signature.
+// the delivery's ids, its trace context and the signature.
 func (s *Sink) header(h http.Header, d *router.Delivery, body []byte, contentType string) {
 	h.Set("User-Agent", "switchyard")
 	for k, v := range s.cfg.Headers {
@@ -197,8 +197,24 @@ func (s *Sink) header(h http.Header, d *router.Delivery, body []byte, contentTyp
 		h.Set("X-Switchyard-Rule", d.Rule)
 	}
 	h.Set("X-Switchyard-Attempt", strconv.Itoa(d.Attempt))
+	setTrace(h, d.OutboundTrace())
 	if s.cfg.Sign.Secret != "" {
 		h.Set(s.cfg.Sign.Header, Signature(s.cfg.Sign.Secret, s.now(), body))
+	}
+}
+
+// setTrace sets the trace context's headers: traceparent and tracestate
+// (W3C), and X-Amzn-Trace-Id (X-Ray), each in the form the receiver reads,
+// converted when the trace arrived in the other.
+func setTrace(h http.Header, t router.TraceContext) {
+	if tp := t.W3C(); tp != "" {
+		h.Set(router.HeaderTraceParent, tp)
+		if t.TraceState != "" && t.TraceParent != "" {
+			h.Set(router.HeaderTraceState, t.TraceState)
+		}
+	}
+	if x := t.XRayHeader(); x != "" {
+		h.Set(router.HeaderXRay, x)
 	}
 }
 

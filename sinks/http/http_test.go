@@ -746,3 +746,40 @@ func TestConfig_Validate(t *testing.T) {
 		})
 	}
 }
+
+// The delivery's trace context goes as traceparent, tracestate and
+// X-Amzn-Trace-Id, each form converted from the other when needed.
+func TestSink_SendsTraceHeaders(t *testing.T) {
+	t.Parallel()
+	const (
+		tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		xr = "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"
+	)
+	tests := []struct {
+		name  string
+		trace router.TraceContext
+		want  map[string]string
+	}{
+		{"w3c", router.TraceContext{TraceParent: tp, TraceState: "a=b"}, map[string]string{"Traceparent": tp, "Tracestate": "a=b", "X-Amzn-Trace-Id": xr}},
+		{"x-ray", router.TraceContext{XRay: xr}, map[string]string{"Traceparent": tp, "Tracestate": "", "X-Amzn-Trace-Id": xr}},
+		{"none", router.TraceContext{}, map[string]string{"Traceparent": "", "Tracestate": "", "X-Amzn-Trace-Id": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv, got := recorder(t)
+			s := newSink(t, Config{URL: srv.URL})
+			d := delivery(`{}`)
+			d.Message.Trace = tt.trace
+			if err := s.Deliver(t.Context(), d); err != nil {
+				t.Fatal(err)
+			}
+			r := <-got
+			for k, v := range tt.want {
+				if g := r.header.Get(k); g != v {
+					t.Errorf("%s: %q, want %q", k, g, v)
+				}
+			}
+		})
+	}
+}

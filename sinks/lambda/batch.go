@@ -150,7 +150,9 @@ func (b *batcher) invoke(batch []*pending) {
 	if s.cfg.Qualifier != "" {
 		in.Qualifier = aws.String(s.cfg.Qualifier)
 	}
-	out, err := s.api.Invoke(ctx, in)
+	// One call carries the whole batch, and a call has one trace header:
+	// the first delivery's.
+	out, err := s.api.Invoke(ctx, in, invokeOptions(batch[0].d)...)
 	switch {
 	case err != nil:
 		err = classify(err)

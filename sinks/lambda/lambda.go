@@ -52,7 +52,8 @@ const maxClientContext = 3583
 // Deliver invokes the function once with the delivery's payload (text
 // payloads as a JSON string, dead letters as router.DeadLetterDocument).
 // Synchronous invocations carry the delivery and event ids in the client
-// context's custom fields.
+// context's custom fields. The delivery's trace context (OutboundTrace)
+// goes as the X-Amzn-Trace-Id header, in X-Ray form.
 func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 	if s.batch != nil {
 		return s.deliverBatched(ctx, d)
@@ -70,7 +71,7 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 		in.InvocationType = types.InvocationTypeRequestResponse
 		in.ClientContext = clientContext(d)
 	}
-	out, err := s.api.Invoke(ctx, in)
+	out, err := s.api.Invoke(ctx, in, invokeOptions(d)...)
 	if err != nil {
 		return classify(err)
 	}

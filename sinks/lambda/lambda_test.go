@@ -300,3 +300,45 @@ func TestLambdaSink_BatchSplitsRepeatedMessages(t *testing.T) {
 		t.Errorf("%d invocations, want 2", n)
 	}
 }
+
+// The delivery's trace context reaches Lambda as X-Amzn-Trace-Id, in X-Ray
+// form: the tracer's when set, else the message's (converted from W3C),
+// and no header without one; in batch mode the first delivery's.
+func TestLambdaSink_SendsTraceHeader(t *testing.T) {
+	const (
+		xr = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+		tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	)
+	srv := server(t)
+	srv.Lambda().Register(awstest.Function{Name: "thumb"})
+	s := sink(t, srv, Config{Function: "thumb"})
+	fromMessage := delivery("1", `{}`)
+	fromMessage.Message.Trace = router.TraceContext{XRay: xr}
+	fromTracer := delivery("2", `{}`)
+	fromTracer.Message.Trace = router.TraceContext{XRay: xr}
+	fromTracer.Trace = router.TraceContext{TraceParent: tp}
+	none := delivery("3", `{}`)
+	for _, d := range []*router.Delivery{fromMessage, fromTracer, none} {
+		if err := s.Deliver(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{xr, "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1", ""}
+	inv := srv.Lambda().Invocations("thumb")
+	if len(inv) != len(want) {
+		t.Fatalf("%d invocations", len(inv))
+	}
+	for i, w := range want {
+		if inv[i].TraceHeader != w {
+			t.Errorf("invocation %d: X-Amzn-Trace-Id %q, want %q", i, inv[i].TraceHeader, w)
+		}
+	}
+
+	b := sink(t, srv, Config{Function: "thumb", Batch: &Batch{Size: 1, Window: time.Millisecond}})
+	if err := b.Deliver(t.Context(), fromTracer); err != nil {
+		t.Fatal(err)
+	}
+	if inv := srv.Lambda().Invocations("thumb"); inv[len(inv)-1].TraceHeader != want[1] {
+		t.Errorf("batch invocation: X-Amzn-Trace-Id %q, want %q", inv[len(inv)-1].TraceHeader, want[1])
+	}
+}

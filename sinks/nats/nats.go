@@ -43,7 +43,7 @@ func (s *Sink) Name() string { return s.name }
 
 // Deliver publishes one message: the payload (a dead letter's record and
 // original body), with headers naming the delivery, event, rule and
-// source. With jetstream it returns once the stream has stored the
+// source, and the trace context as traceparent (and tracestate). With jetstream it returns once the stream has stored the
 // message; a retry that the stream already has is recognised by its
 // Nats-Msg-Id and not stored twice. With core NATS it returns once the
 // message is written to a connected server; while disconnected, it fails
@@ -64,6 +64,14 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 		msg.Header.Set(HeaderSource, d.Message.Source)
 		if d.Message.Event != nil {
 			msg.Header.Set(HeaderEventID, d.Message.Event.ID)
+		}
+	}
+	if tp := d.OutboundTrace(); tp.W3C() != "" {
+		// NATS headers are case-sensitive: the lower-case W3C names, as
+		// OpenTelemetry's NATS propagation uses.
+		msg.Header.Set(router.HeaderTraceParent, tp.W3C())
+		if tp.TraceState != "" && tp.TraceParent != "" {
+			msg.Header.Set(router.HeaderTraceState, tp.TraceState)
 		}
 	}
 	if d.Text && d.DeadLetter == nil {

@@ -230,3 +230,34 @@ func TestJetStreamMessageTooLargeForStream(t *testing.T) {
 		t.Fatalf("err = %v (class %v), want permanent", err, router.ClassOf(err))
 	}
 }
+
+// The delivery's trace context goes as the traceparent and tracestate
+// headers (W3C form, converted from X-Ray when needed).
+func TestPublishCarriesTraceparent(t *testing.T) {
+	srv := natstest.Run(t)
+	s := sink(t, srv, Config{Subject: "traced"})
+	sub := subscribe(t, srv, "traced")
+	w3c := delivery("d-1", `{}`)
+	w3c.Trace = router.TraceContext{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "a=b"}
+	xray := delivery("d-2", `{}`)
+	xray.Message.Trace = router.TraceContext{XRay: "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"}
+	want := []map[string]string{
+		{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=b"},
+		{"traceparent": "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-00", "tracestate": ""},
+		{"traceparent": "", "tracestate": ""},
+	}
+	for i, d := range []*router.Delivery{w3c, xray, delivery("d-3", `{}`)} {
+		if err := s.Deliver(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range want[i] {
+			if got := m.Header.Get(k); got != v {
+				t.Errorf("delivery %d: header %s = %q, want %q", i, k, got, v)
+			}
+		}
+	}
+}

@@ -44,7 +44,8 @@ func (s *Sink) Name() string { return s.name }
 // maxErrorAttribute bounds an error string kept in an attribute.
 const maxErrorAttribute = 1024
 
-// Deliver sends one message. On a FIFO queue the message group is the
+// Deliver sends one message, with the delivery's trace context in X-Ray
+// form as the AWSTraceHeader system attribute. On a FIFO queue the message group is the
 // source message's group (or the rule) and the deduplication id is the
 // delivery id, so a retried send is not delivered twice.
 func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
@@ -52,6 +53,11 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 		QueueUrl:          aws.String(s.cfg.QueueURL),
 		MessageBody:       aws.String(string(d.Payload)),
 		MessageAttributes: Attributes(d),
+	}
+	if x := d.OutboundTrace().XRayHeader(); x != "" {
+		in.MessageSystemAttributes = map[string]types.MessageSystemAttributeValue{
+			string(types.MessageSystemAttributeNameForSendsAWSTraceHeader): {DataType: aws.String("String"), StringValue: aws.String(x)},
+		}
 	}
 	if s.fifo {
 		group := d.Message.Group

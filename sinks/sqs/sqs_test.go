@@ -98,3 +98,25 @@ func TestSQSSink_Classifies(t *testing.T) {
 		t.Errorf("invalid body: %v (%s)", err, router.ClassOf(err))
 	}
 }
+
+// The delivery's trace context goes as the AWSTraceHeader system
+// attribute, in X-Ray form, and none without one.
+func TestSQSSink_SendsAWSTraceHeader(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	url, _ := srv.SQS().CreateQueue("out", nil)
+	s := New("out", Config{QueueURL: url}, srv.SQSClient())
+	traced := delivery()
+	traced.Trace = router.TraceContext{TraceParent: "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"}
+	for _, d := range []*router.Delivery{traced, delivery()} {
+		if err := s.Deliver(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, _ := srv.SQS().Messages("out")
+	want := []string{"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", ""}
+	for i, m := range ms {
+		if m.TraceHeader != want[i] {
+			t.Errorf("message %d: AWSTraceHeader %q, want %q", i, m.TraceHeader, want[i])
+		}
+	}
+}

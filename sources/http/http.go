@@ -297,9 +297,10 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
+	trace := router.CleanTrace(r.Header.Get)
 	msgs := make([]*router.Message, len(raws))
 	for i, raw := range raws {
-		m, err := s.message(raw, now)
+		m, err := s.message(raw, now, trace)
 		if err != nil {
 			s.stats.BadRequest.Add(1)
 			if len(raws) > 1 {
@@ -403,13 +404,13 @@ func split(body []byte) ([]json.RawMessage, error) {
 }
 
 // message decodes one posted event.
-func (s *Source) message(raw []byte, now time.Time) (*router.Message, error) {
+func (s *Source) message(raw []byte, now time.Time, trace router.TraceContext) (*router.Message, error) {
 	origin := router.Origin{Source: s.name, DetailType: detailType, ID: newID(), Time: now}
 	ev, err := router.Decode(s.cfg.Envelope, raw, origin, now)
 	if err != nil {
 		return nil, err
 	}
-	return &router.Message{Event: ev, Source: s.name, ID: ev.ID, Body: raw, Received: now}, nil
+	return &router.Message{Event: ev, Source: s.name, ID: ev.ID, Body: raw, Received: now, Trace: trace}, nil
 }
 
 // deliver hands the events to the router and answers once all are
@@ -483,6 +484,9 @@ func (s *Source) persist(w http.ResponseWriter, r *http.Request, msgs []*router.
 	for _, m := range msgs {
 		nm := nats.NewMsg(s.subject)
 		nm.Data = m.Body
+		// The stored event keeps the POST's trace context, in the headers
+		// the NATS source reads.
+		setTrace(nm.Header, m.Trace)
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		// The message id is the event id: a retried POST of an EventBridge
 		// event is stored once, and a wrapped event keeps the id its POST
@@ -504,7 +508,7 @@ func (s *Source) persist(w http.ResponseWriter, r *http.Request, msgs []*router.
 			return
 		}
 		s.stats.Unavailable.Add(1)
-		s.log.Warn("persisting an event failed", "error", err)
+		s.log.Warn("persisting an event failed", router.MessageIDs(m), "error", err)
 		s.retryLater(w, http.StatusServiceUnavailable, time.Second, "could not persist the events; retry")
 		return
 	}
@@ -603,4 +607,17 @@ func newID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// setTrace sets a trace context's headers on a NATS message.
+func setTrace(h nats.Header, t router.TraceContext) {
+	if t.TraceParent != "" {
+		h.Set(router.HeaderTraceParent, t.TraceParent)
+		if t.TraceState != "" {
+			h.Set(router.HeaderTraceState, t.TraceState)
+		}
+	}
+	if t.XRay != "" {
+		h.Set(router.HeaderXRay, t.XRay)
+	}
 }

@@ -550,3 +550,53 @@ func TestEventsWithoutUsableIDsGetTheirOwn(t *testing.T) {
 		t.Fatalf("%d distinct ids", len(seen))
 	}
 }
+
+// The trace headers of a POST reach the router with each of its events,
+// also through the JetStream buffer (ack: persisted); malformed ones are
+// dropped.
+func TestTraceHeadersCarried(t *testing.T) {
+	const (
+		tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		ts = "congo=t61rcWkgMzE"
+		xr = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	)
+	want := router.TraceContext{TraceParent: tp, TraceState: ts, XRay: xr}
+	headers := func(r *http.Request) {
+		r.Header.Set("Traceparent", tp)
+		r.Header.Set("Tracestate", ts)
+		r.Header.Set("X-Amzn-Trace-Id", xr)
+	}
+	t.Run("delivered", func(t *testing.T) {
+		s := openSource(t, Config{}, nil)
+		r := route(t, s, ack)
+		if a := post(t, s, `[`+ebEvent+`, {"n": 1}]`, headers); a.status != http.StatusOK {
+			t.Fatalf("answer %d %v", a.status, a.body)
+		}
+		for _, m := range r.messages() {
+			if m.Trace != want {
+				t.Errorf("message %s trace %+v, want %+v", m.ID, m.Trace, want)
+			}
+		}
+		post(t, s, `{"n": 2}`, func(r *http.Request) { r.Header.Set("Traceparent", "00-xyz") })
+		if ms := r.messages(); !ms[len(ms)-1].Trace.IsZero() {
+			t.Errorf("a malformed traceparent was kept: %+v", ms[len(ms)-1].Trace)
+		}
+	})
+	t.Run("persisted", func(t *testing.T) {
+		srv := natstest.Run(t)
+		s := openSource(t, Config{Ack: AckPersisted, AckWait: time.Second}, srv)
+		if a := post(t, s, ebEvent, headers); a.status != http.StatusAccepted {
+			t.Fatalf("answer %d %v", a.status, a.body)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var got []*router.Message
+		for len(got) == 0 && ctx.Err() == nil {
+			got, _ = s.Receive(ctx, 10)
+		}
+		if len(got) != 1 || got[0].Trace != want {
+			t.Fatalf("received %v, trace %+v; want %+v", got, got[0].Trace, want)
+		}
+		ack(got[0])
+	})
+}

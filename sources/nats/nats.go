@@ -167,7 +167,7 @@ func (c *Core) message(m *nats.Msg, now time.Time) *router.Message {
 	}
 	msg := &router.Message{
 		Handle: coreHandle{c: c, id: id}, Source: c.name, ID: id, Body: m.Data, Attributes: attrs,
-		System: map[string]string{"Subject": m.Subject}, Received: now,
+		System: map[string]string{"Subject": m.Subject}, Received: now, Trace: router.CleanTrace(m.Header.Get),
 	}
 	router.DecodeMessage(msg, c.cfg.Envelope, c.cfg.Malformed, origin, c.log)
 	return msg

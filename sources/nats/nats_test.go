@@ -232,3 +232,40 @@ func TestCoreBacksOffOnErrors(t *testing.T) {
 		t.Fatalf("%d failed receives in 1s: no backoff", calls)
 	}
 }
+
+// A traceparent header (and tracestate) becomes the message's trace
+// context, through JetStream and core NATS alike.
+func TestTraceparentHeaderCarried(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	want := router.TraceContext{TraceParent: tp, TraceState: "a=b"}
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"jetstream", Config{Subject: "traced.>", Stream: "TRACED"}},
+		{"core", Config{Subject: "traced.>"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := natstest.Run(t)
+			src := open(t, srv, "bus", tt.cfg)
+			pub := srv.Connect()
+			m := nats.NewMsg("traced.x")
+			m.Data = []byte(`{"n":1}`)
+			m.Header.Set("traceparent", tp)
+			m.Header.Set("tracestate", "a=b")
+			if tt.cfg.Stream != "" {
+				if _, err := srv.JetStream().PublishMsg(t.Context(), m); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := pub.PublishMsg(m); err != nil {
+				t.Fatal(err)
+			}
+			pub.Flush()
+			got := receiveN(t, src, 1)[0]
+			if got.Trace != want {
+				t.Errorf("trace %+v, want %+v", got.Trace, want)
+			}
+			got.Handle.Ack(t.Context())
+		})
+	}
+}

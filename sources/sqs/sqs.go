@@ -117,11 +117,13 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error
 	// their answer arrives: count from the request.
 	asked := s.now()
 	out, err := s.api.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-		QueueUrl:                    aws.String(s.cfg.QueueURL),
-		MaxNumberOfMessages:         int32(min(max, s.cfg.MaxMessages)),
-		WaitTimeSeconds:             int32(s.cfg.WaitTime / time.Second),
-		VisibilityTimeout:           int32(s.cfg.VisibilityTimeout / time.Second),
-		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+		QueueUrl:            aws.String(s.cfg.QueueURL),
+		MaxNumberOfMessages: int32(min(max, s.cfg.MaxMessages)),
+		WaitTimeSeconds:     int32(s.cfg.WaitTime / time.Second),
+		VisibilityTimeout:   int32(s.cfg.VisibilityTimeout / time.Second),
+		// All covers AWSTraceHeader; it is named as well because the trace
+		// context depends on it.
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll, types.MessageSystemAttributeNameAWSTraceHeader},
 		MessageAttributeNames:       []string{"All"},
 	})
 	if err != nil {
@@ -168,8 +170,15 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 	msg := &router.Message{
 		Handle: h, Source: s.name, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
 		Group: m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)],
+		Trace: router.CleanTrace(func(k string) string {
+			if k == router.HeaderXRay {
+				return m.Attributes[string(types.MessageSystemAttributeNameAWSTraceHeader)]
+			}
+			return ""
+		}),
 	}
 	router.DecodeMessage(msg, s.cfg.Envelope, s.cfg.Malformed, origin, s.log)
+	h.log = router.MessageIDs(msg)
 	s.mu.Lock()
 	s.inflight[h] = struct{}{}
 	s.mu.Unlock()
@@ -197,6 +206,7 @@ func (s *Source) Close(ctx context.Context) error {
 type handle struct {
 	s            *Source
 	receipt, id  string
+	log          slog.Attr // the message's correlation ids
 	received     time.Time
 	settled      atomic.Bool
 	visibleUntil time.Time // guarded by s.mu
@@ -396,7 +406,7 @@ func (s *Source) extendBatch(hs []*handle, by time.Duration) {
 		i, _ := strconv.Atoi(aws.ToString(f.Id))
 		failed[i] = true
 		if !hs[i].settled.Load() {
-			s.log.Warn("extending visibility failed", "message_id", hs[i].id, "code", aws.ToString(f.Code), "error", aws.ToString(f.Message))
+			s.log.Warn("extending visibility failed", hs[i].log, "code", aws.ToString(f.Code), "error", aws.ToString(f.Message))
 		}
 	}
 	until := asked.Add(by)

@@ -340,3 +340,30 @@ func TestSQSSource_HeartbeatExtendsInFlight(t *testing.T) {
 		t.Error("a settled message was extended")
 	}
 }
+
+// The AWSTraceHeader system attribute becomes the message's trace context.
+func TestSQSSource_CarriesAWSTraceHeader(t *testing.T) {
+	f := newFixture(t, nil)
+	s := f.source(t, nil)
+	const xr = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	f.send(t, awstest.Message{Body: `{"a":1}`, TraceHeader: xr})
+	f.send(t, awstest.Message{Body: `{"a":2}`})
+	var got []*router.Message
+	for len(got) < 2 {
+		ms, err := s.Receive(t.Context(), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ms...)
+	}
+	for _, m := range got {
+		want := router.TraceContext{}
+		if strings.Contains(string(m.Body), `"a":1`) {
+			want.XRay = xr
+		}
+		if m.Trace != want {
+			t.Errorf("message %s: trace %+v, want %+v", m.Body, m.Trace, want)
+		}
+		m.Handle.Ack(t.Context())
+	}
+}

@@ -1,0 +1,252 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/router"
+)
+
+// LogConfig is the `log:` block of the config file. The run command's
+// -log-level and -log-format flags win over it.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default: text when standard error is a
+	// terminal, json otherwise.
+	Format string `yaml:"format"`
+}
+
+// SetDefaults fills zero fields (Format stays empty: decided at start).
+func (c *LogConfig) SetDefaults() {
+	if c.Level == "" {
+		c.Level = "info"
+	}
+}
+
+// Validate checks the fields, returning router.FieldErrors.
+func (c *LogConfig) Validate() error {
+	var errs []error
+	if _, err := ParseLevel(c.Level); err != nil {
+		errs = append(errs, router.Fieldf("level", "%v", err))
+	}
+	if c.Format != "" && c.Format != "json" && c.Format != "text" {
+		errs = append(errs, router.Fieldf("format", "unknown format %q (valid: json, text)", c.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseLevel reads debug, info, warn or error ("" is info).
+func ParseLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown level %q (valid: debug, info, warn, error)", s)
+}
+
+// IsTerminal reports whether f is a terminal (a character device).
+func IsTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// SummaryWindow is how long identical warnings and errors are summarised
+// for: see Summarizer.
+const SummaryWindow = 10 * time.Second
+
+// NewLogger returns the daemon's logger writing to w: JSON or text
+// (format "" means text when terminal, else JSON), at level, with
+// repeated warnings and errors summarised (see Summarizer). Close the
+// Summarizer at exit to write the summaries still pending.
+func NewLogger(w io.Writer, level, format string, terminal bool) (*slog.Logger, *Summarizer, error) {
+	l, err := ParseLevel(level)
+	if err != nil {
+		return nil, nil, err
+	}
+	if format == "" {
+		format = "json"
+		if terminal {
+			format = "text"
+		}
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	var h slog.Handler
+	switch format {
+	case "json":
+		h = slog.NewJSONHandler(w, opts)
+	case "text":
+		h = slog.NewTextHandler(w, opts)
+	default:
+		return nil, nil, fmt.Errorf("unknown format %q (valid: json, text)", format)
+	}
+	s := NewSummarizer(h, SummaryWindow)
+	return slog.New(s), s, nil
+}
+
+// Summarizer is a slog.Handler that keeps a streak of identical warnings
+// or errors from flooding the log (a dead target fails every delivery).
+// Records are identical when they have the same level, message, target
+// and source (their other attributes, ids and errors included, may
+// differ). The first is written at once; those that follow within the
+// window are counted, not written; when the window ends, the latest of
+// them is written with `suppressed`, the number not written since the
+// previous line. Records below warn pass through. It is safe for
+// concurrent use; Close writes what is pending and stops its timer.
+type Summarizer struct {
+	next  slog.Handler
+	st    *summaryState
+	scope string // target and source given by WithAttrs
+}
+
+type summaryState struct {
+	window time.Duration
+	mu     sync.Mutex
+	seen   map[string]*streak
+	timer  *time.Timer
+	closed bool
+}
+
+// streak is one kind of record within its window.
+type streak struct {
+	until      time.Time
+	suppressed int
+	last       slog.Record  // the latest suppressed record
+	h          slog.Handler // the handler that suppressed it
+}
+
+// NewSummarizer wraps next, summarising over window.
+func NewSummarizer(next slog.Handler, window time.Duration) *Summarizer {
+	return &Summarizer{next: next, st: &summaryState{window: window, seen: map[string]*streak{}}}
+}
+
+var _ slog.Handler = (*Summarizer)(nil)
+
+// Enabled is next's.
+func (s *Summarizer) Enabled(ctx context.Context, l slog.Level) bool { return s.next.Enabled(ctx, l) }
+
+// WithAttrs returns a Summarizer over next.WithAttrs sharing the state.
+func (s *Summarizer) WithAttrs(as []slog.Attr) slog.Handler {
+	scope := s.scope
+	for _, a := range as {
+		scope = appendScope(scope, a)
+	}
+	return &Summarizer{next: s.next.WithAttrs(as), st: s.st, scope: scope}
+}
+
+// WithGroup returns a Summarizer over next.WithGroup sharing the state.
+func (s *Summarizer) WithGroup(name string) slog.Handler {
+	return &Summarizer{next: s.next.WithGroup(name), st: s.st, scope: s.scope}
+}
+
+// appendScope adds a target or source attribute (also inside an inlined
+// group, as router.LogAttrs makes) to a key.
+func appendScope(key string, a slog.Attr) string {
+	v := a.Value.Resolve()
+	switch {
+	case a.Key == "" && v.Kind() == slog.KindGroup:
+		for _, g := range v.Group() {
+			key = appendScope(key, g)
+		}
+	case a.Key == router.LogTarget || a.Key == router.LogSource:
+		key += "\x00" + a.Key + "=" + v.String()
+	}
+	return key
+}
+
+// Handle writes, counts or summarises r.
+func (s *Summarizer) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelWarn {
+		return s.next.Handle(ctx, r)
+	}
+	key := r.Level.String() + "\x00" + r.Message + s.scope
+	r.Attrs(func(a slog.Attr) bool { key = appendScope(key, a); return true })
+	st := s.st
+	st.mu.Lock()
+	now := time.Now()
+	k := st.seen[key]
+	if k != nil && now.Before(k.until) && !st.closed {
+		k.suppressed++
+		k.last, k.h = r.Clone(), s.next
+		if st.timer == nil {
+			st.timer = time.AfterFunc(time.Until(k.until), st.sweep)
+		}
+		st.mu.Unlock()
+		return nil
+	}
+	n := 0
+	if k != nil {
+		n = k.suppressed
+	}
+	st.seen[key] = &streak{until: now.Add(st.window)}
+	st.mu.Unlock()
+	if n > 0 {
+		r = r.Clone()
+		r.AddAttrs(slog.Int("suppressed", n))
+	}
+	return s.next.Handle(ctx, r)
+}
+
+// sweep writes the summaries of streaks whose window is over, and forgets
+// the streaks that have nothing to summarise.
+func (st *summaryState) sweep() { st.flush(false) }
+
+// Close writes every pending summary and stops the timer. Later records
+// are written as they come. It is idempotent.
+func (s *Summarizer) Close() {
+	s.st.mu.Lock()
+	s.st.closed = true
+	s.st.mu.Unlock()
+	s.st.flush(true)
+}
+
+func (st *summaryState) flush(all bool) {
+	st.mu.Lock()
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+	now := time.Now()
+	type pending struct {
+		r slog.Record
+		h slog.Handler
+	}
+	var out []pending
+	var next time.Time
+	for key, k := range st.seen {
+		if !all && now.Before(k.until) {
+			if k.suppressed > 0 && (next.IsZero() || k.until.Before(next)) {
+				next = k.until
+			}
+			continue
+		}
+		if k.suppressed > 0 {
+			// The latest is written; the others before it are counted.
+			r := k.last.Clone()
+			if k.suppressed > 1 {
+				r.AddAttrs(slog.Int("suppressed", k.suppressed-1))
+			}
+			out = append(out, pending{r, k.h})
+		}
+		delete(st.seen, key)
+	}
+	if !next.IsZero() && !st.closed {
+		st.timer = time.AfterFunc(time.Until(next), st.sweep)
+	}
+	st.mu.Unlock()
+	for _, p := range out {
+		p.h.Handle(context.Background(), p.r)
+	}
+}
