@@ -11,8 +11,7 @@ import (
 	"testing"
 	"unicode"
 
-	"github.com/switchyard-dev/switchyard/internal/config"
-	"github.com/switchyard-dev/switchyard/sources/ecs"
+	"github.com/switchyard-dev/switchyard/deploy/iam"
 	"github.com/switchyard-dev/switchyard/sources/sqs"
 	"go.yaml.in/yaml/v3"
 )
@@ -374,9 +373,47 @@ func TestCloudFormation(t *testing.T) {
 				t.Errorf("task role statement %v on every resource", get(s, "Sid"))
 			}
 		}
-		want := neededActions(cfg)
-		if g := sortedKeys(got); !slices.Equal(g, want) {
-			t.Errorf("task role actions %v, want what %s needs: %v", g, sidecarConfig, want)
+		// The statements are those `switchyard iam-policy` generates for
+		// the config: the same actions, grouped the same way, under the
+		// same condition keys (the resources are the stack's own names).
+		doc, err := iam.Policy(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shape := func(actions []string, cond map[string][]string) string {
+			a := slices.Sorted(slices.Values(actions))
+			c := slices.Sorted(slices.Values(cond["ops"]))
+			return strings.Join(a, ",") + " if " + strings.Join(c, ",")
+		}
+		var want, have []string
+		for _, st := range doc.Statement {
+			var ops []string
+			for op, keys := range st.Condition {
+				for k := range keys {
+					ops = append(ops, op+":"+k)
+				}
+			}
+			want = append(want, shape(st.Action, map[string][]string{"ops": ops}))
+		}
+		for _, s := range roleStatements(t, tpl, "TaskRole") {
+			var ops []string
+			if c, ok := get(s, "Condition").(map[string]any); ok {
+				for op, keys := range c {
+					for k := range keys.(map[string]any) {
+						ops = append(ops, op+":"+k)
+					}
+				}
+			}
+			have = append(have, shape(strList(get(s, "Action")), map[string][]string{"ops": ops}))
+		}
+		slices.Sort(want)
+		slices.Sort(have)
+		if !slices.Equal(have, want) {
+			t.Errorf("task role statements (actions if conditions):\n  %s\nwant what `switchyard iam-policy -c %s` prints:\n  %s",
+				strings.Join(have, "\n  "), sidecarConfig, strings.Join(want, "\n  "))
+		}
+		if g := sortedKeys(got); len(g) == 0 {
+			t.Error("the task role grants nothing")
 		}
 
 		// The execution role reads exactly the config parameter the
@@ -462,33 +499,6 @@ func TestCloudFormation(t *testing.T) {
 
 // neededActions lists the IAM actions a config's sources and targets need,
 // the same list README's "Against AWS" gives.
-func neededActions(cfg *config.Config) []string {
-	set := map[string]bool{}
-	for _, s := range cfg.Sources {
-		switch s.Type {
-		case "sqs":
-			for _, a := range []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"} {
-				set[a] = true
-			}
-		case "ecs":
-			if ec, ok := s.Config.(*ecs.Config); ok && ec.Cluster != "" {
-				set["ecs:ListTasks"], set["ecs:DescribeTasks"] = true, true
-			}
-		}
-	}
-	for _, tg := range cfg.Targets {
-		switch tg.Type {
-		case "sqs":
-			set["sqs:SendMessage"] = true
-		case "lambda":
-			set["lambda:InvokeFunction"] = true
-		case "ecs_task":
-			set["ecs:RunTask"], set["ecs:TagResource"], set["iam:PassRole"] = true, true, true
-		}
-	}
-	return sortedKeys(set)
-}
-
 func sortedKeys(m map[string]bool) []string {
 	var ks []string
 	for k := range m {
