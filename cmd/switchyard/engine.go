@@ -407,7 +407,7 @@ func (eng *engine) reloadLocked(ctx context.Context) error {
 
 func sorted(s []string) []string {
 	slices.Sort(s)
-	return s
+	return append([]string{}, s...) // [] rather than null in the log
 }
 
 // closeSinks closes the sinks of these targets that keep does not use.

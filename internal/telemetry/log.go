@@ -103,7 +103,8 @@ func NewLogger(w io.Writer, level, format string, terminal bool) (*slog.Logger, 
 // differ). The first is written at once; those that follow within the
 // window are counted, not written; when the window ends, the latest of
 // them is written with `suppressed`, the number not written since the
-// previous line. Records below warn pass through. It is safe for
+// previous line. Records below warn, and records that name neither a
+// target nor a source (a rejected reload, say), pass through. It is safe for
 // concurrent use; Close writes what is pending and stops its timer.
 type Summarizer struct {
 	next  slog.Handler
@@ -171,8 +172,14 @@ func (s *Summarizer) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelWarn {
 		return s.next.Handle(ctx, r)
 	}
-	key := r.Level.String() + "\x00" + r.Message + s.scope
-	r.Attrs(func(a slog.Attr) bool { key = appendScope(key, a); return true })
+	scope := s.scope
+	r.Attrs(func(a slog.Attr) bool { scope = appendScope(scope, a); return true })
+	if scope == "" {
+		// Not about a target's or a source's events (a rejected reload, a
+		// startup problem): each such line is news.
+		return s.next.Handle(ctx, r)
+	}
+	key := r.Level.String() + "\x00" + r.Message + scope
 	st := s.st
 	st.mu.Lock()
 	now := time.Now()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,5 +196,25 @@ func TestSummarizer_Window(t *testing.T) {
 	}
 	if warns != 3 || infos != 5 {
 		t.Errorf("%d warnings (want the first, the summary, and the other target's), %d infos (want 5)", warns, infos)
+	}
+}
+
+// Lines that name no target or source are not about a streak of events:
+// each one is written, even when the message repeats.
+func TestSummarizer_UnscopedLinesPassThrough(t *testing.T) {
+	var buf lockedBuf
+	s := telemetry.NewSummarizer(slog.NewJSONHandler(&buf, nil), time.Hour)
+	log := slog.New(s)
+	log.Error("config reload rejected", "error", "one")
+	log.Error("config reload rejected", "error", "two")
+	log.Error("delivery failed", "target", "t", "error", "x")
+	log.Error("delivery failed", "target", "t", "error", "y")
+	var got []string
+	for _, l := range buf.lines(t) {
+		got = append(got, l["error"].(string))
+	}
+	s.Close()
+	if want := []string{"one", "two", "x"}; !slices.Equal(got, want) {
+		t.Errorf("lines written at once: %v, want %v (the target's streak held back)", got, want)
 	}
 }
