@@ -26,6 +26,13 @@ func newLimiter(max int, seen func(int)) *limiter {
 	return l
 }
 
+// current is the effective limit.
+func (l *limiter) current() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.limit)
+}
+
 // acquire waits for a slot.
 func (l *limiter) acquire(ctx context.Context) error {
 	l.mu.Lock()

@@ -127,6 +127,10 @@ func (p *Policy) Name() string { return p.next.Name() }
 // Stats returns the policy's counters.
 func (p *Policy) Stats() *Stats { return p.stats }
 
+// ReportLimit stores the effective concurrency in Stats().Limit again: a
+// policy built for a reload that was rejected may have overwritten it.
+func (p *Policy) ReportLimit() { p.stats.Limit.Store(int64(p.slots.current())) }
+
 // Config returns the policy's config, defaults applied.
 func (p *Policy) Config() Config { return p.cfg }
 

@@ -64,6 +64,11 @@ type routes struct {
 	Routes
 	ruleStats []*RuleStats   // by rule index in Table
 	active    sync.WaitGroup // messages being handled with these routes
+	// retired is closed once no message is handled with these routes, or
+	// with any routes before them (prev is the retired of those): a sink
+	// that one reload kept and the next removed may still be called by a
+	// message of the routes before both.
+	retired, prev chan struct{}
 }
 
 // Routes are what a config reload replaces: the rules, and the sinks of
@@ -157,7 +162,7 @@ func checkRoutes(t *Table, sinks map[string]Sink) error {
 // newRoutes gives r's rules their counters, reusing those of rules with
 // the same name. d.mu must be held for writing, or d not yet shared.
 func (d *Dispatcher) newRoutes(r Routes) *routes {
-	rs := &routes{Routes: r}
+	rs := &routes{Routes: r, retired: make(chan struct{})}
 	for _, rule := range r.Table.Rules() {
 		st := d.rules[rule.Name]
 		if st == nil {
@@ -171,9 +176,9 @@ func (d *Dispatcher) newRoutes(r Routes) *routes {
 
 // Reload replaces the rules and sinks for the messages received from now
 // on; messages already being handled finish with the old ones. The
-// returned channel is closed once all of those are settled, when sinks
-// the new routes do not use may be closed. A rule's counters carry over
-// to a rule of the same name.
+// returned channel is closed once all of those are settled, and those of
+// every earlier reload too, when sinks the new routes do not use may be
+// closed. A rule's counters carry over to a rule of the same name.
 func (d *Dispatcher) Reload(r Routes) (retired <-chan struct{}, err error) {
 	if err := checkRoutes(r.Table, r.Sinks); err != nil {
 		return nil, err
@@ -181,15 +186,21 @@ func (d *Dispatcher) Reload(r Routes) (retired <-chan struct{}, err error) {
 	d.mu.Lock()
 	old := d.routes
 	d.routes = d.newRoutes(r)
+	d.routes.prev = old.retired
 	for name := range d.rules {
 		if !slices.ContainsFunc(r.Table.Rules(), func(rule Rule) bool { return rule.Name == name }) {
 			delete(d.rules, name)
 		}
 	}
 	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() { old.active.Wait(); close(done) }()
-	return done, nil
+	go func() {
+		old.active.Wait()
+		if old.prev != nil {
+			<-old.prev
+		}
+		close(old.retired)
+	}()
+	return old.retired, nil
 }
 
 // EachRule calls f with each current rule's name and counters, in the

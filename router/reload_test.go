@@ -163,3 +163,56 @@ func TestDispatcher_ReloadUnderLoadLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// Two reloads in a row: a sink kept by the first and dropped by the second
+// is still called by messages of the routes before the first. The second
+// reload's channel waits for them too.
+func TestDispatcher_ChainedReloadsRetireInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newMemSource("jobs")
+		release := make(chan struct{})
+		x := &funcSink{"x", func(ctx context.Context, d *Delivery) error {
+			if d.Message.ID == "first" {
+				<-release
+			}
+			return nil
+		}}
+		y := &funcSink{"y", func(ctx context.Context, d *Delivery) error { return nil }}
+		d, err := NewDispatcher(DispatcherConfig{
+			Table: table(t, Rule{Name: "r", Targets: []string{"x"}}), Sinks: map[string]Sink{"x": x},
+			Sources: []Source{src}, Logger: quiet,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := run(t, d, time.Second)
+		defer stop()
+		m, h := message(t, "jobs", "first", "", `{"id":"e","source":"app","detail-type":"x","detail":{}}`)
+		src.put(m)
+		synctest.Wait()
+		// Routes A → B (x kept) → C (x removed).
+		retiredA, err := d.Reload(Routes{Table: table(t, Rule{Name: "r", Targets: []string{"x"}}), Sinks: map[string]Sink{"x": x}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		retiredB, err := d.Reload(Routes{Table: table(t, Rule{Name: "r", Targets: []string{"y"}}), Sinks: map[string]Sink{"y": y}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		for name, ch := range map[string]<-chan struct{}{"A": retiredA, "B": retiredB} {
+			select {
+			case <-ch:
+				t.Errorf("routes %s retired while a message of A still calls x", name)
+			default:
+			}
+		}
+		close(release)
+		synctest.Wait()
+		<-retiredA
+		<-retiredB
+		if s, _ := h.state(); s != "ack" {
+			t.Errorf("message settled %q, want ack", s)
+		}
+	})
+}

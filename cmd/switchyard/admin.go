@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"text/tabwriter"
@@ -19,10 +20,10 @@ const defaultAdmin = "127.0.0.1:9090"
 
 // adminFlags parses --addr and --timeout, the flags of the commands that
 // talk to a running daemon.
-func adminFlags(e *env, name string, args []string, more func(fs flagSet)) (addr string, client *http.Client, err error) {
+func adminFlags(e *env, name string, args []string, wait time.Duration, more func(fs flagSet)) (addr string, client *http.Client, err error) {
 	fs := newFlags(e, name)
 	a := fs.String("addr", defaultAdmin, "the daemon's admin endpoint (admin.listen)")
-	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for an answer")
+	timeout := fs.Duration("timeout", wait, "how long to wait for an answer")
 	if more != nil {
 		more(fs)
 	}
@@ -33,7 +34,19 @@ func adminFlags(e *env, name string, args []string, more func(fs flagSet)) (addr
 	if len(pos) > 0 {
 		return "", nil, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
-	return *a, &http.Client{Timeout: *timeout}, nil
+	host, port, err := net.SplitHostPort(*a)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: --addr %q: want host:port, as admin.listen", errUsage, *a)
+	}
+	// admin.listen may name every interface (":9090", "0.0.0.0:9090"):
+	// the daemon is then reached on loopback.
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	if *timeout <= 0 {
+		return "", nil, fmt.Errorf("%w: --timeout must be positive", errUsage)
+	}
+	return net.JoinHostPort(host, port), &http.Client{Timeout: *timeout}, nil
 }
 
 // flagSet is the part of flag.FlagSet commands add flags with.
@@ -45,7 +58,7 @@ type flagSet interface {
 // cmdHealth exits 0 when the daemon answers /readyz with 200, else 1: an
 // ECS container health check in an image with no shell or curl.
 func cmdHealth(ctx context.Context, e *env, args []string) (int, error) {
-	addr, client, err := adminFlags(e, "health", args, nil)
+	addr, client, err := adminFlags(e, "health", args, 5*time.Second, nil)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -63,7 +76,7 @@ func cmdHealth(ctx context.Context, e *env, args []string) (int, error) {
 // cmdReload asks the daemon to reload its config, as SIGHUP does, and says
 // whether the new config runs or why it was rejected.
 func cmdReload(ctx context.Context, e *env, args []string) (int, error) {
-	addr, client, err := adminFlags(e, "reload", args, nil)
+	addr, client, err := adminFlags(e, "reload", args, 2*time.Minute, nil)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -71,9 +84,13 @@ func cmdReload(ctx context.Context, e *env, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	if code != http.StatusOK {
+	switch code {
+	case http.StatusOK:
+	case http.StatusUnprocessableEntity:
 		fmt.Fprintf(e.stderr, "switchyard reload: rejected, the running config is kept:\n%s", body)
 		return exitFail, errReported
+	default:
+		return exitFail, fmt.Errorf("%s/reload answered %d: %s", addr, code, strings.TrimSpace(body))
 	}
 	fmt.Fprint(e.stdout, body)
 	return exitOK, nil
@@ -83,10 +100,13 @@ func cmdReload(ctx context.Context, e *env, args []string) (int, error) {
 func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 	var watch *bool
 	var every *time.Duration
-	addr, client, err := adminFlags(e, "status", args, func(fs flagSet) {
+	addr, client, err := adminFlags(e, "status", args, 5*time.Second, func(fs flagSet) {
 		watch = fs.Bool("watch", false, "refresh until interrupted")
 		every = fs.Duration("interval", 2*time.Second, "how often --watch refreshes")
 	})
+	if err == nil && *every <= 0 {
+		err = fmt.Errorf("%w: --interval must be positive", errUsage)
+	}
 	if err != nil {
 		return exitUsage, err
 	}

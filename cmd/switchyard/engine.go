@@ -45,15 +45,16 @@ type engine struct {
 	draining atomic.Bool
 	closers  []any // the sources
 
-	mu         sync.Mutex // serialises reloads; guards what follows
-	cfg        *config.Config
-	loadedAt   time.Time
-	reloads    int64
-	lastReject string
-	targets    map[string]*builtTarget
+	mu       sync.Mutex // serialises build, reloads and close; guards what follows
+	cfg      *config.Config
+	closed   bool
+	targets  map[string]*builtTarget
 	stats      map[string]*policy.Stats // by target name, kept across reloads
 	sources    []telemetry.Source
-	retiring   sync.WaitGroup // closing sinks a reload replaced
+	retiring sync.WaitGroup // closing sinks a reload replaced
+
+	statusMu sync.Mutex // guards status; /status must not wait for a reload
+	status   telemetry.ConfigStatus
 }
 
 // builtTarget is a target's sink in its policy, and what it was built from.
@@ -75,7 +76,30 @@ func newEngine(e *env, log *slog.Logger, load func(context.Context) (*config.Con
 // ends; SIGHUP reloads the config.
 func (eng *engine) run(ctx context.Context, cfg *config.Config) (int, error) {
 	log := eng.log
-	eng.cfg, eng.loadedAt = cfg, time.Now()
+	eng.cfg = cfg
+	eng.status = telemetry.ConfigStatus{File: cfg.File, LoadedAt: time.Now()}
+
+	// SIGHUP is ours from the start: during startup and shutdown it is
+	// answered "not running" rather than killing the process (its default
+	// action), so a `systemctl reload` at the wrong moment is harmless.
+	// The registration is never undone for the same reason.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	hupCtx, stopHUP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHUP()
+	wg.Go(func() {
+		for {
+			select {
+			case <-hup:
+				eng.reload(hupCtx)
+			case <-hupCtx.Done():
+				return
+			}
+		}
+	})
+
 	if cfg.Admin.Listen != "none" {
 		admin, err := telemetry.ListenAdmin(telemetry.AdminConfig{
 			Listen: cfg.Admin.Listen, Version: versionString(), Metrics: eng.metrics, NotReady: eng.notReady,
@@ -95,24 +119,6 @@ func (eng *engine) run(ctx context.Context, cfg *config.Config) (int, error) {
 	stopDraining := context.AfterFunc(ctx, func() { eng.draining.Store(true) })
 	defer stopDraining()
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	runCtx, stopHUP := context.WithCancel(ctx)
-	defer stopHUP()
-	wg.Go(func() {
-		for {
-			select {
-			case <-hup:
-				eng.reload(runCtx)
-			case <-runCtx.Done():
-				return
-			}
-		}
-	})
-
 	log.Info("switchyard running", "version", versionString(), "config", cfg.File, "sources", len(cfg.Sources), "targets", len(cfg.Targets), "rules", len(cfg.Rules))
 	if err := d.Run(ctx, cfg.ShutdownGrace); err != nil {
 		return exitFail, err
@@ -125,6 +131,8 @@ func (eng *engine) run(ctx context.Context, cfg *config.Config) (int, error) {
 // build opens NATS and AWS as the config needs them, then makes every
 // sink in its policy, every source, and the dispatcher.
 func (eng *engine) build(ctx context.Context, cfg *config.Config) error {
+	eng.mu.Lock()
+	defer eng.mu.Unlock()
 	eng.c = &clients{endpoints: cfg.AWS.Endpoints, maxInFlight: cfg.MaxInFlight}
 	// Tracing, when configured: one span per delivery (around each
 	// target's policy), an event per failed attempt (around its sink).
@@ -136,11 +144,12 @@ func (eng *engine) build(ctx context.Context, cfg *config.Config) error {
 	if err := eng.openClients(ctx, cfg); err != nil {
 		return err
 	}
-	targets, err := eng.buildTargets(cfg, nil)
+	targets, stats, err := eng.buildTargets(cfg, nil)
 	eng.targets = targets
 	if err != nil {
 		return err
 	}
+	eng.commitStats(stats)
 	var sources []router.Source
 	for _, s := range cfg.Sources {
 		src, err := sourceKinds[s.Type](ctx, s, eng.c, eng.log)
@@ -168,8 +177,8 @@ func (eng *engine) build(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	eng.d.Store(d)
-	eng.metrics.SetState(eng.state(cfg))
+	eng.metrics.SetState(eng.state(cfg, d))
+	eng.d.Store(d) // now reloads may run, and readiness be checked
 	return nil
 }
 
@@ -220,13 +229,14 @@ func (eng *engine) openClients(ctx context.Context, cfg *config.Config) error {
 // target is built before the targets that use it (the config has no
 // dead-letter loops). A target of prev whose config, policy and dead
 // letter are unchanged is kept as it is, in-flight calls, breaker and all.
-// On error, what was built is in the returned map, to be closed.
-func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget) (map[string]*builtTarget, error) {
+// On error, what was built is in the returned map, to be closed. The
+// counters of targets built anew are in stats, for commitStats.
+func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget) (built map[string]*builtTarget, stats map[string]*policy.Stats, err error) {
 	targets := map[string]config.Target{}
 	for _, t := range cfg.Targets {
 		targets[t.Name] = t
 	}
-	built := map[string]*builtTarget{}
+	built, stats = map[string]*builtTarget{}, map[string]*policy.Stats{}
 	var build func(name string) (*builtTarget, error)
 	build = func(name string) (*builtTarget, error) {
 		if b, ok := built[name]; ok {
@@ -253,8 +263,8 @@ func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget
 		st := eng.stats[name]
 		if st == nil || (prev[name] != nil && prev[name].typ != t.Type) {
 			st = new(policy.Stats)
-			eng.stats[name] = st
 		}
+		stats[name] = st
 		var dlSink router.Sink
 		if dl != nil {
 			dlSink = dl.wrapped
@@ -266,10 +276,16 @@ func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget
 	}
 	for _, t := range cfg.Targets {
 		if _, err := build(t.Name); err != nil {
-			return built, err
+			return built, stats, err
 		}
 	}
-	return built, nil
+	return built, stats, nil
+}
+
+// commitStats makes the counters of targets built anew theirs for good,
+// once what was built runs.
+func (eng *engine) commitStats(stats map[string]*policy.Stats) {
+	maps.Copy(eng.stats, stats)
 }
 
 // targetKey identifies what a target was built from; the config holds
@@ -308,8 +324,8 @@ func (eng *engine) routes(cfg *config.Config, targets map[string]*builtTarget) (
 }
 
 // state is what metrics and /status read.
-func (eng *engine) state(cfg *config.Config) *telemetry.State {
-	s := &telemetry.State{Dispatcher: eng.d.Load(), MaxInFlight: cfg.MaxInFlight, Sources: eng.sources}
+func (eng *engine) state(cfg *config.Config, d *router.Dispatcher) *telemetry.State {
+	s := &telemetry.State{Dispatcher: d, MaxInFlight: cfg.MaxInFlight, Sources: eng.sources}
 	for _, t := range cfg.Targets {
 		b := eng.targets[t.Name]
 		s.Targets = append(s.Targets, telemetry.Target{
@@ -330,20 +346,26 @@ func (eng *engine) reload(ctx context.Context) error {
 	eng.mu.Lock()
 	defer eng.mu.Unlock()
 	err := eng.reloadLocked(ctx)
+	if errors.Is(err, telemetry.ErrNotRunning) {
+		eng.log.Warn("config reload ignored: switchyard is starting or draining")
+		return err
+	}
 	eng.metrics.Reloaded(err == nil)
+	eng.statusMu.Lock()
+	defer eng.statusMu.Unlock()
 	if err != nil {
-		eng.lastReject = err.Error()
+		eng.status.LastReject = err.Error()
 		eng.log.Error("config reload rejected: the running config is kept", "config", eng.cfg.File, "error", err)
 		return err
 	}
-	eng.lastReject = ""
+	eng.status = telemetry.ConfigStatus{File: eng.cfg.File, LoadedAt: time.Now(), Reloads: eng.status.Reloads + 1}
 	return nil
 }
 
 func (eng *engine) reloadLocked(ctx context.Context) error {
 	d := eng.d.Load()
-	if d == nil || eng.draining.Load() {
-		return errors.New("not running: starting or draining")
+	if d == nil || eng.draining.Load() || eng.closed {
+		return fmt.Errorf("%w: starting or draining", telemetry.ErrNotRunning)
 	}
 	cfg, err := eng.load(ctx)
 	if err != nil {
@@ -360,11 +382,17 @@ func (eng *engine) reloadLocked(ctx context.Context) error {
 	if changed := restartOnly(eng.cfg, cfg); len(changed) > 0 {
 		return fmt.Errorf("%s changed, which takes a restart (a reload replaces rules, targets and policies)", strings.Join(changed, ", "))
 	}
-	if err := eng.openClients(ctx, cfg); err != nil {
-		return err
+	// NATS and AWS are opened at startup, as the config then needed them:
+	// a reload does not open them (readiness reads them unguarded).
+	if needsNATS(cfg) && eng.c.bus == nil {
+		return errors.New("the new config uses NATS, which the running one does not: that takes a restart")
 	}
-	targets, err := eng.buildTargets(cfg, eng.targets)
+	if needsAWS(cfg) && !eng.c.awsLoaded {
+		return errors.New("the new config calls AWS, which the running one does not: that takes a restart")
+	}
+	targets, stats, err := eng.buildTargets(cfg, eng.targets)
 	if err != nil {
+		eng.reportLimits()
 		eng.closeSinks(targets, eng.targets)
 		return err
 	}
@@ -381,8 +409,10 @@ func (eng *engine) reloadLocked(ctx context.Context) error {
 	}
 	if err != nil {
 		eng.closeSinks(targets, eng.targets)
+		eng.reportLimits()
 		return err
 	}
+	eng.commitStats(stats)
 	var added, changed, removed []string
 	for name, b := range targets {
 		switch o := eng.targets[name]; {
@@ -397,9 +427,8 @@ func (eng *engine) reloadLocked(ctx context.Context) error {
 			removed = append(removed, name)
 		}
 	}
-	eng.targets, eng.cfg, eng.loadedAt = targets, cfg, time.Now()
-	eng.reloads++
-	eng.metrics.SetState(eng.state(cfg))
+	eng.targets, eng.cfg = targets, cfg
+	eng.metrics.SetState(eng.state(cfg, d))
 	eng.log.Info("config reloaded", "config", cfg.File, "rules", len(cfg.Rules), "targets", len(cfg.Targets),
 		"targets_added", sorted(added), "targets_changed", sorted(changed), "targets_removed", sorted(removed))
 	return nil
@@ -474,9 +503,17 @@ func (eng *engine) notReady() []string {
 }
 
 func (eng *engine) configStatus() telemetry.ConfigStatus {
-	eng.mu.Lock()
-	defer eng.mu.Unlock()
-	return telemetry.ConfigStatus{File: eng.cfg.File, LoadedAt: eng.loadedAt, Reloads: eng.reloads, LastReject: eng.lastReject}
+	eng.statusMu.Lock()
+	defer eng.statusMu.Unlock()
+	return eng.status
+}
+
+// reportLimits puts the running policies' concurrency back in their
+// counters, which policies built for a rejected reload overwrote.
+func (eng *engine) reportLimits() {
+	for _, b := range eng.targets {
+		b.policy.ReportLimit()
+	}
 }
 
 // close closes the sources and NATS, after the sinks, and waits for sinks
@@ -484,6 +521,7 @@ func (eng *engine) configStatus() telemetry.ConfigStatus {
 func (eng *engine) close() {
 	eng.mu.Lock()
 	defer eng.mu.Unlock()
+	eng.closed = true
 	eng.retiring.Wait()
 	// closeAll closes the last first: sources, then the sinks they feed,
 	// then NATS, which sources and sinks may use.

@@ -209,6 +209,11 @@ rules: [{name: all, pattern: {source: [{prefix: ""}]}, targets: [slow]}]
 	if code, out := health(); code != exitOK {
 		t.Errorf("health while ready: exit %d, %s", code, out)
 	}
+	// admin.listen's form for every interface reaches it on loopback.
+	_, port, _ := strings.Cut(addr, ":")
+	if code := run(t.Context(), []string{"health", "--addr", ":" + port}, strings.NewReader(""), io.Discard, io.Discard); code != exitOK {
+		t.Errorf("health --addr :%s: exit %d", port, code)
+	}
 
 	// A delivery in flight keeps the daemon draining for a while after
 	// SIGTERM: not ready, though still alive.
@@ -312,19 +317,25 @@ func TestRun_ReloadSwapsRulesUnderLoadAndRejectsBadConfigs(t *testing.T) {
 	if code, out := reload(); code != exitFail || !strings.Contains(out, "sources changed, which takes a restart") {
 		t.Errorf("reload changing a source: exit %d, %q", code, out)
 	}
+	// A new kind of client (NATS here) starts with the daemon: rejected.
+	withNATS := strings.Replace(reloadConfig("a"), "targets:\n", "targets:\n  - {name: n, type: nats, subject: x}\n", 1)
+	os.WriteFile(file, []byte(withAdmin(strings.ReplaceAll(withNATS, "{{URL}}", srv.URL()))), 0o644)
+	if code, out := reload(); code != exitFail || !strings.Contains(out, "uses NATS, which the running one does not") {
+		t.Errorf("reload adding NATS: exit %d, %q", code, out)
+	}
 	srv.SQS().Send("jobs", awstest.Message{Body: s3Event("after", "k", 0)})
 	waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs"))
 	if got := len(srv.Lambda().Invocations("fb")); got != b+1 {
 		t.Errorf("after rejected reloads the event went elsewhere: fb has %d calls, want %d", got, b+1)
 	}
 	m := scrape(t, addr)
-	if m[`switchyard_config_reloads_total{result="ok"}`] != 1 || m[`switchyard_config_reloads_total{result="rejected"}`] != 2 {
-		t.Errorf("reload counters: ok %v rejected %v, want 1 and 2", m[`switchyard_config_reloads_total{result="ok"}`], m[`switchyard_config_reloads_total{result="rejected"}`])
+	if m[`switchyard_config_reloads_total{result="ok"}`] != 1 || m[`switchyard_config_reloads_total{result="rejected"}`] != 3 {
+		t.Errorf("reload counters: ok %v rejected %v, want 1 and 3", m[`switchyard_config_reloads_total{result="ok"}`], m[`switchyard_config_reloads_total{result="rejected"}`])
 	}
 	var st telemetry.Status
 	_, body := get(t, "http://"+addr+"/status")
 	json.Unmarshal([]byte(body), &st)
-	if st.Config.Reloads != 1 || !strings.Contains(st.Config.LastReject, "sources changed") {
+	if st.Config.Reloads != 1 || !strings.Contains(st.Config.LastReject, "uses NATS") {
 		t.Errorf("/status config = %+v", st.Config)
 	}
 	if !strings.Contains(d.stderr.String(), "config reload rejected") {

@@ -18,6 +18,14 @@ import (
 	"github.com/switchyard-dev/switchyard/router"
 )
 
+// ErrNotRunning is what Reload returns while the daemon starts or drains:
+// POST /reload answers 503.
+var ErrNotRunning = errors.New("not running")
+
+// reloadTimeout bounds a reload (fetching the config included), whoever
+// asked for it: an impatient client does not cut it short.
+const reloadTimeout = 2 * time.Minute
+
 // AdminConfig configures the admin endpoint.
 type AdminConfig struct {
 	// Listen is host:port; port 0 picks a free one (see Admin.Addr).
@@ -173,8 +181,8 @@ func lastError(e *router.LastError) *LastError {
 }
 
 // reload answers POST /reload: 200 when the new config runs, 422 with its
-// problems when it was rejected. Only loopback peers may ask, whatever
-// address the endpoint listens on.
+// problems when it was rejected, 503 while starting or draining. Only
+// loopback peers may ask, whatever address the endpoint listens on.
 func (a *Admin) reload(w http.ResponseWriter, r *http.Request) {
 	if !fromLoopback(r) {
 		http.Error(w, "reload is allowed from loopback only", http.StatusForbidden)
@@ -184,8 +192,14 @@ func (a *Admin) reload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "reload is not supported", http.StatusNotImplemented)
 		return
 	}
-	if err := a.cfg.Reload(r.Context()); err != nil {
-		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), reloadTimeout)
+	defer cancel()
+	if err := a.cfg.Reload(ctx); err != nil {
+		code := http.StatusUnprocessableEntity
+		if errors.Is(err, ErrNotRunning) {
+			code = http.StatusServiceUnavailable
+		}
+		http.Error(w, err.Error(), code)
 		return
 	}
 	fmt.Fprintln(w, "reloaded")
