@@ -49,8 +49,8 @@ type engine struct {
 	cfg      *config.Config
 	closed   bool
 	targets  map[string]*builtTarget
-	stats      map[string]*policy.Stats // by target name, kept across reloads
-	sources    []telemetry.Source
+	stats    map[string]*policy.Stats // by target name, kept across reloads
+	sources  []telemetry.Source
 	retiring sync.WaitGroup // closing sinks a reload replaced
 
 	statusMu sync.Mutex // guards status; /status must not wait for a reload
