@@ -247,7 +247,7 @@ func runOnce(ctx context.Context, o options, sc scenario, program string, run in
 	if err != nil {
 		return r, err
 	}
-	w := world{awsURL: awsURL, queueURL: queueURL, admin: admin}
+	w := world{awsURL: awsURL, queueURL: queueURL, admin: admin, pprof: o.cpuprof != ""}
 	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+awstest.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+awstest.SecretAccessKey, "AWS_REGION=us-east-1",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
 	var p *proc

@@ -19,6 +19,7 @@ const (
 // world is what a scenario's config refers to.
 type world struct {
 	awsURL, queueURL, admin string
+	pprof                   bool // serve profiles on the admin endpoint
 }
 
 // scenario is one row of BENCHMARKS.md.
@@ -36,7 +37,7 @@ type scenario struct {
 }
 
 const configHead = `version: 1
-admin: {listen: "%s"}
+admin: {listen: "%s", pprof: %t}
 aws: {region: us-east-1, endpoints: {sqs: "%s", lambda: "%s", ecs: "%s"}}
 max_in_flight: 1000
 sources:
@@ -44,7 +45,7 @@ sources:
 `
 
 func head(w world) string {
-	return fmt.Sprintf(configHead, w.admin, w.awsURL, w.awsURL, w.awsURL, w.queueURL)
+	return fmt.Sprintf(configHead, w.admin, w.pprof, w.awsURL, w.awsURL, w.awsURL, w.queueURL)
 }
 
 func lambdaCeiling(fns ...string) func(w world) []string {
