@@ -186,6 +186,9 @@ func build(ctx context.Context, dir string, dev bool) error {
 func (r result) line() string {
 	s := fmt.Sprintf("%-12s %-10s events %6d  %8.0f/s  cpu %.4f s/1k  ready %5.1f ms  rss ready/peak/steady %.1f/%.1f/%.1f MB",
 		r.scenario, r.program, r.events, r.rate(), r.cpuPer1k(), ms(r.ready), mb(r.rssReady), mb(r.rssPeak), mb(r.rssSteady))
+	if r.calls > 0 {
+		s += fmt.Sprintf("  calls %d", r.calls)
+	}
 	if r.latency.Count > 0 {
 		s += fmt.Sprintf("  r2i p50/p90/p99 %.2f/%.2f/%.2f ms (n %d, unattributed %d)", r.latency.P50/1000, r.latency.P90/1000, r.latency.P99/1000, r.latency.Count, r.latency.Unattributed)
 	}
