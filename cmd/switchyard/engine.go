@@ -103,7 +103,7 @@ func (eng *engine) run(ctx context.Context, cfg *config.Config) (int, error) {
 	if cfg.Admin.Listen != "none" {
 		admin, err := telemetry.ListenAdmin(telemetry.AdminConfig{
 			Listen: cfg.Admin.Listen, Version: versionString(), Metrics: eng.metrics, NotReady: eng.notReady,
-			Reload: eng.reload, Config: eng.configStatus, Logger: log,
+			Reload: eng.reload, Config: eng.configStatus, Logger: log, Pprof: cfg.Admin.Pprof,
 		})
 		if err != nil {
 			return exitFail, fmt.Errorf("startup: %w", err)

@@ -294,6 +294,9 @@ func lambdaShortName(n string) string {
 func (l *Lambda) serve(w http.ResponseWriter, c *call) {
 	rawName, _ := lambdaFunctionFromPath(c.r.URL.EscapedPath())
 	now := l.s.clock.Now()
+	if p := l.s.probe; p != nil {
+		p.invoke(c.body, now)
+	}
 	inv := Invocation{
 		RequestID:    w.Header().Get("X-Amzn-Requestid"),
 		FunctionName: c.resource,

@@ -59,6 +59,9 @@ type Options struct {
 	Lambda LambdaOptions
 	// ECS configures the ECS endpoint.
 	ECS ECSOptions
+	// ProbeLatency measures receive-to-invoke latency: see
+	// [Server.ReceiveToInvoke]. It keeps one entry per message received.
+	ProbeLatency bool
 }
 
 // Hook is consulted for every call that no FaultRule matched; a non-nil
@@ -83,6 +86,7 @@ type Server struct {
 	ecs    *ECS
 	s3     *S3
 	ssm    *SSM
+	probe  *probe // nil unless Options.ProbeLatency
 
 	mu     sync.Mutex
 	calls  map[string]int64
@@ -118,6 +122,9 @@ func New(opts Options) *Server {
 	}
 	if s.clock == nil {
 		s.clock = RealClock{}
+	}
+	if opts.ProbeLatency {
+		s.probe = newProbe()
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.transport = &http.Transport{
@@ -331,8 +338,11 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// ResetStats zeroes the call and fault counters.
+// ResetStats zeroes the call and fault counters and the latency probe.
 func (s *Server) ResetStats() {
+	if s.probe != nil {
+		s.probe.reset()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = map[string]int64{}
@@ -368,6 +378,9 @@ const StatsPath = "/_awstest/stats"
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == StatsPath && r.Method == http.MethodGet {
 		writeJSON(w, http.StatusOK, contentJSON, s.Stats())
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/_awstest/") && s.serveControl(w, r) {
 		return
 	}
 	w.Header().Set("X-Amzn-Requestid", newID())

@@ -1098,6 +1098,9 @@ func (sq *SQS) receiveMessage(c *call) (any, *APIError) {
 			out := make([]wireMessage, 0, len(got))
 			for _, m := range got {
 				out = append(out, sq.render(q, m, sysNames, in.MessageAttributeNames))
+				if p := sq.s.probe; p != nil {
+					p.receive(m.id, now)
+				}
 			}
 			sq.mu.Unlock()
 			if len(out) == 0 {

@@ -84,6 +84,10 @@ type Admin struct {
 	// Listen is its address, or none for no endpoint. Default
 	// 127.0.0.1:9090.
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on
+	// the admin endpoint, for profiling a running daemon. Default false:
+	// they reveal internals and cost CPU while a profile is taken.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Kind is the configuration of one source or target type: the struct that

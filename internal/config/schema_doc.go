@@ -18,6 +18,7 @@ var fieldDocs = map[string]string{
 	"github.com/switchyard-dev/switchyard/internal/config.AWS.Endpoints":                 "Endpoints override the endpoint of each service, for VPC endpoints and tests.",
 	"github.com/switchyard-dev/switchyard/internal/config.AWS.Region":                    "Region is the AWS region. Default: the SDK's (AWS_REGION, the profile, or the instance or task metadata).",
 	"github.com/switchyard-dev/switchyard/internal/config.Admin.Listen":                  "Listen is its address, or none for no endpoint. Default 127.0.0.1:9090.",
+	"github.com/switchyard-dev/switchyard/internal/config.Admin.Pprof":                   "Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on the admin endpoint, for profiling a running daemon. Default false: they reveal internals and cost CPU while a profile is taken.",
 	"github.com/switchyard-dev/switchyard/internal/config.Config.AWS":                    "AWS configures the AWS clients.",
 	"github.com/switchyard-dev/switchyard/internal/config.Config.Admin":                  "Admin configures the admin endpoint.",
 	"github.com/switchyard-dev/switchyard/internal/config.Config.File":                   "File is the path the config was read from.",

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,9 @@ type AdminConfig struct {
 	// Config returns the running config's file and when it was loaded.
 	Config func() ConfigStatus
 	Logger *slog.Logger
+	// Pprof serves net/http/pprof's handlers under /debug/pprof/, to
+	// loopback peers only.
+	Pprof bool
 }
 
 // Admin is the admin endpoint: /metrics, /healthz, /readyz, /status and
@@ -76,6 +80,13 @@ func ListenAdmin(cfg AdminConfig) (*Admin, error) {
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /status", a.status)
 	mux.HandleFunc("POST /reload", a.reload)
+	if cfg.Pprof {
+		mux.Handle("GET /debug/pprof/", loopbackOnly(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", loopbackOnly(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("GET /debug/pprof/profile", loopbackOnly(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", loopbackOnly(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", loopbackOnly(http.HandlerFunc(pprof.Trace)))
+	}
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	go func() { a.served <- a.srv.Serve(ln) }()
 	a.wg.Go(a.sample)
@@ -178,6 +189,18 @@ func lastError(e *router.LastError) *LastError {
 		return nil
 	}
 	return &LastError{At: e.At, Error: e.Error}
+}
+
+// loopbackOnly refuses peers other than loopback: profiles reveal internals
+// and a long one costs CPU, so like reload they are for the host itself.
+func loopbackOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fromLoopback(r) {
+			http.Error(w, "profiles are served to loopback only", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // reload answers POST /reload: 200 when the new config runs, 422 with its

@@ -133,3 +133,30 @@ func TestBreakerValue(t *testing.T) {
 		}
 	}
 }
+
+func TestAdmin_PprofOnlyWhenOnAndFromLoopback(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		a, err := ListenAdmin(AdminConfig{Listen: "127.0.0.1:0", Metrics: NewMetrics("test", nil), NotReady: func() []string { return nil }, Pprof: on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + a.Addr() + "/debug/pprof/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; resp.StatusCode != want {
+			t.Errorf("pprof %v: GET /debug/pprof/cmdline: %d, want %d", on, resp.StatusCode, want)
+		}
+		if err := a.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := httptest.NewRequest(http.MethodGet, "/debug/pprof/cmdline", nil)
+	r.RemoteAddr = "10.0.0.7:5000"
+	w := httptest.NewRecorder()
+	loopbackOnly(http.NotFoundHandler()).ServeHTTP(w, r)
+	if w.Code != http.StatusForbidden {
+		t.Errorf("from 10.0.0.7: %d, want 403", w.Code)
+	}
+}

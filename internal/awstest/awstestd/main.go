@@ -7,7 +7,9 @@
 //
 // Every invoked function exists (created on first use, answering {} after
 // -latency); launched ECS tasks start RUNNING. Counters and queue depths are
-// served as JSON at /_awstest/stats. SIGINT or SIGTERM stops it.
+// served as JSON at /_awstest/stats; with -probe-latency, receive-to-invoke
+// latency at /_awstest/latency. POST a fault rule (JSON) to /_awstest/faults
+// to inject failures, DELETE it to clear them. SIGINT or SIGTERM stops it.
 package main
 
 import (
@@ -44,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	latency := fs.Duration("latency", 0, "latency of every Lambda invocation")
 	concurrency := fs.Int("concurrency", 0, "reserved concurrency of every function; 0 is unlimited")
 	allowUnsigned := fs.Bool("allow-unsigned", false, "serve requests without an Authorization header")
+	probe := fs.Bool("probe-latency", false, "measure the time from an SQS message's receive to each Lambda invocation carrying its id")
 	var queues, clusters, taskDefs listFlag
 	fs.Var(&queues, "queue", "queue to create, `name[?Attribute=value&...]`; repeatable, in order (dead-letter queues first); a name ending .fifo is a FIFO queue")
 	fs.Var(&clusters, "cluster", "ECS cluster to create besides default; repeatable")
@@ -58,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	s := awstest.New(awstest.Options{
 		AllowUnsigned: *allowUnsigned,
+		ProbeLatency:  *probe,
 		Lambda:        awstest.LambdaOptions{AutoCreate: true, DefaultLatency: *latency, DefaultConcurrency: *concurrency, MaxRecords: 1000},
 		ECS:           awstest.ECSOptions{StartRunning: true},
 	})

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ceilingEnv makes the test binary the ceiling program when the harness
+// starts it as one (the harness runs `self ceiling ...`).
+const ceilingEnv = "SWITCHYARD_BENCH_TEST_CEILING"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(ceilingEnv) == "1" && len(os.Args) > 1 && os.Args[1] == "ceiling" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cmdCeiling(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// TestHarness_SmokeRunDrainsTheQueue runs the harness briefly, as CI does:
+// every run completes and drains its queue. It asserts no speed.
+func TestHarness_SmokeRunDrainsTheQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds switchyard and awstestd and runs them")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	t.Setenv(ceilingEnv, "1")
+	var stderr strings.Builder
+	o, err := parseOptions([]string{"-scenarios", "lambda,outage,idle", "-n", "200", "-runs", "1", "-rate", "200", "-duration", "1500ms", "-timeout", "60s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.self, o.devBuild = os.Args[0], true
+	start := time.Now()
+	all, err := bench(t.Context(), o, io.Discard, &stderr)
+	t.Logf("harness (%v):\n%s", time.Since(start).Round(time.Millisecond), stderr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs int
+	for _, rs := range all {
+		for _, r := range rs {
+			runs++
+			if r.scenario == "idle" {
+				if r.rssIdle <= 0 || r.ready <= 0 {
+					t.Errorf("idle run: rss %d, ready %v", r.rssIdle, r.ready)
+				}
+				continue
+			}
+			if r.events <= 0 || r.elapsed <= 0 || r.calls < int64(r.events) {
+				t.Errorf("%s %s: %d events in %v, %d calls; want every event called", r.scenario, r.program, r.events, r.elapsed, r.calls)
+			}
+			if r.latency.Count < r.events {
+				t.Errorf("%s %s: %d latency samples for %d events", r.scenario, r.program, r.latency.Count, r.events)
+			}
+		}
+	}
+	if runs != 4 { // lambda: ceiling and switchyard; outage and idle: switchyard
+		t.Errorf("%d runs, want 4", runs)
+	}
+}
