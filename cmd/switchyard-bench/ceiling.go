@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -74,9 +76,13 @@ func cmdCeiling(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func runCeiling(ctx context.Context, c ceilingConfig, stdout, stderr io.Writer) error {
-	// The AWS config is made as switchyard makes it: the default chain,
-	// and the body-copying HTTP client its delivery clients need.
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	// The AWS config is made as switchyard makes it: the default chain, an
+	// HTTP client keeping as many idle connections per endpoint as messages
+	// may be in flight, and the body copies its delivery clients need.
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns = 0
+		t.MaxIdleConnsPerHost = max(c.maxInFlight, awshttp.DefaultHTTPTransportMaxIdleConnsPerHost)
+	})))
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/switchyard-dev/switchyard/internal/bodycopy"
@@ -201,7 +203,7 @@ func (eng *engine) openClients(ctx context.Context, cfg *config.Config) error {
 	if err := checkEndpoints(ctx, cfg.AWS.Endpoints); err != nil {
 		return err
 	}
-	var opts []func(*awsconfig.LoadOptions) error
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithHTTPClient(awsHTTPClient(cfg.MaxInFlight))}
 	if cfg.AWS.Region != "" {
 		opts = append(opts, awsconfig.WithRegion(cfg.AWS.Region))
 	}
@@ -223,6 +225,20 @@ func (eng *engine) openClients(ctx context.Context, cfg *config.Config) error {
 	awsCfg.HTTPClient = bodycopy.Client(awsCfg.HTTPClient)
 	c.cfg, c.awsLoaded = awsCfg, true
 	return nil
+}
+
+// awsHTTPClient is the SDK's HTTP client, keeping up to maxInFlight idle
+// connections to each endpoint instead of the SDK's 10. Calls in flight
+// to one endpoint reach the targets' concurrency (64 by default), and with
+// only 10 kept, every call past them ends with its connection closed and
+// the next one dials (and, on AWS, shakes hands over TLS) again: under
+// load, a new connection for most calls. Idle connections are only those
+// that load opened, and the SDK's idle timeout (90s) closes them.
+func awsHTTPClient(maxInFlight int) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns = 0 // no limit over all endpoints: the limit is per endpoint
+		t.MaxIdleConnsPerHost = max(maxInFlight, awshttp.DefaultHTTPTransportMaxIdleConnsPerHost)
+	})
 }
 
 // buildTargets makes each target's sink in its policy; a dead-letter

@@ -214,3 +214,13 @@ not json
 		t.Errorf("missing events file: exit %d", code)
 	}
 }
+
+func TestAWSHTTPClient_KeepsAnIdleConnectionPerMessageInFlight(t *testing.T) {
+	tr := awsHTTPClient(1000).GetTransport()
+	if tr.MaxIdleConnsPerHost != 1000 || tr.MaxIdleConns != 0 {
+		t.Errorf("MaxIdleConnsPerHost %d, MaxIdleConns %d; want 1000 and 0 (no limit over all hosts)", tr.MaxIdleConnsPerHost, tr.MaxIdleConns)
+	}
+	if tr := awsHTTPClient(1).GetTransport(); tr.MaxIdleConnsPerHost != 10 {
+		t.Errorf("max_in_flight 1: MaxIdleConnsPerHost %d, want the SDK's 10", tr.MaxIdleConnsPerHost)
+	}
+}
