@@ -2,8 +2,10 @@ package lambda
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -340,5 +342,34 @@ func TestLambdaSink_SendsTraceHeader(t *testing.T) {
 	}
 	if inv := srv.Lambda().Invocations("thumb"); inv[len(inv)-1].TraceHeader != want[1] {
 		t.Errorf("batch invocation: X-Amzn-Trace-Id %q, want %q", inv[len(inv)-1].TraceHeader, want[1])
+	}
+}
+
+func TestClientContext_IsTheJSONOfTheIDs(t *testing.T) {
+	for _, tc := range []struct{ name, id, rule, msg string }{
+		{"plain", "d-1", "orders", "5fa1c4e2-0000-4000-8000-000000000001"},
+		{"quotes and controls", `a"b\c`, "r\n\t\x01", "m\x7f"},
+		{"unicode and invalid UTF-8", "é✓", "\xff\xfe", "<&>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &router.Delivery{ID: tc.id, Rule: tc.rule, Message: &router.Message{ID: tc.msg}}
+			raw, err := base64.StdEncoding.DecodeString(*clientContext(d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, want map[string]map[string]string
+			if err := json.Unmarshal(raw, &got); err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+			b, _ := json.Marshal(map[string]any{"custom": map[string]string{"switchyard_delivery_id": tc.id, "switchyard_rule": tc.rule, "switchyard_message_id": tc.msg}})
+			json.Unmarshal(b, &want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("client context %s = %v, want %v", raw, got, want)
+			}
+		})
+	}
+	long := &router.Delivery{ID: strings.Repeat("x", 4000), Message: &router.Message{}}
+	if clientContext(long) != nil {
+		t.Error("a client context over Lambda's limit is sent")
 	}
 }
