@@ -184,8 +184,11 @@ func build(ctx context.Context, dir string, dev bool) error {
 }
 
 func (r result) line() string {
-	s := fmt.Sprintf("%-12s %-10s events %6d  %8.0f/s  cpu %.4f s/1k  ready %5.1f ms  rss ready/peak/steady %.1f/%.1f/%.1f MB",
-		r.scenario, r.program, r.events, r.rate(), r.cpuPer1k(), ms(r.ready), mb(r.rssReady), mb(r.rssPeak), mb(r.rssSteady))
+	s := fmt.Sprintf("%-12s %-10s events %6d", r.scenario, r.program, r.events)
+	if r.events > 0 {
+		s += fmt.Sprintf("  %8.0f/s  cpu %.4f s/1k", r.rate(), r.cpuPer1k())
+	}
+	s += fmt.Sprintf("  ready %5.1f ms  rss ready/peak/steady %.1f/%.1f/%.1f MB", ms(r.ready), mb(r.rssReady), mb(r.rssPeak), mb(r.rssSteady))
 	if r.calls > 0 {
 		s += fmt.Sprintf("  calls %d", r.calls)
 	}
