@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,16 +88,26 @@ func (b *batcher) run() {
 		b.flights.Go(func() { b.invoke(out) })
 	}
 	cfg := b.s.cfg.Batch
+	yielded := false
 	for {
 		if len(batch) > 0 && cfg.Window == 0 {
-			// No window: take what is waiting now, then go.
+			// No window: take what is waiting now, then go. Deliveries of
+			// one receive arrive each from its own goroutine, a moment
+			// apart: yielding once before the batch goes lets those
+			// already running reach it, instead of a batch per record.
 			select {
 			case p := <-b.in:
 				b.add(&batch, &size, p, flush)
 				continue
 			default:
-				flush()
 			}
+			if !yielded {
+				yielded = true
+				runtime.Gosched()
+				continue
+			}
+			yielded = false
+			flush()
 		}
 		select {
 		case p := <-b.in:
