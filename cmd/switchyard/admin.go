@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,19 +21,15 @@ const defaultAdmin = "127.0.0.1:9090"
 
 // adminFlags parses --addr and --timeout, the flags of the commands that
 // talk to a running daemon.
-func adminFlags(e *env, name string, args []string, wait time.Duration, more func(fs flagSet)) (addr string, client *http.Client, err error) {
+func adminFlags(e *env, name string, args []string, wait time.Duration, more func(fs *flag.FlagSet)) (addr string, client *http.Client, err error) {
 	fs := newFlags(e, name)
 	a := fs.String("addr", defaultAdmin, "the daemon's admin endpoint (admin.listen)")
 	timeout := fs.Duration("timeout", wait, "how long to wait for an answer")
 	if more != nil {
 		more(fs)
 	}
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return "", nil, err
-	}
-	if len(pos) > 0 {
-		return "", nil, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	host, port, err := net.SplitHostPort(*a)
 	if err != nil {
@@ -47,12 +44,6 @@ func adminFlags(e *env, name string, args []string, wait time.Duration, more fun
 		return "", nil, fmt.Errorf("%w: --timeout must be positive", errUsage)
 	}
 	return net.JoinHostPort(host, port), &http.Client{Timeout: *timeout}, nil
-}
-
-// flagSet is the part of flag.FlagSet commands add flags with.
-type flagSet interface {
-	Bool(name string, value bool, usage string) *bool
-	Duration(name string, value time.Duration, usage string) *time.Duration
 }
 
 // cmdHealth exits 0 when the daemon answers /readyz with 200, else 1: an
@@ -100,7 +91,7 @@ func cmdReload(ctx context.Context, e *env, args []string) (int, error) {
 func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 	var watch *bool
 	var every *time.Duration
-	addr, client, err := adminFlags(e, "status", args, 5*time.Second, func(fs flagSet) {
+	addr, client, err := adminFlags(e, "status", args, 5*time.Second, func(fs *flag.FlagSet) {
 		watch = fs.Bool("watch", false, "refresh until interrupted")
 		every = fs.Duration("interval", 2*time.Second, "how often --watch refreshes")
 	})

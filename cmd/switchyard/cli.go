@@ -124,13 +124,19 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func cmdVersion(_ context.Context, e *env, args []string) (int, error) {
-	pos, err := parse(newFlags(e, "version"), args)
-	if err != nil {
-		return exitUsage, err
+// parseFlags parses flags for a command that takes no positional
+// arguments; one given is a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	pos, err := parse(fs, args)
+	if err == nil && len(pos) > 0 {
+		err = fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
-	if len(pos) > 0 {
-		return exitUsage, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	return err
+}
+
+func cmdVersion(_ context.Context, e *env, args []string) (int, error) {
+	if err := parseFlags(newFlags(e, "version"), args); err != nil {
+		return exitUsage, err
 	}
 	fmt.Fprintln(e.stdout, "switchyard", versionString())
 	return exitOK, nil

@@ -14,12 +14,8 @@ import (
 func cmdIAMPolicy(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "iam-policy")
 	file := fs.String("c", "", configFlagUsage)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return exitUsage, err
-	}
-	if len(pos) > 0 {
-		return exitUsage, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	cfg, err := loadConfig(ctx, e, *file)
 	if err != nil {

@@ -41,12 +41,8 @@ func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	file := fs.String("c", "", configFlagUsage)
 	level := fs.String("log-level", "", "log level: debug, info, warn or error (default log.level in the config, then info)")
 	format := fs.String("log-format", "", "log format: json or text (default log.format in the config, then text on a terminal, json otherwise)")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return exitUsage, err
-	}
-	if len(pos) > 0 {
-		return exitUsage, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	if _, err := newLogger(io.Discard, *level, *format); err != nil {
 		return exitUsage, fmt.Errorf("%w: %v", errUsage, err)

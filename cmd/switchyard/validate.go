@@ -15,12 +15,8 @@ import (
 func cmdValidate(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "validate")
 	file := fs.String("c", "", configFlagUsage)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return exitUsage, err
-	}
-	if len(pos) > 0 {
-		return exitUsage, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	if _, err := loadConfig(ctx, e, *file); err != nil {
 		return exitFail, err
