@@ -79,7 +79,7 @@ func ListenAdmin(cfg AdminConfig) (*Admin, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /status", a.status)
-	mux.HandleFunc("POST /reload", a.reload)
+	mux.Handle("POST /reload", loopbackOnly(http.HandlerFunc(a.reload)))
 	if cfg.Pprof {
 		mux.Handle("GET /debug/pprof/", loopbackOnly(http.HandlerFunc(pprof.Index)))
 		mux.Handle("GET /debug/pprof/cmdline", loopbackOnly(http.HandlerFunc(pprof.Cmdline)))
@@ -191,12 +191,13 @@ func lastError(e *router.LastError) *LastError {
 	return &LastError{At: e.At, Error: e.Error}
 }
 
-// loopbackOnly refuses peers other than loopback: profiles reveal internals
-// and a long one costs CPU, so like reload they are for the host itself.
+// loopbackOnly refuses peers other than loopback, whatever address the
+// endpoint listens on: a reload changes what runs, and profiles reveal
+// internals and cost CPU, so they are for the host itself.
 func loopbackOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !fromLoopback(r) {
-			http.Error(w, "profiles are served to loopback only", http.StatusForbidden)
+			http.Error(w, r.URL.Path+" is served to loopback peers only", http.StatusForbidden)
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -204,13 +205,8 @@ func loopbackOnly(h http.Handler) http.Handler {
 }
 
 // reload answers POST /reload: 200 when the new config runs, 422 with its
-// problems when it was rejected, 503 while starting or draining. Only
-// loopback peers may ask, whatever address the endpoint listens on.
+// problems when it was rejected, 503 while starting or draining.
 func (a *Admin) reload(w http.ResponseWriter, r *http.Request) {
-	if !fromLoopback(r) {
-		http.Error(w, "reload is allowed from loopback only", http.StatusForbidden)
-		return
-	}
 	if a.cfg.Reload == nil {
 		http.Error(w, "reload is not supported", http.StatusNotImplemented)
 		return

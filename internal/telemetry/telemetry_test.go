@@ -30,7 +30,7 @@ func TestAdmin_ReloadOnlyFromLoopback(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/reload", nil)
 		r.RemoteAddr = tc.remote
 		w := httptest.NewRecorder()
-		a.reload(w, r)
+		loopbackOnly(http.HandlerFunc(a.reload)).ServeHTTP(w, r)
 		if w.Code != tc.want {
 			t.Errorf("POST /reload from %s: %d, want %d", tc.remote, w.Code, tc.want)
 		}
@@ -47,7 +47,7 @@ func TestAdmin_ReloadRejectionIs422WithTheProblems(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/reload", nil)
 	r.RemoteAddr = "127.0.0.1:1"
 	w := httptest.NewRecorder()
-	a.reload(w, r)
+	loopbackOnly(http.HandlerFunc(a.reload)).ServeHTTP(w, r)
 	if w.Code != http.StatusUnprocessableEntity || !strings.Contains(w.Body.String(), "f.yaml:3:5:") {
 		t.Errorf("rejected reload: %d %q", w.Code, w.Body.String())
 	}
