@@ -53,8 +53,8 @@ func TestHarness_SmokeRunDrainsTheQueue(t *testing.T) {
 		for _, r := range rs {
 			runs++
 			if r.scenario == "idle" {
-				if r.rssIdle <= 0 || r.ready <= 0 {
-					t.Errorf("idle run: rss %d, ready %v", r.rssIdle, r.ready)
+				if r.idleMem.rss <= 0 || r.idleMem.anon <= 0 || r.idleMem.anon > r.idleMem.rss || r.ready <= 0 {
+					t.Errorf("idle run: rss %d (anon %d), ready %v", r.idleMem.rss, r.idleMem.anon, r.ready)
 				}
 				continue
 			}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +60,7 @@ func cmdCeiling(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.IntVar(&c.maxInFlight, "max-in-flight", 1000, "messages being worked on at most")
 	fs.IntVar(&c.concurrency, "concurrency", 64, "calls in flight per function")
 	fs.DurationVar(&c.wait, "wait", 20*time.Second, "long-poll wait")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile from ready to exit to `file`")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -67,6 +70,19 @@ func cmdCeiling(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if c.endpoint == "" || c.queueURL == "" || (len(c.functions) == 0) == (c.cluster == "") {
 		fmt.Fprintln(stderr, "ceiling: -endpoint, -queue-url and one of -functions or -cluster are required")
 		return 2
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "ceiling:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "ceiling:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if err := runCeiling(ctx, c, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "ceiling:", err)

@@ -65,7 +65,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.bin, "bin", "", "`directory` holding prebuilt switchyard and awstestd binaries (default: build them)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound of one run")
 	fs.BoolVar(&o.noCeiling, "no-ceiling", false, "skip the ceiling runs")
-	fs.StringVar(&o.cpuprof, "cpuprofile", "", "`directory` to write a CPU profile of each switchyard run to (from its admin endpoint's /debug/pprof)")
+	fs.StringVar(&o.cpuprof, "cpuprofile", "", "`directory` to write profiles to: of each switchyard run a CPU profile (5 s) and then a heap profile, from its admin endpoint's /debug/pprof; of each ceiling run a CPU profile from ready to exit")
 	fs.DurationVar(&o.latency, "lambda-latency", 0, "latency of every Lambda invocation in awstestd")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -87,19 +87,20 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 
 // result is what one run measured.
 type result struct {
-	scenario, program  string
-	events             int           // messages handled
-	elapsed            time.Duration // from ready (or the first send) to drained
-	cpu                time.Duration // the process's CPU time over elapsed
-	ready              time.Duration // from process start to ready
-	rssReady           int64         // resident memory when ready
-	rssPeak, rssSteady int64
-	rssIdle            int64 // idle runs: after 2s at rest
-	latency            awstest.LatencySummary
-	calls              int64            // target calls awstestd answered
-	faults             int64            // of which an injected fault answered
-	outage             [3]int64         // outage runs: peak RSS before, during and after the failures
-	stats              map[string]int64 // awstestd call counts
+	scenario, program string
+	events            int           // messages handled
+	elapsed           time.Duration // from ready (or the first send) to drained
+	cpu               time.Duration // the process's CPU time over elapsed
+	ready             time.Duration // from process start to ready
+	rssReady          int64         // resident memory (VmRSS) when ready
+	rssSteady         int64
+	peakMem           mem // the largest samples while measuring
+	idleMem           mem // idle runs: after 2s at rest
+	latency           awstest.LatencySummary
+	calls             int64            // target calls awstestd answered
+	faults            int64            // of which an injected fault answered
+	outage            [3]mem           // outage runs: peak memory before, during and after the failures
+	stats             map[string]int64 // awstestd call counts
 }
 
 func (r result) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }
@@ -188,18 +189,19 @@ func (r result) line() string {
 	if r.events > 0 {
 		s += fmt.Sprintf("  %8.0f/s  cpu %.4f s/1k", r.rate(), r.cpuPer1k())
 	}
-	s += fmt.Sprintf("  ready %5.1f ms  rss ready/peak/steady %.1f/%.1f/%.1f MB", ms(r.ready), mb(r.rssReady), mb(r.rssPeak), mb(r.rssSteady))
+	s += fmt.Sprintf("  ready %5.1f ms  rss ready/peak/steady %.1f/%.1f/%.1f MB (anon peak %.1f)", ms(r.ready), mb(r.rssReady), mb(r.peakMem.rss), mb(r.rssSteady), mb(r.peakMem.anon))
 	if r.calls > 0 {
 		s += fmt.Sprintf("  calls %d", r.calls)
 	}
 	if r.latency.Count > 0 {
 		s += fmt.Sprintf("  r2i p50/p90/p99 %.2f/%.2f/%.2f ms (n %d, unattributed %d)", r.latency.P50/1000, r.latency.P90/1000, r.latency.P99/1000, r.latency.Count, r.latency.Unattributed)
 	}
-	if r.rssIdle > 0 {
-		s += fmt.Sprintf("  idle rss %.1f MB", mb(r.rssIdle))
+	if r.idleMem.rss > 0 {
+		s += fmt.Sprintf("  idle rss %.1f MB (anon %.1f)", mb(r.idleMem.rss), mb(r.idleMem.anon))
 	}
-	if r.outage != [3]int64{} {
-		s += fmt.Sprintf("  outage rss before/during/after %.1f/%.1f/%.1f MB", mb(r.outage[0]), mb(r.outage[1]), mb(r.outage[2]))
+	if r.outage != [3]mem{} {
+		s += fmt.Sprintf("  outage rss before/during/after %.1f/%.1f/%.1f MB (anon %.1f/%.1f/%.1f)",
+			mb(r.outage[0].rss), mb(r.outage[1].rss), mb(r.outage[2].rss), mb(r.outage[0].anon), mb(r.outage[1].anon), mb(r.outage[2].anon))
 	}
 	return s
 }
@@ -258,7 +260,11 @@ func runOnce(ctx context.Context, o options, sc scenario, program string, run in
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
 	var p *proc
 	if program == "ceiling" {
-		p, err = startProc("ceiling", dir, self, append([]string{"ceiling"}, sc.ceiling(w)...), env)
+		args := append([]string{"ceiling"}, sc.ceiling(w)...)
+		if o.cpuprof != "" {
+			args = append(args, "-cpuprofile", filepath.Join(o.cpuprof, fmt.Sprintf("%s-%d.ceiling.pprof", sc.name, run+1)))
+		}
+		p, err = startProc("ceiling", dir, self, args, env)
 	} else {
 		file := filepath.Join(dir, "switchyard.yaml")
 		if err := os.WriteFile(file, []byte(sc.config(w)), 0o644); err != nil {
@@ -283,7 +289,7 @@ func runOnce(ctx context.Context, o options, sc scenario, program string, run in
 		return r, err
 	}
 	r.ready = time.Since(p.started)
-	r.rssReady = p.rss()
+	r.rssReady = p.mem().rss
 	samples := sampleRSS(p, 20*time.Millisecond)
 	cpu0, t0 := p.cpu(), time.Now()
 
@@ -291,7 +297,7 @@ func runOnce(ctx context.Context, o options, sc scenario, program string, run in
 	if o.cpuprof != "" && program == "switchyard" && sc.load != idle {
 		prof = make(chan error, 1)
 		go func() {
-			prof <- fetchProfile(ctx, admin, filepath.Join(o.cpuprof, fmt.Sprintf("%s-%d.pprof", sc.name, run+1)))
+			prof <- fetchProfiles(ctx, admin, o.cpuprof, fmt.Sprintf("%s-%d", sc.name, run+1))
 		}()
 	}
 
@@ -305,7 +311,7 @@ func runOnce(ctx context.Context, o options, sc scenario, program string, run in
 		case <-ctx.Done():
 			return r, ctx.Err()
 		}
-		r.rssIdle = p.rss()
+		r.idleMem = p.mem()
 	case paced, outage:
 		rate := o.rate
 		if sc.load == outage {
@@ -323,9 +329,9 @@ func runOnce(ctx context.Context, o options, sc scenario, program string, run in
 	}
 	r.elapsed, r.cpu, r.events = time.Since(t0), p.cpu()-cpu0, events
 	ss := samples.stop()
-	r.rssPeak, r.rssSteady = peak(ss, 0, time.Hour), steady(ss)
+	r.peakMem, r.rssSteady = peak(ss, 0, time.Hour), steady(ss)
 	if sc.load == outage {
-		r.outage = [3]int64{peak(ss, 0, faultAt[0]), peak(ss, faultAt[0], faultAt[1]), peak(ss, faultAt[1], time.Hour)}
+		r.outage = [3]mem{peak(ss, 0, faultAt[0]), peak(ss, faultAt[0], faultAt[1]), peak(ss, faultAt[1], time.Hour)}
 	}
 	if prof != nil {
 		if err := <-prof; err != nil {
@@ -366,23 +372,32 @@ func waitReady(ctx context.Context, p *proc, admin string) error {
 	}
 }
 
-// fetchProfile asks switchyard's admin endpoint for a CPU profile of the
-// next seconds (bounded by the run) and writes it to file.
-func fetchProfile(ctx context.Context, admin, file string) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/profile?seconds=5", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
+// fetchProfiles asks switchyard's admin endpoint for a CPU profile of the
+// next 5 seconds, then for a heap profile (live memory at that moment), and
+// writes them to dir as <name>.pprof and <name>.heap.pprof.
+func fetchProfiles(ctx context.Context, admin, dir, name string) error {
+	for _, p := range []struct{ path, file string }{
+		{"profile?seconds=5", name + ".pprof"},
+		{"heap", name + ".heap.pprof"},
+	} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/"+p.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("profile %s: %s (is admin.pprof on?)", p.path, resp.Status)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p.file), b, 0o644); err != nil {
+			return err
+		}
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s (is admin.pprof on?)", resp.Status)
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(file, b, 0o644)
+	return nil
 }
 
 // api is the harness's own view of awstestd.

@@ -129,21 +129,34 @@ func (p *proc) cpu() time.Duration {
 	return time.Duration(ut+st) * clockTick
 }
 
-// rss returns the process's resident memory (VmRSS) in bytes.
-func (p *proc) rss() int64 {
+// mem is resident memory in bytes: all of it (VmRSS), and the anonymous
+// part (RssAnon) — heap, stacks and runtime structures, which no other
+// process shares. The rest is the binary's own pages mapped from the page
+// cache, shared with every process running the same file and dropped first
+// under memory pressure.
+type mem struct{ rss, anon int64 }
+
+// mem reads the process's resident memory from /proc/<pid>/status.
+func (p *proc) mem() mem {
+	var m mem
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
-		return 0
+		return m
 	}
 	defer f.Close()
+	kb := func(v string) int64 {
+		n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		return n << 10
+	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
+			m.rss = kb(v)
+		} else if v, ok := strings.CutPrefix(sc.Text(), "RssAnon:"); ok {
+			m.anon = kb(v)
 		}
 	}
-	return 0
+	return m
 }
 
 // sampler records a process's resident memory every interval until stopped.
@@ -155,8 +168,8 @@ type sampler struct {
 }
 
 type rssSample struct {
-	at  time.Duration // since the sampler started
-	rss int64
+	at time.Duration // since the sampler started
+	mem
 }
 
 func sampleRSS(p *proc, every time.Duration) *sampler {
@@ -167,9 +180,9 @@ func sampleRSS(p *proc, every time.Duration) *sampler {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			if r := p.rss(); r > 0 {
+			if m := p.mem(); m.rss > 0 {
 				s.mu.Lock()
-				s.samples = append(s.samples, rssSample{time.Since(start), r})
+				s.samples = append(s.samples, rssSample{time.Since(start), m})
 				s.mu.Unlock()
 			}
 			select {
@@ -192,12 +205,12 @@ func (s *sampler) stop() []rssSample {
 	return slices.Clone(s.samples)
 }
 
-// peak is the largest sample in [from, to).
-func peak(ss []rssSample, from, to time.Duration) int64 {
-	var m int64
+// peak is the largest samples in [from, to), of each kind.
+func peak(ss []rssSample, from, to time.Duration) mem {
+	var m mem
 	for _, s := range ss {
 		if s.at >= from && s.at < to {
-			m = max(m, s.rss)
+			m.rss, m.anon = max(m.rss, s.rss), max(m.anon, s.anon)
 		}
 	}
 	return m

@@ -44,8 +44,8 @@ func pairRatios(rs []result, f func(result) float64) []float64 {
 // writeTable prints one Markdown row per scenario and program: medians over
 // the runs, and the median of the per-pair ratios to the ceiling.
 func writeTable(w io.Writer, all [][]result) {
-	fmt.Fprintln(w, "| scenario | program | runs | events | events/s | ratio to ceiling | CPU s / 1k events | CPU ratio | r→i p50 ms | p90 ms | p99 ms | ready ms | RSS ready / peak / steady MB |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| scenario | program | runs | events | events/s | ratio to ceiling | CPU s / 1k events | CPU ratio | r→i p50 ms | p90 ms | p99 ms | ready ms | RSS ready / peak / steady MB | anon peak MB |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
 	for _, rs := range all {
 		for _, prog := range []string{"ceiling", "switchyard"} {
 			n := len(of(rs, prog, func(result) float64 { return 0 }))
@@ -72,21 +72,24 @@ func writeTable(w io.Writer, all [][]result) {
 				}
 				return fmt.Sprintf("%.2f", m(f)/1000)
 			}
-			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f / %.1f / %.1f |\n",
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f / %.1f / %.1f | %.1f |\n",
 				rs[0].scenario, prog, n, rs[0].events, rate, ratio, cpu, cpuRatio,
 				lat(func(r result) float64 { return r.latency.P50 }), lat(func(r result) float64 { return r.latency.P90 }), lat(func(r result) float64 { return r.latency.P99 }),
 				m(func(r result) float64 { return ms(r.ready) }),
-				m(func(r result) float64 { return mb(r.rssReady) }), m(func(r result) float64 { return mb(r.rssPeak) }), m(func(r result) float64 { return mb(r.rssSteady) }))
+				m(func(r result) float64 { return mb(r.rssReady) }), m(func(r result) float64 { return mb(r.peakMem.rss) }), m(func(r result) float64 { return mb(r.rssSteady) }),
+				m(func(r result) float64 { return mb(r.peakMem.anon) }))
 		}
 	}
 	for _, rs := range all {
 		for _, r := range rs {
-			if r.rssIdle > 0 {
-				fmt.Fprintf(w, "\n%s %s run: idle RSS %.1f MB after 2 s at rest, %.3f CPU s while idle, ready in %.1f ms\n", r.scenario, r.program, mb(r.rssIdle), r.cpu.Seconds(), ms(r.ready))
+			if r.idleMem.rss > 0 {
+				fmt.Fprintf(w, "\n%s %s run: idle RSS %.1f MB (anonymous %.1f MB) after 2 s at rest, %.3f CPU s while idle, ready in %.1f ms\n",
+					r.scenario, r.program, mb(r.idleMem.rss), mb(r.idleMem.anon), r.cpu.Seconds(), ms(r.ready))
 			}
-			if r.outage != [3]int64{} {
-				fmt.Fprintf(w, "\n%s %s run: peak RSS before / during / after the failures %.1f / %.1f / %.1f MB; %d events drained in %.1f s; %d Lambda calls (%d failed)\n",
-					r.scenario, r.program, mb(r.outage[0]), mb(r.outage[1]), mb(r.outage[2]), r.events, r.elapsed.Seconds(), r.calls, r.faults)
+			if r.outage != [3]mem{} {
+				fmt.Fprintf(w, "\n%s %s run: peak RSS before / during / after the failures %.1f / %.1f / %.1f MB (anonymous %.1f / %.1f / %.1f MB); %d events drained in %.1f s; %d Lambda calls (%d failed)\n",
+					r.scenario, r.program, mb(r.outage[0].rss), mb(r.outage[1].rss), mb(r.outage[2].rss), mb(r.outage[0].anon), mb(r.outage[1].anon), mb(r.outage[2].anon),
+					r.events, r.elapsed.Seconds(), r.calls, r.faults)
 			}
 		}
 	}
