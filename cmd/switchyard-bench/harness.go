@@ -40,6 +40,7 @@ type options struct {
 	noCeiling bool
 	cpuprof   string // directory for CPU profiles of switchyard runs
 	latency   time.Duration
+	memLimit  string // GOMEMLIMIT for switchyard, as a container's memory limit would set it
 	// self runs the ceiling program as `self ceiling ...`; default this
 	// executable.
 	self string
@@ -67,6 +68,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.noCeiling, "no-ceiling", false, "skip the ceiling runs")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "`directory` to write profiles to: of each switchyard run a CPU profile (5 s) and then a heap profile, from its admin endpoint's /debug/pprof; of each ceiling run a CPU profile from ready to exit")
 	fs.DurationVar(&o.latency, "lambda-latency", 0, "latency of every Lambda invocation in awstestd")
+	fs.StringVar(&o.memLimit, "gomemlimit", "", "GOMEMLIMIT for switchyard (such as 48MiB), as 90% of a container's memory limit sets it")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -155,8 +157,12 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) ([][]result
 		all = append(all, rs)
 	}
 	fi, _ := os.Stat(filepath.Join(bin, "switchyard"))
-	fmt.Fprintf(stdout, "\n%d CPUs (runtime.NumCPU); -n %d, -runs %d, -rate %d, -duration %v; switchyard binary %.1f MB\n\n",
-		nproc, o.n, o.runs, o.rate, o.duration, float64(fi.Size())/1e6)
+	limit := ""
+	if o.memLimit != "" {
+		limit = "; switchyard with GOMEMLIMIT=" + o.memLimit
+	}
+	fmt.Fprintf(stdout, "\n%d CPUs (runtime.NumCPU); -n %d, -runs %d, -rate %d, -duration %v; switchyard binary %.1f MB%s\n\n",
+		nproc, o.n, o.runs, o.rate, o.duration, float64(fi.Size())/1e6, limit)
 	writeTable(stdout, all)
 	return all, nil
 }
@@ -269,6 +275,9 @@ func runOnce(ctx context.Context, o options, sc scenario, program string, run in
 		file := filepath.Join(dir, "switchyard.yaml")
 		if err := os.WriteFile(file, []byte(sc.config(w)), 0o644); err != nil {
 			return r, err
+		}
+		if o.memLimit != "" {
+			env = append(env, "GOMEMLIMIT="+o.memLimit)
 		}
 		p, err = startProc("switchyard", dir, filepath.Join(bin, "switchyard"), []string{"run", "-c", file, "-log-level", "warn"}, env)
 	}

@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=v1.2.3".
@@ -36,6 +38,10 @@ type command struct {
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// memoryLimit reports the container's memory limit, from which `run`
+	// sets the Go runtime's; nil leaves the runtime's alone (tests run the
+	// daemon in their own process).
+	memoryLimit memlimit.Provider
 }
 
 var commands = []command{
@@ -53,7 +59,11 @@ var commands = []command{
 
 // run is the whole program behind main, callable from tests.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	return (&env{stdin: stdin, stdout: stdout, stderr: stderr}).run(ctx, args)
+}
+
+func (e *env) run(ctx context.Context, args []string) int {
+	stderr := e.stderr
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stderr)
 		if len(args) == 0 {

@@ -65,6 +65,9 @@ func cmdRun(ctx context.Context, e *env, args []string) (int, error) {
 	if s, ok := log.Handler().(*telemetry.Summarizer); ok {
 		defer s.Close() // the summaries of repeated warnings still pending
 	}
+	if e.memoryLimit != nil {
+		limitMemory(log, e.memoryLimit)
+	}
 	eng := newEngine(e, log, func(ctx context.Context) (*config.Config, error) { return readConfig(ctx, *file) })
 	return eng.run(ctx, cfg)
 }
