@@ -101,7 +101,7 @@ type result struct {
 	latency           awstest.LatencySummary
 	calls             int64            // target calls awstestd answered
 	faults            int64            // of which an injected fault answered
-	outage            [3]mem           // outage runs: peak memory before, during and after the failures
+	outage            [4]mem           // outage runs: peak memory before, in the first and second halves of, and after the failures
 	stats             map[string]int64 // awstestd call counts
 }
 
@@ -205,9 +205,10 @@ func (r result) line() string {
 	if r.idleMem.rss > 0 {
 		s += fmt.Sprintf("  idle rss %.1f MB (anon %.1f)", mb(r.idleMem.rss), mb(r.idleMem.anon))
 	}
-	if r.outage != [3]mem{} {
-		s += fmt.Sprintf("  outage rss before/during/after %.1f/%.1f/%.1f MB (anon %.1f/%.1f/%.1f)",
-			mb(r.outage[0].rss), mb(r.outage[1].rss), mb(r.outage[2].rss), mb(r.outage[0].anon), mb(r.outage[1].anon), mb(r.outage[2].anon))
+	if r.outage != [4]mem{} {
+		o := r.outage
+		s += fmt.Sprintf("  outage rss before/during (1st, 2nd half)/after %.1f/%.1f/%.1f/%.1f MB (anon %.1f/%.1f/%.1f/%.1f)",
+			mb(o[0].rss), mb(o[1].rss), mb(o[2].rss), mb(o[3].rss), mb(o[0].anon), mb(o[1].anon), mb(o[2].anon), mb(o[3].anon))
 	}
 	return s
 }
@@ -340,7 +341,8 @@ func runOnce(ctx context.Context, o options, sc scenario, program string, run in
 	ss := samples.stop()
 	r.peakMem, r.rssSteady = peak(ss, 0, time.Hour), steady(ss)
 	if sc.load == outage {
-		r.outage = [3]mem{peak(ss, 0, faultAt[0]), peak(ss, faultAt[0], faultAt[1]), peak(ss, faultAt[1], time.Hour)}
+		mid := (faultAt[0] + faultAt[1]) / 2
+		r.outage = [4]mem{peak(ss, 0, faultAt[0]), peak(ss, faultAt[0], mid), peak(ss, mid, faultAt[1]), peak(ss, faultAt[1], time.Hour)}
 	}
 	if prof != nil {
 		if err := <-prof; err != nil {

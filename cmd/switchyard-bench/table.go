@@ -86,9 +86,9 @@ func writeTable(w io.Writer, all [][]result) {
 				fmt.Fprintf(w, "\n%s %s run: idle RSS %.1f MB (anonymous %.1f MB) after 2 s at rest, %.3f CPU s while idle, ready in %.1f ms\n",
 					r.scenario, r.program, mb(r.idleMem.rss), mb(r.idleMem.anon), r.cpu.Seconds(), ms(r.ready))
 			}
-			if r.outage != [3]mem{} {
-				fmt.Fprintf(w, "\n%s %s run: peak RSS before / during / after the failures %.1f / %.1f / %.1f MB (anonymous %.1f / %.1f / %.1f MB); %d events drained in %.1f s; %d Lambda calls (%d failed)\n",
-					r.scenario, r.program, mb(r.outage[0].rss), mb(r.outage[1].rss), mb(r.outage[2].rss), mb(r.outage[0].anon), mb(r.outage[1].anon), mb(r.outage[2].anon),
+			if o := r.outage; o != [4]mem{} {
+				fmt.Fprintf(w, "\n%s %s run: peak RSS before / in the first and second halves of / after the failures %.1f / %.1f / %.1f / %.1f MB (anonymous %.1f / %.1f / %.1f / %.1f MB); %d events drained in %.1f s; %d Lambda calls (%d failed)\n",
+					r.scenario, r.program, mb(o[0].rss), mb(o[1].rss), mb(o[2].rss), mb(o[3].rss), mb(o[0].anon), mb(o[1].anon), mb(o[2].anon), mb(o[3].anon),
 					r.events, r.elapsed.Seconds(), r.calls, r.faults)
 			}
 		}
