@@ -66,7 +66,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.bin, "bin", "", "`directory` holding prebuilt switchyard and awstestd binaries (default: build them)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound of one run")
 	fs.BoolVar(&o.noCeiling, "no-ceiling", false, "skip the ceiling runs")
-	fs.StringVar(&o.cpuprof, "cpuprofile", "", "`directory` to write profiles to: of each switchyard run a CPU profile (5 s) and then a heap profile, from its admin endpoint's /debug/pprof; of each ceiling run a CPU profile from ready to exit")
+	fs.StringVar(&o.cpuprof, "cpuprofile", "", "`directory` to write profiles to: of each switchyard run a CPU profile (5 s), then heap and goroutine profiles, from its admin endpoint's /debug/pprof; of each ceiling run a CPU profile from ready to exit")
 	fs.DurationVar(&o.latency, "lambda-latency", 0, "latency of every Lambda invocation in awstestd")
 	fs.StringVar(&o.memLimit, "gomemlimit", "", "GOMEMLIMIT for switchyard (such as 48MiB), as 90% of a container's memory limit sets it")
 	if err := fs.Parse(args); err != nil {
@@ -384,12 +384,14 @@ func waitReady(ctx context.Context, p *proc, admin string) error {
 }
 
 // fetchProfiles asks switchyard's admin endpoint for a CPU profile of the
-// next 5 seconds, then for a heap profile (live memory at that moment), and
-// writes them to dir as <name>.pprof and <name>.heap.pprof.
+// next 5 seconds, then for heap and goroutine profiles of that moment, and
+// writes them to dir as <name>.pprof, <name>.heap.pprof and
+// <name>.goroutine.pprof.
 func fetchProfiles(ctx context.Context, admin, dir, name string) error {
 	for _, p := range []struct{ path, file string }{
 		{"profile?seconds=5", name + ".pprof"},
 		{"heap", name + ".heap.pprof"},
+		{"goroutine", name + ".goroutine.pprof"},
 	} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/"+p.path, nil)
 		resp, err := http.DefaultClient.Do(req)

@@ -305,10 +305,24 @@ func (s *Source) delete(ctx context.Context, h *handle) error {
 	}
 }
 
+// deletesInFlight bounds the DeleteMessageBatch calls a source has out at
+// once. One at a time capped a busy source at ten acks per round trip:
+// settled messages queued for their delete and held their in-flight slots
+// meanwhile.
+const deletesInFlight = 8
+
 // deleter collects acks into DeleteMessageBatch calls of up to ten: it
-// takes what is waiting, and sends as soon as nothing more is.
+// takes what is waiting, and sends as soon as nothing more is, with up to
+// deletesInFlight calls out. While they all are, acks queue up, so the
+// next batches are full.
 func (s *Source) deleter() {
+	calls := make(chan struct{}, deletesInFlight)
 	for {
+		select {
+		case calls <- struct{}{}:
+		case <-s.closing:
+			return
+		}
 		var batch []*deletion
 		select {
 		case d := <-s.deletes:
@@ -325,12 +339,15 @@ func (s *Source) deleter() {
 				break collect
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		errs := s.deleteBatch(ctx, batch)
-		cancel()
-		for i, d := range batch {
-			d.done <- errs[i]
-		}
+		s.wg.Go(func() {
+			defer func() { <-calls }()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			errs := s.deleteBatch(ctx, batch)
+			cancel()
+			for i, d := range batch {
+				d.done <- errs[i]
+			}
+		})
 	}
 }
 

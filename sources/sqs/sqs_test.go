@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,6 +220,45 @@ func TestSQSSource_AcksAreBatched(t *testing.T) {
 	}
 	if n := f.srv.Calls("sqs:DeleteMessage"); n != 0 {
 		t.Errorf("%d DeleteMessage calls", n)
+	}
+}
+
+// A slow DeleteMessageBatch does not hold up the acks behind it: several
+// calls are out at once, never more than deletesInFlight, and every
+// message is deleted.
+func TestSQSSource_DeletesOverlap(t *testing.T) {
+	f := newFixture(t, nil)
+	s := f.source(t, nil)
+	for _, b := range sourcetest.Names("m", 200) {
+		f.send(t, awstest.Message{Body: b})
+	}
+	ms := receive(t, s, 200)
+	var out, most atomic.Int32
+	f.srv.SetHook(func(op string, _ *http.Request) *awstest.Fault {
+		if op != "sqs:DeleteMessageBatch" {
+			return nil
+		}
+		n := out.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(50 * time.Millisecond)
+		out.Add(-1)
+		return nil
+	})
+	var wg sync.WaitGroup
+	for _, m := range ms {
+		wg.Go(func() {
+			if err := m.Handle.Ack(t.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if c, _ := f.srv.SQS().Counts(f.queue); c.Visible+c.InFlight != 0 {
+		t.Errorf("%d messages left after 200 acks", c.Visible+c.InFlight)
+	}
+	if m := most.Load(); m < 2 || m > deletesInFlight {
+		t.Errorf("at most %d DeleteMessageBatch calls out at once, want 2 to %d", m, deletesInFlight)
 	}
 }
 
