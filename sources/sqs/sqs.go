@@ -311,43 +311,49 @@ func (s *Source) delete(ctx context.Context, h *handle) error {
 // meanwhile.
 const deletesInFlight = 8
 
-// deleter collects acks into DeleteMessageBatch calls of up to ten: it
-// takes what is waiting, and sends as soon as nothing more is, with up to
-// deletesInFlight calls out. While they all are, acks queue up, so the
-// next batches are full.
+// deleter collects acks into DeleteMessageBatch calls of up to ten. When
+// no call is out it sends what is waiting at once, so that a quiet
+// source's acks are not held back; while calls are out it sends only full
+// batches, up to deletesInFlight calls, so that a busy source makes a
+// tenth of the calls it has acks.
 func (s *Source) deleter() {
-	calls := make(chan struct{}, deletesInFlight)
-	for {
-		select {
-		case calls <- struct{}{}:
-		case <-s.closing:
-			return
+	var pending []*deletion
+	out := 0
+	done := make(chan struct{}, deletesInFlight)
+	send := func(batch []*deletion) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		errs := s.deleteBatch(ctx, batch)
+		for i, d := range batch {
+			d.done <- errs[i]
 		}
-		var batch []*deletion
+	}
+	for {
+		for len(pending) > 0 && out < deletesInFlight && (len(pending) >= 10 || out == 0) {
+			n := min(len(pending), 10)
+			batch := pending[:n:n]
+			pending = pending[n:]
+			out++
+			s.wg.Go(func() {
+				send(batch)
+				done <- struct{}{}
+			})
+		}
 		select {
 		case d := <-s.deletes:
-			batch = append(batch, d)
+			pending = append(pending, d)
+		case <-done:
+			out--
 		case <-s.closing:
+			// Acks from now on delete for themselves (see delete); the
+			// ones already taken are sent before the source closes.
+			for len(pending) > 0 {
+				n := min(len(pending), 10)
+				send(pending[:n])
+				pending = pending[n:]
+			}
 			return
 		}
-	collect:
-		for len(batch) < 10 {
-			select {
-			case d := <-s.deletes:
-				batch = append(batch, d)
-			default:
-				break collect
-			}
-		}
-		s.wg.Go(func() {
-			defer func() { <-calls }()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			errs := s.deleteBatch(ctx, batch)
-			cancel()
-			for i, d := range batch {
-				d.done <- errs[i]
-			}
-		})
 	}
 }
 
