@@ -33,10 +33,14 @@ type pending struct {
 
 // batcher groups deliveries into invocations of up to Size records: a
 // batch goes when it is full, when the first delivery has waited Window,
-// or, with no window, as soon as nothing else is waiting.
+// or, with no window, as soon as nothing else is waiting and no
+// invocation is out (while one is, records gather into fuller batches, as
+// TCP's Nagle algorithm gathers bytes).
 type batcher struct {
 	s         *Sink
 	in        chan *pending
+	out       atomic.Int32  // invocations under way
+	landed    chan struct{} // an invocation returned (a wake-up, buffered 1)
 	start     sync.Once
 	started   atomic.Bool
 	closeOnce sync.Once
@@ -85,7 +89,15 @@ func (b *batcher) run() {
 			timer.Stop()
 			timer, timeout = nil, nil
 		}
-		b.flights.Go(func() { b.invoke(out) })
+		b.out.Add(1)
+		b.flights.Go(func() {
+			b.invoke(out)
+			b.out.Add(-1)
+			select {
+			case b.landed <- struct{}{}:
+			default:
+			}
+		})
 	}
 	cfg := b.s.cfg.Batch
 	yielded := false
@@ -107,7 +119,9 @@ func (b *batcher) run() {
 				continue
 			}
 			yielded = false
-			flush()
+			if b.out.Load() == 0 {
+				flush()
+			}
 		}
 		select {
 		case p := <-b.in:
@@ -116,9 +130,8 @@ func (b *batcher) run() {
 				timer = time.NewTimer(cfg.Window)
 				timeout = timer.C
 			}
-			if len(batch) >= cfg.Size {
-				flush()
-			}
+		case <-b.landed:
+			// Back to the top: with no window, a waiting batch may go now.
 		case <-timeout:
 			timer, timeout = nil, nil
 			flush()
@@ -132,7 +145,7 @@ func (b *batcher) run() {
 
 // add puts p in the batch, first sending the batch if p's message is
 // already in it (records are identified by message id) or p would make it
-// too large.
+// too large, and then if it is full.
 func (b *batcher) add(batch *[]*pending, size *int, p *pending, flush func()) {
 	for _, q := range *batch {
 		if q.rec.MessageID == p.rec.MessageID {
@@ -145,6 +158,9 @@ func (b *batcher) add(batch *[]*pending, size *int, p *pending, flush func()) {
 	}
 	*batch = append(*batch, p)
 	*size += p.size
+	if len(*batch) >= b.s.cfg.Batch.Size {
+		flush()
+	}
 }
 
 // invoke sends one batch and answers each delivery.

@@ -36,7 +36,7 @@ type Sink struct {
 func New(name string, cfg Config, api API) *Sink {
 	s := &Sink{name: name, cfg: cfg, api: api}
 	if cfg.Batch != nil {
-		s.batch = &batcher{s: s, in: make(chan *pending), closing: make(chan struct{}), closed: make(chan struct{})}
+		s.batch = &batcher{s: s, in: make(chan *pending), landed: make(chan struct{}, 1), closing: make(chan struct{}), closed: make(chan struct{})}
 	}
 	return s
 }

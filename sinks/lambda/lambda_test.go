@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -241,6 +242,63 @@ func TestLambdaSink_Batch(t *testing.T) {
 		first["awsRegion"] != "us-east-1" || attrs["ApproximateReceiveCount"] != "2" || attrs["SentTimestamp"] != "1700000000000" ||
 		mattrs["stringValue"] != "acme" || mattrs["dataType"] != "String" || first["md5OfBody"] != "135b5bdcc4432ce16f0bc5a40579bdb6" {
 		t.Errorf("record: %v", first)
+	}
+}
+
+// With no window, a delivery alone goes at once, and while an invocation
+// is out the deliveries behind it gather into full batches.
+func TestLambdaSink_BatchGathersWhileAnInvocationIsOut(t *testing.T) {
+	srv := server(t)
+	var mu sync.Mutex
+	var sizes []int
+	srv.Lambda().Register(awstest.Function{Name: "fn", Latency: 100 * time.Millisecond, Handler: func(_ context.Context, inv awstest.Invocation) awstest.Result {
+		var ev struct{ Records []json.RawMessage }
+		json.Unmarshal(inv.Payload, &ev)
+		mu.Lock()
+		sizes = append(sizes, len(ev.Records))
+		mu.Unlock()
+		return awstest.JSONResult(map[string]any{})
+	}})
+	s := sink(t, srv, Config{Function: "fn", Batch: &Batch{Size: 10}})
+	if err := s.Deliver(t.Context(), delivery("alone", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	// One invocation is out (slow) while 50 more deliveries arrive, a
+	// moment apart.
+	first := make(chan error, 1)
+	go func() { first <- s.Deliver(t.Context(), delivery("first", `{}`)) }()
+	for srv.Calls("lambda:Invoke") < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			if err := s.Deliver(t.Context(), delivery(fmt.Sprint(i), `{}`)); err != nil {
+				t.Error(err)
+			}
+		})
+		time.Sleep(time.Millisecond)
+	}
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) < 2 || sizes[0] != 1 || sizes[1] != 1 {
+		t.Fatalf("batch sizes %v, want 1 and 1 first", sizes)
+	}
+	total := 0
+	for _, n := range sizes[2:] {
+		total += n
+		if n > 10 {
+			t.Errorf("a batch of %d records, more than batch.size", n)
+		}
+	}
+	// While an invocation was out, only full batches went (and a last
+	// partial one once none was).
+	if total != 50 || len(sizes)-2 > 8 {
+		t.Errorf("batch sizes %v: want the 50 deliveries in at most 8 invocations", sizes)
 	}
 }
 
