@@ -162,9 +162,10 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 		Account: s.account, Region: s.region, Resources: []string{s.arn}, Attributes: attrs,
 	}
 	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: id, visibleUntil: visibleUntil, received: now}
-	system := make(map[string]string, len(m.Attributes)+2)
-	for k, v := range m.Attributes {
-		system[k] = v
+	// The response's own map: nothing else holds it.
+	system := m.Attributes
+	if system == nil {
+		system = make(map[string]string, 2)
 	}
 	system["QueueArn"], system["Region"] = s.arn, s.region
 	msg := &router.Message{
