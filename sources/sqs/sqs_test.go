@@ -223,6 +223,34 @@ func TestSQSSource_AcksAreBatched(t *testing.T) {
 	}
 }
 
+// Acks that come a moment apart, as at a steady rate, share their
+// DeleteMessageBatch calls instead of making one each.
+func TestSQSSource_AcksLingerForCompany(t *testing.T) {
+	f := newFixture(t, nil)
+	s := f.source(t, nil)
+	for _, b := range sourcetest.Names("m", 30) {
+		f.send(t, awstest.Message{Body: b})
+	}
+	ms := receive(t, s, 30)
+	f.srv.ResetStats()
+	var wg sync.WaitGroup
+	for _, m := range ms {
+		wg.Go(func() {
+			if err := m.Handle.Ack(t.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+		time.Sleep(time.Millisecond)
+	}
+	wg.Wait()
+	if c, _ := f.srv.SQS().Counts(f.queue); c.Visible+c.InFlight != 0 {
+		t.Errorf("%d messages left after 30 acks", c.Visible+c.InFlight)
+	}
+	if n := f.srv.Calls("sqs:DeleteMessageBatch"); n > 15 {
+		t.Errorf("%d DeleteMessageBatch calls for 30 acks a millisecond apart, want at most 15", n)
+	}
+}
+
 // A slow DeleteMessageBatch does not hold up the acks behind it: several
 // calls are out at once, never more than deletesInFlight, and every
 // message is deleted.
