@@ -26,8 +26,8 @@ const maxBatchPayload = 5 << 20
 type pending struct {
 	ctx  context.Context
 	d    *router.Delivery
-	rec  record
-	size int
+	id   string // the record's messageId
+	raw  []byte // the record, encoded
 	done chan error
 }
 
@@ -57,7 +57,7 @@ func (s *Sink) deliverBatched(ctx context.Context, d *router.Delivery) error {
 	})
 	rec := newRecord(d)
 	raw, _ := json.Marshal(rec)
-	p := &pending{ctx: ctx, d: d, rec: rec, size: len(raw), done: make(chan error, 1)}
+	p := &pending{ctx: ctx, d: d, id: rec.MessageID, raw: raw, done: make(chan error, 1)}
 	select {
 	case b.in <- p:
 	case <-ctx.Done():
@@ -148,16 +148,16 @@ func (b *batcher) run() {
 // too large, and then if it is full.
 func (b *batcher) add(batch *[]*pending, size *int, p *pending, flush func()) {
 	for _, q := range *batch {
-		if q.rec.MessageID == p.rec.MessageID {
+		if q.id == p.id {
 			flush()
 			break
 		}
 	}
-	if *size+p.size > maxBatchPayload {
+	if *size+len(p.raw) > maxBatchPayload {
 		flush()
 	}
 	*batch = append(*batch, p)
-	*size += p.size
+	*size += len(p.raw)
 	if len(*batch) >= b.s.cfg.Batch.Size {
 		flush()
 	}
@@ -166,11 +166,21 @@ func (b *batcher) add(batch *[]*pending, size *int, p *pending, flush func()) {
 // invoke sends one batch and answers each delivery.
 func (b *batcher) invoke(batch []*pending) {
 	s := b.s
-	recs := make([]record, len(batch))
-	for i, p := range batch {
-		recs[i] = p.rec
+	// The records were encoded as they joined the batch (to know its size):
+	// the payload is put together from those, not encoded again.
+	n := len(`{"Records":[]}`) + len(batch)
+	for _, p := range batch {
+		n += len(p.raw)
 	}
-	payload, _ := json.Marshal(map[string]any{"Records": recs})
+	payload := make([]byte, 0, n)
+	payload = append(payload, `{"Records":[`...)
+	for i, p := range batch {
+		if i > 0 {
+			payload = append(payload, ',')
+		}
+		payload = append(payload, p.raw...)
+	}
+	payload = append(payload, "]}"...)
 	ctx, cancel := batchContext(batch)
 	defer cancel()
 	in := &lambda.InvokeInput{FunctionName: aws.String(s.cfg.Function), Payload: payload, InvocationType: types.InvocationTypeRequestResponse}
@@ -197,8 +207,8 @@ func (b *batcher) invoke(batch []*pending) {
 		switch {
 		case bad != nil:
 			p.done <- router.RetryableError(fmt.Errorf("lambda %s: %w", s.cfg.Function, bad), 0)
-		case failed[p.rec.MessageID]:
-			p.done <- router.RetryableError(fmt.Errorf("lambda %s: the function reported record %s failed", s.cfg.Function, p.rec.MessageID), 0)
+		case failed[p.id]:
+			p.done <- router.RetryableError(fmt.Errorf("lambda %s: the function reported record %s failed", s.cfg.Function, p.id), 0)
 		default:
 			p.done <- nil
 		}
@@ -242,7 +252,7 @@ func itemFailures(payload []byte, batch []*pending) (failed map[string]bool, bad
 	}
 	ids := map[string]bool{}
 	for _, p := range batch {
-		ids[p.rec.MessageID] = true
+		ids[p.id] = true
 	}
 	failed = map[string]bool{}
 	for _, f := range resp.BatchItemFailures {
