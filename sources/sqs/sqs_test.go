@@ -193,15 +193,10 @@ func TestSQSSource_FIFOGroups(t *testing.T) {
 	}
 }
 
-// Acks are deleted in batches: many acks at once take few calls.
-func TestSQSSource_AcksAreBatched(t *testing.T) {
-	f := newFixture(t, nil)
-	s := f.source(t, nil)
-	for _, b := range sourcetest.Names("m", 50) {
-		f.send(t, awstest.Message{Body: b})
-	}
-	ms := receive(t, s, 50)
-	f.srv.ResetStats()
+// ackAll acks every message, each from its own goroutine started gap
+// after the one before, and checks that the queue is empty afterwards.
+func ackAll(t *testing.T, f *fixture, ms []*router.Message, gap time.Duration) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for _, m := range ms {
 		wg.Go(func() {
@@ -209,12 +204,30 @@ func TestSQSSource_AcksAreBatched(t *testing.T) {
 				t.Error(err)
 			}
 		})
+		time.Sleep(gap)
 	}
 	wg.Wait()
-	c, _ := f.srv.SQS().Counts(f.queue)
-	if c.Visible+c.InFlight != 0 {
-		t.Errorf("%d messages left after 50 acks", c.Visible+c.InFlight)
+	if c, _ := f.srv.SQS().Counts(f.queue); c.Visible+c.InFlight != 0 {
+		t.Errorf("%d messages left after %d acks", c.Visible+c.InFlight, len(ms))
 	}
+}
+
+// sendAndReceive puts n messages in the queue and receives them.
+func sendAndReceive(t *testing.T, f *fixture, s *Source, n int) []*router.Message {
+	t.Helper()
+	for _, b := range sourcetest.Names("m", n) {
+		f.send(t, awstest.Message{Body: b})
+	}
+	return receive(t, s, n)
+}
+
+// Acks are deleted in batches: many acks at once take few calls.
+func TestSQSSource_AcksAreBatched(t *testing.T) {
+	f := newFixture(t, nil)
+	s := f.source(t, nil)
+	ms := sendAndReceive(t, f, s, 50)
+	f.srv.ResetStats()
+	ackAll(t, f, ms, 0)
 	if n := f.srv.Calls("sqs:DeleteMessageBatch"); n > 25 || n < 5 {
 		t.Errorf("%d DeleteMessageBatch calls for 50 acks, want 5 to 25", n)
 	}
@@ -228,24 +241,9 @@ func TestSQSSource_AcksAreBatched(t *testing.T) {
 func TestSQSSource_AcksLingerForCompany(t *testing.T) {
 	f := newFixture(t, nil)
 	s := f.source(t, nil)
-	for _, b := range sourcetest.Names("m", 30) {
-		f.send(t, awstest.Message{Body: b})
-	}
-	ms := receive(t, s, 30)
+	ms := sendAndReceive(t, f, s, 30)
 	f.srv.ResetStats()
-	var wg sync.WaitGroup
-	for _, m := range ms {
-		wg.Go(func() {
-			if err := m.Handle.Ack(t.Context()); err != nil {
-				t.Error(err)
-			}
-		})
-		time.Sleep(time.Millisecond)
-	}
-	wg.Wait()
-	if c, _ := f.srv.SQS().Counts(f.queue); c.Visible+c.InFlight != 0 {
-		t.Errorf("%d messages left after 30 acks", c.Visible+c.InFlight)
-	}
+	ackAll(t, f, ms, time.Millisecond)
 	if n := f.srv.Calls("sqs:DeleteMessageBatch"); n > 15 {
 		t.Errorf("%d DeleteMessageBatch calls for 30 acks a millisecond apart, want at most 15", n)
 	}
@@ -257,10 +255,7 @@ func TestSQSSource_AcksLingerForCompany(t *testing.T) {
 func TestSQSSource_DeletesOverlap(t *testing.T) {
 	f := newFixture(t, nil)
 	s := f.source(t, nil)
-	for _, b := range sourcetest.Names("m", 200) {
-		f.send(t, awstest.Message{Body: b})
-	}
-	ms := receive(t, s, 200)
+	ms := sendAndReceive(t, f, s, 200)
 	var out, most atomic.Int32
 	f.srv.SetHook(func(op string, _ *http.Request) *awstest.Fault {
 		if op != "sqs:DeleteMessageBatch" {
@@ -273,18 +268,7 @@ func TestSQSSource_DeletesOverlap(t *testing.T) {
 		out.Add(-1)
 		return nil
 	})
-	var wg sync.WaitGroup
-	for _, m := range ms {
-		wg.Go(func() {
-			if err := m.Handle.Ack(t.Context()); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if c, _ := f.srv.SQS().Counts(f.queue); c.Visible+c.InFlight != 0 {
-		t.Errorf("%d messages left after 200 acks", c.Visible+c.InFlight)
-	}
+	ackAll(t, f, ms, 0)
 	if m := most.Load(); m < 2 || m > deletesInFlight {
 		t.Errorf("at most %d DeleteMessageBatch calls out at once, want 2 to %d", m, deletesInFlight)
 	}
