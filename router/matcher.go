@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -45,32 +46,78 @@ type Matcher struct {
 	pool     sync.Pool
 }
 
-// pathNode is a node of the trie of flattened keys, by component. A node
-// with few children keeps them in a list, which is faster to search than a
-// map for the short keys of events.
+// pathNode is a node of the trie of flattened keys, by component. Its
+// children are found through a small open-addressing table hashed on a
+// key's length and first eight bytes: cheaper than a map's hash of the
+// whole key, and a key that is not there (most of an event's) usually
+// meets an empty slot without a comparison.
 type pathNode struct {
-	children map[string]*pathNode
-	few      []childEntry // the children, when there are at most maxFew
-	path     int32        // index of the key ending here, or -1
+	kids  []childEntry
+	slots []int32 // indexes into kids, -1 for none; a power of two long, at most half full
+	shift uint8   // 64 - log2(len(slots))
+	path  int32   // index of the key ending here, or -1
 }
 
 type childEntry struct {
 	key  string
+	head uint64 // keyHead(key)
 	node *pathNode
 }
 
-const maxFew = 8
+// keyHead packs the first eight bytes of k (fewer, zero-padded) into a
+// word. It reads them at once when k's capacity allows: a key read from an
+// event is followed by its closing quote and more.
+func keyHead(k []byte) uint64 {
+	n := min(len(k), 8)
+	if cap(k) < 8 {
+		var b [8]byte
+		copy(b[:], k)
+		return binary.LittleEndian.Uint64(b[:])
+	}
+	return binary.LittleEndian.Uint64(k[:8]) & (^uint64(0) >> (64 - 8*n))
+}
 
-func (n *pathNode) child(k []byte) *pathNode {
-	if n.children == nil {
-		for i := range n.few {
-			if e := &n.few[i]; len(e.key) == len(k) && e.key == string(k) {
-				return e.node
-			}
-		}
+func (n *pathNode) slot(head uint64, length int) int {
+	return int(((head ^ uint64(length)) * 0x9e3779b97f4a7c15) >> n.shift)
+}
+
+// find returns the child named k, whose keyHead is head, or nil.
+func (n *pathNode) find(head uint64, k []byte) *pathNode {
+	if len(n.kids) == 0 {
 		return nil
 	}
-	return n.children[string(k)]
+	mask := len(n.slots) - 1
+	for i := n.slot(head, len(k)); ; i = (i + 1) & mask {
+		j := n.slots[i]
+		if j < 0 {
+			return nil
+		}
+		if e := &n.kids[j]; e.head == head && len(e.key) == len(k) && (len(k) <= 8 || e.key[8:] == string(k[8:])) {
+			return e.node
+		}
+	}
+}
+
+func (n *pathNode) child(k []byte) *pathNode { return n.find(keyHead(k), k) }
+
+func (n *pathNode) add(key string, c *pathNode) {
+	n.kids = append(n.kids, childEntry{key: key, head: keyHead([]byte(key)), node: c})
+	size := 4
+	for size < 2*len(n.kids) {
+		size *= 2
+	}
+	n.slots = make([]int32, size)
+	for i := range n.slots {
+		n.slots[i] = -1
+	}
+	n.shift = uint8(64 - bits.Len(uint(size-1)))
+	for j, e := range n.kids {
+		i := n.slot(e.head, len(e.key))
+		for n.slots[i] >= 0 {
+			i = (i + 1) & (size - 1)
+		}
+		n.slots[i] = int32(j)
+	}
 }
 
 // predInfo is one distinct predicate on one key.
@@ -168,18 +215,7 @@ func (m *Matcher) insertKey(key string, path int32) {
 		c := n.child([]byte(part))
 		if c == nil {
 			c = &pathNode{path: -1}
-			switch {
-			case n.children != nil:
-				n.children[part] = c
-			case len(n.few) < maxFew:
-				n.few = append(n.few, childEntry{part, c})
-			default:
-				n.children = map[string]*pathNode{part: c}
-				for _, e := range n.few {
-					n.children[e.key] = e.node
-				}
-				n.few = nil
-			}
+			n.add(part, c)
 		}
 		n = c
 	}
@@ -187,11 +223,17 @@ func (m *Matcher) insertKey(key string, path int32) {
 }
 
 // leafless reports whether no key continues below n.
-func (n *pathNode) leafless() bool { return n.children == nil && len(n.few) == 0 }
+func (n *pathNode) leafless() bool { return len(n.kids) == 0 }
 
 // lookup follows an event key, whose dots separate components as they do
 // in pattern keys.
 func (n *pathNode) lookup(key []byte) *pathNode {
+	// Components have no dots, so a key that names a child has none: look
+	// for dots only when it does not, and for a short key, in a word.
+	head := keyHead(key)
+	if c := n.find(head, key); c != nil || len(key) <= 8 && hasZero(head^(lo*'.')) == 0 {
+		return c
+	}
 	for n != nil {
 		i := bytes.IndexByte(key, '.')
 		if i < 0 {
