@@ -222,6 +222,21 @@ func (m *Matcher) insertKey(key string, path int32) {
 	n.path = path
 }
 
+// hasDot reports whether k, whose keyHead is head, has a dot, looking at
+// eight bytes at a time.
+func hasDot(k []byte, head uint64) bool {
+	const dots = lo * '.'
+	if hasZero(head^dots) != 0 {
+		return true
+	}
+	for i := 8; i < len(k); i += 8 {
+		if hasZero(keyHead(k[i:])^dots) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // leafless reports whether no key continues below n.
 func (n *pathNode) leafless() bool { return len(n.kids) == 0 }
 
@@ -231,7 +246,7 @@ func (n *pathNode) lookup(key []byte) *pathNode {
 	// Components have no dots, so a key that names a child has none: look
 	// for dots only when it does not, and for a short key, in a word.
 	head := keyHead(key)
-	if c := n.find(head, key); c != nil || len(key) <= 8 && hasZero(head^(lo*'.')) == 0 {
+	if c := n.find(head, key); c != nil || !hasDot(key, head) {
 		return c
 	}
 	for n != nil {

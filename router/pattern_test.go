@@ -325,3 +325,64 @@ func TestMatch_TooComplex(t *testing.T) {
 		t.Errorf("Match = %v, want ErrTooComplex", err)
 	}
 }
+
+// Keys are found in the trie by length and first eight bytes, then
+// compared in full; keys with dots are split. Patterns on keys that share
+// long prefixes, on keys of seven to nine bytes and on many siblings, in
+// one Matcher, agree with the reference on events with near misses,
+// escaped keys and dotted keys.
+func TestMatcher_KeyLookup(t *testing.T) {
+	keys := []string{"sourceIPAddress", "sourceIPAddressV6", "abcdefg", "abcdefgh", "abcdefghi", "abcdefgh.i", "a.b.c", "a", "b", ""}
+	for i := range 20 {
+		keys = append(keys, fmt.Sprintf("sibling-%d", i), fmt.Sprintf("s.%d", i))
+	}
+	var srcs []string
+	var ps []*Pattern
+	for _, k := range keys {
+		var pat any = []any{"x"}
+		parts := strings.Split(k, ".")
+		for i := len(parts) - 1; i >= 0; i-- {
+			pat = map[string]any{parts[i]: pat}
+		}
+		src, _ := json.Marshal(pat)
+		p, err := ParsePattern(src)
+		if err != nil {
+			t.Fatalf("ParsePattern(%s): %v", src, err)
+		}
+		srcs = append(srcs, string(src))
+		ps = append(ps, p)
+	}
+	m := NewMatcher(ps)
+	var events []string
+	for _, k := range append(keys, "sourceIPAddresS", "sourceIPAddressV7", "sourceIPAddres", "abcdefgh ", "abcdefgi", "abcdefh", "sibling-20", "sibling-1.", ".a", "a..b.c", "s.20", "s") {
+		q, _ := json.Marshal(k)
+		events = append(events, fmt.Sprintf(`{%s:"x"}`, q), fmt.Sprintf(`{"pad":[1,"a"],%s:"x","z":{}}`, q))
+		if parts := strings.SplitN(k, ".", 2); len(parts) == 2 {
+			q0, _ := json.Marshal(parts[0])
+			q1, _ := json.Marshal(parts[1])
+			events = append(events, fmt.Sprintf(`{%s:{%s:"x"}}`, q0, q1))
+		}
+	}
+	events = append(events,
+		`{"abc\u0064efgh":"x"}`, `{"sourceIPAddress\u0056\u0036":"x"}`, `{"a.b":{"c":"x"}}`, `{"a":{"b.c":"x"}}`,
+		`{"abcdefgh":{"i":"x"}}`, `{"abcdefgh.i":"x"}`, `{"s":{"1":"x","19":"x"}}`, `{"sibling-3":"y","sibling-4":"x"}`)
+	for _, ev := range events {
+		got, err := m.Match([]byte(ev), nil)
+		if err != nil {
+			t.Fatalf("Match(%s): %v", ev, err)
+		}
+		var want []int
+		for i, src := range srcs {
+			ok, err := refMatch([]byte(src), []byte(ev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				want = append(want, i)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("event %s: Match = %v, reference %v", ev, got, want)
+		}
+	}
+}
