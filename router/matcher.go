@@ -307,11 +307,11 @@ func (m *Matcher) Patterns() int { return m.patterns }
 // pathIndex holds the distinct predicates on one key.
 type pathIndex struct {
 	ids        map[string]int32 // predicate key → predicate, for interning
-	exact      map[string]int32 // typed value key → predicate
+	exact      strIndex         // typed value key → predicate
 	hasIP      bool             // exact holds address keys
 	numeric    bool             // some predicate needs the value as a number
 	needFold   bool
-	fold       map[string]int32
+	fold       strIndex
 	prefix     affixIndex
 	suffix     affixIndex
 	prefixFold affixIndex
@@ -336,7 +336,7 @@ type butEntry struct {
 }
 
 func newPathIndex() *pathIndex {
-	return &pathIndex{ids: map[string]int32{}, exact: map[string]int32{}, fold: map[string]int32{}, exists: -1}
+	return &pathIndex{ids: map[string]int32{}, exists: -1}
 }
 
 // Keys of exact values carry their type in the first byte, so the string
@@ -428,22 +428,22 @@ func (pi *pathIndex) intern(m *Matcher, p pred) int32 {
 	pi.ids[key] = id
 	switch p.kind {
 	case pString:
-		pi.exact[exactString(p.s)] = id
+		pi.exact.set(exactString(p.s), id)
 	case pIP:
 		pi.hasIP = true
-		pi.exact[exactIP(p.ip)] = id
+		pi.exact.set(exactIP(p.ip), id)
 	case pNumber:
 		pi.numeric = true
-		pi.exact[exactNumber(p.f)] = id
+		pi.exact.set(exactNumber(p.f), id)
 	case pNumText:
 		pi.numeric = true
-		pi.exact[exactNumText(p.s)] = id
+		pi.exact.set(exactNumText(p.s), id)
 	case pTrue:
-		pi.exact["t"] = id
+		pi.exact.set("t", id)
 	case pFalse:
-		pi.exact["f"] = id
+		pi.exact.set("f", id)
 	case pNull:
-		pi.exact["z"] = id
+		pi.exact.set("z", id)
 	case pPrefix:
 		pi.prefix.add(p.s, id)
 	case pSuffix:
@@ -456,7 +456,7 @@ func (pi *pathIndex) intern(m *Matcher, p pred) int32 {
 		pi.suffixFold.add(p.s, id)
 	case pFold:
 		pi.needFold = true
-		pi.fold[p.s] = id
+		pi.fold.set(p.s, id)
 	case pWildcard:
 		gi := int32(len(pi.globs))
 		pi.globs = append(pi.globs, globEntry{g: p.glob, pred: id})
@@ -490,13 +490,79 @@ func (pi *pathIndex) finish() {
 	for _, a := range []*affixIndex{&pi.prefix, &pi.suffix, &pi.prefixFold, &pi.suffixFold, &pi.globPrefix} {
 		a.build()
 	}
-	if len(pi.fold) == 0 {
-		pi.fold = nil
-	}
-	if len(pi.exact) == 0 {
-		pi.exact = nil
-	}
 	pi.ids = nil
+}
+
+// strIndex maps strings to predicates: an open-addressing table hashed on
+// a string's length and its first and last eight bytes, which costs less
+// than a map's hash of the whole string for the short values of events.
+type strIndex struct {
+	keys  []string
+	ids   []int32
+	slots []int32 // indexes into keys, -1 for none; a power of two long, at most half full
+	shift uint8   // 64 - log2(len(slots))
+}
+
+func (x *strIndex) len() int { return len(x.keys) }
+
+func (x *strIndex) slot(k []byte) int {
+	h := keyHead(k) ^ uint64(len(k))<<56
+	if len(k) > 8 {
+		h ^= bits.RotateLeft64(binary.LittleEndian.Uint64(k[len(k)-8:]), 29)
+	}
+	return int((h * 0x9e3779b97f4a7c15) >> x.shift)
+}
+
+func (x *strIndex) get(k []byte) (int32, bool) {
+	if j := x.find(k); j >= 0 {
+		return x.ids[j], true
+	}
+	return 0, false
+}
+
+// find returns the index of k in keys, or -1.
+func (x *strIndex) find(k []byte) int32 {
+	if len(x.keys) == 0 {
+		return -1
+	}
+	mask := len(x.slots) - 1
+	for i := x.slot(k); ; i = (i + 1) & mask {
+		j := x.slots[i]
+		if j < 0 || x.keys[j] == string(k) {
+			return j
+		}
+	}
+}
+
+func (x *strIndex) set(k string, id int32) {
+	if j := x.find([]byte(k)); j >= 0 {
+		x.ids[j] = id
+		return
+	}
+	x.keys = append(x.keys, k)
+	x.ids = append(x.ids, id)
+	if 2*len(x.keys) <= len(x.slots) {
+		x.insert(len(x.keys) - 1)
+		return
+	}
+	size := max(4, 2*len(x.slots))
+	x.slots = make([]int32, size)
+	for i := range x.slots {
+		x.slots[i] = -1
+	}
+	x.shift = uint8(64 - bits.Len(uint(size-1)))
+	for j := range x.keys {
+		x.insert(j)
+	}
+}
+
+func (x *strIndex) insert(j int) {
+	mask := len(x.slots) - 1
+	i := x.slot([]byte(x.keys[j]))
+	for x.slots[i] >= 0 {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = int32(j)
 }
 
 // affixIndex finds prefixes (or suffixes) of a value with one map lookup
@@ -918,8 +984,8 @@ func (s *scratch) markAll(m *Matcher, ps []int32, li int32) {
 }
 
 // markKey marks the predicate of an exact key, if there is one.
-func (s *scratch) markKey(m *Matcher, ids map[string]int32, k []byte, li int32) {
-	if p, ok := ids[string(k)]; ok {
+func (s *scratch) markKey(m *Matcher, ids *strIndex, k []byte, li int32) {
+	if p, ok := ids.get(k); ok {
 		s.mark(m, p, li)
 	}
 }
@@ -938,7 +1004,7 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 		if pi.hasIP || pi.cidrs.nonEmpty {
 			ip, ipOK = parseIP(v)
 		}
-		if pi.exact != nil {
+		if pi.exact.len() > 0 {
 			var k []byte
 			if ipOK && pi.hasIP {
 				b := ip.As16()
@@ -947,14 +1013,14 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 				k = append(append(s.keyBuf[:0], 's'), v...)
 			}
 			s.keyBuf = k
-			s.markKey(m, pi.exact, k, li)
+			s.markKey(m, &pi.exact, k, li)
 		}
 		s.affix(m, &pi.prefix, v, false, li)
 		s.affix(m, &pi.suffix, v, true, li)
 		if pi.needFold {
 			f := s.folded(lf)
-			if pi.fold != nil {
-				s.markKey(m, pi.fold, f, li)
+			if pi.fold.len() > 0 {
+				s.markKey(m, &pi.fold, f, li)
 			}
 			s.affix(m, &pi.prefixFold, f, false, li)
 			s.affix(m, &pi.suffixFold, f, true, li)
@@ -1000,16 +1066,16 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 				k = append(append(k, 'N'), lf.val...)
 			}
 			s.keyBuf = k
-			if pi.exact != nil {
-				s.markKey(m, pi.exact, k, li)
+			if pi.exact.len() > 0 {
+				s.markKey(m, &pi.exact, k, li)
 			}
 		}
 	case kTrue:
-		s.markKey(m, pi.exact, []byte("t"), li)
+		s.markKey(m, &pi.exact, []byte("t"), li)
 	case kFalse:
-		s.markKey(m, pi.exact, []byte("f"), li)
+		s.markKey(m, &pi.exact, []byte("f"), li)
 	case kNull:
-		s.markKey(m, pi.exact, []byte("z"), li)
+		s.markKey(m, &pi.exact, []byte("z"), li)
 	}
 	for i := range pi.buts {
 		b := &pi.buts[i]

@@ -386,3 +386,37 @@ func TestMatcher_KeyLookup(t *testing.T) {
 		}
 	}
 }
+
+// strIndex finds every key it holds, and nothing else, among keys that
+// share first or last eight bytes or differ only in length.
+func TestStrIndex(t *testing.T) {
+	var x strIndex
+	if _, ok := x.get([]byte("a")); ok {
+		t.Fatal("empty index found a key")
+	}
+	var keys []string
+	for i := range 300 {
+		keys = append(keys,
+			fmt.Sprintf("bucket-%d", i), fmt.Sprintf("arn:aws:s3:::bucket-%d", i), fmt.Sprintf("%d-suffix-shared", i),
+			strings.Repeat("x", i%40))
+	}
+	keys = append(keys, "", "s", "s\x00", "abcdefgh", "abcdefghabcdefgh", "abcdefgh\x00abcdefgh")
+	want := map[string]int32{}
+	for i, k := range keys {
+		x.set(k, int32(i))
+		want[k] = int32(i)
+	}
+	for k, id := range want {
+		if got, ok := x.get([]byte(k)); !ok || got != id {
+			t.Errorf("get(%q) = %d, %v; want %d", k, got, ok, id)
+		}
+	}
+	if x.len() != len(want) {
+		t.Errorf("len = %d, want %d", x.len(), len(want))
+	}
+	for _, k := range []string{"bucket-300", "arn:aws:s3:::bucket-3000", "x-suffix-shared", strings.Repeat("x", 40), "abcdefg", "abcdefgh\x00", "s\x00\x00"} {
+		if got, ok := x.get([]byte(k)); ok {
+			t.Errorf("get(%q) = %d, want none", k, got)
+		}
+	}
+}
