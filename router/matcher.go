@@ -845,16 +845,29 @@ func (s *scratch) object(n *pathNode, sc *scanner, depth int) error {
 		sc.pos++
 		return nil
 	}
+	d := sc.data
 	for {
-		a, b, esc, err := sc.key()
-		if err != nil {
-			return err
+		// Most keys are plain strings right before their colon; the
+		// scanner reads the others, and says what is wrong.
+		var key []byte
+		if i := sc.pos; i < len(d) && d[i] == '"' {
+			if end := plainStr(d, i); end >= 0 && end+1 < len(d) && d[end+1] == ':' {
+				key = d[i+1 : end]
+				sc.pos = end + 2
+			}
 		}
-		key := sc.data[a:b]
-		if esc {
-			s.keyBuf = unescape(s.keyBuf[:0], key)
-			key = s.keyBuf
+		if key == nil {
+			a, b, esc, err := sc.key()
+			if err != nil {
+				return err
+			}
+			key = d[a:b]
+			if esc {
+				s.keyBuf = unescape(s.keyBuf[:0], key)
+				key = s.keyBuf
+			}
 		}
+		var err error
 		if child := n.lookup(key); child != nil {
 			err = s.value(child, sc, depth+1)
 		} else {
@@ -885,6 +898,13 @@ func (s *scratch) value(n *pathNode, sc *scanner, depth int) error {
 		}
 		return s.array(n, sc, depth)
 	case '"':
+		if end := plainStr(sc.data, sc.pos); end >= 0 {
+			if n.path >= 0 {
+				s.leaf(n.path, kString, sc.data[sc.pos+1:end])
+			}
+			sc.pos = end + 1
+			return nil
+		}
 		a, b, esc, err := sc.str()
 		if err != nil || n.path < 0 {
 			return err

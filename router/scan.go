@@ -222,8 +222,14 @@ func (s *scanner) lit(word string) error {
 
 // skip passes over one value, validating it.
 func (s *scanner) skip() error {
-	if c := s.peek(); c == '{' || c == '[' {
+	switch s.peek() {
+	case '{', '[':
 		return s.skipNested()
+	case '"':
+		if end := skipStr(s.data, s.pos+1); end >= 0 {
+			s.pos = end
+			return nil
+		}
 	}
 	return s.scalar()
 }
@@ -356,6 +362,30 @@ func skipKey(d []byte, i int) int {
 		return -1
 	}
 	return i + 1
+}
+
+// plainStr returns the index of the closing quote of the string whose
+// opening quote is at i, when the string is plain: no escapes, no control
+// characters. Otherwise it returns -1, for str to read or reject it.
+func plainStr(d []byte, i int) int {
+	i++
+	for {
+		if i+8 > len(d) {
+			for i < len(d) && d[i] >= 0x20 && d[i] != '"' && d[i] != '\\' {
+				i++
+			}
+			break
+		}
+		if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) / 8
+			break
+		}
+		i += 8
+	}
+	if i < len(d) && d[i] == '"' {
+		return i
+	}
+	return -1
 }
 
 // skipStr passes over the rest of a string, from just after its opening
