@@ -144,15 +144,15 @@ const (
 // special is non-zero when some byte of w is a quote, a backslash or a
 // control character; its lowest set bit is in the first such byte.
 func special(w uint64) uint64 {
-	return hasLess(w, 0x20) | hasZero(w^(lo*'"')) | hasZero(w^(lo*'\\'))
+	// A byte below 0x20, a zero byte of q, a zero byte of b: the hasZero
+	// trick three times, masked once.
+	q, b := w^(lo*'"'), w^(lo*'\\')
+	return ((w-lo*0x20)&^w | (q-lo)&^q | (b-lo)&^b) & hi
 }
 
 // hasZero is non-zero when some byte of w is zero; its lowest set bit is in
 // the first zero byte (bits above it may be false alarms).
 func hasZero(w uint64) uint64 { return (w - lo) &^ w & hi }
-
-// hasLess is non-zero when some byte of w is less than n (n <= 128).
-func hasLess(w uint64, n uint64) uint64 { return (w - lo*n) &^ w & hi }
 
 func isHex4(b []byte) bool {
 	for _, c := range b {
