@@ -867,14 +867,34 @@ func (s *scratch) object(n *pathNode, sc *scanner, depth int) error {
 				key = s.keyBuf
 			}
 		}
+		// A value under a key no pattern mentions is skipped, plain
+		// strings and containers here; the scanner takes the rest.
 		var err error
-		if child := n.lookup(key); child != nil {
+		child := n.lookup(key)
+		switch i := sc.pos; {
+		case child != nil:
 			err = s.value(child, sc, depth+1)
-		} else {
+		case i < len(d) && d[i] == '"':
+			if end := skipStr(d, i+1); end >= 0 {
+				sc.pos = end
+			} else {
+				err = sc.skip()
+			}
+		case i < len(d) && (d[i] == '{' || d[i] == '['):
+			if end, ok := skipFast(d, i); ok {
+				sc.pos = end
+			} else {
+				err = sc.skip()
+			}
+		default:
 			err = sc.skip()
 		}
 		if err != nil {
 			return err
+		}
+		if i := sc.pos; i < len(d) && d[i] == ',' {
+			sc.pos = i + 1
+			continue
 		}
 		if more, err := sc.next('}'); !more {
 			return err
