@@ -48,14 +48,16 @@ type Matcher struct {
 
 // pathNode is a node of the trie of flattened keys, by component. Its
 // children are found through a small open-addressing table hashed on a
-// key's length and first eight bytes: cheaper than a map's hash of the
-// whole key, and a key that is not there (most of an event's) usually
-// meets an empty slot without a comparison.
+// key's length and first eight bytes, cheaper than a map's hash of the
+// whole key. A key that is not there (most of an event's) is usually
+// turned away by a 64-bit filter of the hashes present, before the table
+// is read.
 type pathNode struct {
-	kids  []childEntry
-	slots []int32 // indexes into kids, -1 for none; a power of two long, at most half full
-	shift uint8   // 64 - log2(len(slots))
-	path  int32   // index of the key ending here, or -1
+	kids   int          // children
+	slots  []childEntry // by hash; node nil for none; a power of two long, at most half full
+	filter uint64       // bit h>>58 set for each child's hash h
+	shift  uint8        // 64 - log2(len(slots))
+	path   int32        // index of the key ending here, or -1
 }
 
 type childEntry struct {
@@ -77,22 +79,23 @@ func keyHead(k []byte) uint64 {
 	return binary.LittleEndian.Uint64(k[:8]) & (^uint64(0) >> (64 - 8*n))
 }
 
-func (n *pathNode) slot(head uint64, length int) int {
-	return int(((head ^ uint64(length)) * 0x9e3779b97f4a7c15) >> n.shift)
+func keyHash(head uint64, length int) uint64 {
+	return (head ^ uint64(length)) * 0x9e3779b97f4a7c15
 }
 
 // find returns the child named k, whose keyHead is head, or nil.
 func (n *pathNode) find(head uint64, k []byte) *pathNode {
-	if len(n.kids) == 0 {
+	h := keyHash(head, len(k))
+	if n.filter&(1<<(h>>58)) == 0 {
 		return nil
 	}
 	mask := len(n.slots) - 1
-	for i := n.slot(head, len(k)); ; i = (i + 1) & mask {
-		j := n.slots[i]
-		if j < 0 {
+	for i := int(h >> n.shift); ; i = (i + 1) & mask {
+		e := &n.slots[i]
+		if e.node == nil {
 			return nil
 		}
-		if e := &n.kids[j]; e.head == head && len(e.key) == len(k) && (len(k) <= 8 || e.key[8:] == string(k[8:])) {
+		if e.head == head && len(e.key) == len(k) && (len(k) <= 8 || e.key[8:] == string(k[8:])) {
 			return e.node
 		}
 	}
@@ -101,22 +104,28 @@ func (n *pathNode) find(head uint64, k []byte) *pathNode {
 func (n *pathNode) child(k []byte) *pathNode { return n.find(keyHead(k), k) }
 
 func (n *pathNode) add(key string, c *pathNode) {
-	n.kids = append(n.kids, childEntry{key: key, head: keyHead([]byte(key)), node: c})
+	kids := []childEntry{{key: key, head: keyHead([]byte(key)), node: c}}
+	for _, e := range n.slots {
+		if e.node != nil {
+			kids = append(kids, e)
+		}
+	}
+	n.kids = len(kids)
 	size := 4
-	for size < 2*len(n.kids) {
+	for size < 2*len(kids) {
 		size *= 2
 	}
-	n.slots = make([]int32, size)
-	for i := range n.slots {
-		n.slots[i] = -1
-	}
+	n.slots = make([]childEntry, size)
 	n.shift = uint8(64 - bits.Len(uint(size-1)))
-	for j, e := range n.kids {
-		i := n.slot(e.head, len(e.key))
-		for n.slots[i] >= 0 {
+	n.filter = 0
+	for _, e := range kids {
+		h := keyHash(e.head, len(e.key))
+		n.filter |= 1 << (h >> 58)
+		i := int(h >> n.shift)
+		for n.slots[i].node != nil {
 			i = (i + 1) & (size - 1)
 		}
-		n.slots[i] = int32(j)
+		n.slots[i] = e
 	}
 }
 
@@ -238,7 +247,7 @@ func hasDot(k []byte, head uint64) bool {
 }
 
 // leafless reports whether no key continues below n.
-func (n *pathNode) leafless() bool { return len(n.kids) == 0 }
+func (n *pathNode) leafless() bool { return n.kids == 0 }
 
 // lookup follows an event key, whose dots separate components as they do
 // in pattern keys.
