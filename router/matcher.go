@@ -364,10 +364,7 @@ func exactNumber(f float64) string {
 func exactNumText(s string) string { return "N" + s }
 
 func putFloat(b []byte, f float64) {
-	u := math.Float64bits(f)
-	for i := range 8 {
-		b[i] = byte(u >> (56 - 8*i))
-	}
+	binary.BigEndian.PutUint64(b, math.Float64bits(f))
 }
 
 // predKey identifies a predicate for interning: its kind and operand, each
@@ -465,7 +462,7 @@ func (pi *pathIndex) intern(m *Matcher, p pred) int32 {
 		pi.suffixFold.add(p.s, id)
 	case pFold:
 		pi.needFold = true
-		pi.fold.set(p.s, id)
+		pi.fold.set(exactString(p.s), id)
 	case pWildcard:
 		gi := int32(len(pi.globs))
 		pi.globs = append(pi.globs, globEntry{g: p.glob, pred: id})
@@ -502,9 +499,12 @@ func (pi *pathIndex) finish() {
 	pi.ids = nil
 }
 
-// strIndex maps strings to predicates: an open-addressing table hashed on
-// a string's length and its first and last eight bytes, which costs less
-// than a map's hash of the whole string for the short values of events.
+// strIndex maps typed values to predicates. Its keys are spelled as
+// exactString and the like spell them, the type byte first, and looked up
+// by type and value, so that a value need not be copied after its type
+// byte first. It is an open-addressing table hashed on the type, the
+// value's length and its first and last eight bytes, which costs less than
+// a map's hash of the whole string for the short values of events.
 type strIndex struct {
 	keys  []string
 	ids   []int32
@@ -514,37 +514,42 @@ type strIndex struct {
 
 func (x *strIndex) len() int { return len(x.keys) }
 
-func (x *strIndex) slot(k []byte) int {
-	h := keyHead(k) ^ uint64(len(k))<<56
-	if len(k) > 8 {
-		h ^= bits.RotateLeft64(binary.LittleEndian.Uint64(k[len(k)-8:]), 29)
+func (x *strIndex) slot(typ byte, v []byte) int {
+	h := keyHead(v) ^ uint64(len(v))<<56 ^ uint64(typ)<<48
+	if len(v) > 8 {
+		h ^= bits.RotateLeft64(binary.LittleEndian.Uint64(v[len(v)-8:]), 29)
 	}
 	return int((h * 0x9e3779b97f4a7c15) >> x.shift)
 }
 
-func (x *strIndex) get(k []byte) (int32, bool) {
-	if j := x.find(k); j >= 0 {
+// get returns the predicate of value v of type typ.
+func (x *strIndex) get(typ byte, v []byte) (int32, bool) {
+	if j := x.find(typ, v); j >= 0 {
 		return x.ids[j], true
 	}
 	return 0, false
 }
 
-// find returns the index of k in keys, or -1.
-func (x *strIndex) find(k []byte) int32 {
+// find returns the index in keys of value v of type typ, or -1.
+func (x *strIndex) find(typ byte, v []byte) int32 {
 	if len(x.keys) == 0 {
 		return -1
 	}
 	mask := len(x.slots) - 1
-	for i := x.slot(k); ; i = (i + 1) & mask {
+	for i := x.slot(typ, v); ; i = (i + 1) & mask {
 		j := x.slots[i]
-		if j < 0 || x.keys[j] == string(k) {
+		if j < 0 {
+			return -1
+		}
+		if k := x.keys[j]; len(k) == len(v)+1 && k[0] == typ && k[1:] == string(v) {
 			return j
 		}
 	}
 }
 
+// set maps k, a type byte and a value, to id.
 func (x *strIndex) set(k string, id int32) {
-	if j := x.find([]byte(k)); j >= 0 {
+	if j := x.find(k[0], []byte(k[1:])); j >= 0 {
 		x.ids[j] = id
 		return
 	}
@@ -567,7 +572,8 @@ func (x *strIndex) set(k string, id int32) {
 
 func (x *strIndex) insert(j int) {
 	mask := len(x.slots) - 1
-	i := x.slot([]byte(x.keys[j]))
+	k := x.keys[j]
+	i := x.slot(k[0], []byte(k[1:]))
 	for x.slots[i] >= 0 {
 		i = (i + 1) & mask
 	}
@@ -1032,9 +1038,9 @@ func (s *scratch) markAll(m *Matcher, ps []int32, li int32) {
 	}
 }
 
-// markKey marks the predicate of an exact key, if there is one.
-func (s *scratch) markKey(m *Matcher, ids *strIndex, k []byte, li int32) {
-	if p, ok := ids.get(k); ok {
+// markKey marks the predicate of an exact value, if there is one.
+func (s *scratch) markKey(m *Matcher, ids *strIndex, typ byte, v []byte, li int32) {
+	if p, ok := ids.get(typ, v); ok {
 		s.mark(m, p, li)
 	}
 }
@@ -1054,22 +1060,19 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 			ip, ipOK = parseIP(v)
 		}
 		if pi.exact.len() > 0 {
-			var k []byte
 			if ipOK && pi.hasIP {
 				b := ip.As16()
-				k = append(append(s.keyBuf[:0], 'i'), b[:]...)
+				s.markKey(m, &pi.exact, 'i', b[:], li)
 			} else {
-				k = append(append(s.keyBuf[:0], 's'), v...)
+				s.markKey(m, &pi.exact, 's', v, li)
 			}
-			s.keyBuf = k
-			s.markKey(m, &pi.exact, k, li)
 		}
 		s.affix(m, &pi.prefix, v, false, li)
 		s.affix(m, &pi.suffix, v, true, li)
 		if pi.needFold {
 			f := s.folded(lf)
 			if pi.fold.len() > 0 {
-				s.markKey(m, &pi.fold, f, li)
+				s.markKey(m, &pi.fold, 's', f, li)
 			}
 			s.affix(m, &pi.prefixFold, f, false, li)
 			s.affix(m, &pi.suffixFold, f, true, li)
@@ -1106,25 +1109,25 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 	case kNumber:
 		if pi.numeric {
 			f, ok := s.number(lf)
-			k := s.keyBuf[:0]
 			if ok {
-				k = append(k, 'n', 0, 0, 0, 0, 0, 0, 0, 0)
-				putFloat(k[1:], f)
 				s.rangeQuery(m, &pi.ranges, f, 0, len(pi.ranges.iv), li)
-			} else {
-				k = append(append(k, 'N'), lf.val...)
 			}
-			s.keyBuf = k
 			if pi.exact.len() > 0 {
-				s.markKey(m, &pi.exact, k, li)
+				if ok {
+					var b [8]byte
+					putFloat(b[:], f)
+					s.markKey(m, &pi.exact, 'n', b[:], li)
+				} else {
+					s.markKey(m, &pi.exact, 'N', lf.val, li)
+				}
 			}
 		}
 	case kTrue:
-		s.markKey(m, &pi.exact, []byte("t"), li)
+		s.markKey(m, &pi.exact, 't', nil, li)
 	case kFalse:
-		s.markKey(m, &pi.exact, []byte("f"), li)
+		s.markKey(m, &pi.exact, 'f', nil, li)
 	case kNull:
-		s.markKey(m, &pi.exact, []byte("z"), li)
+		s.markKey(m, &pi.exact, 'z', nil, li)
 	}
 	for i := range pi.buts {
 		b := &pi.buts[i]

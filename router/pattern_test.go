@@ -387,36 +387,38 @@ func TestMatcher_KeyLookup(t *testing.T) {
 	}
 }
 
-// strIndex finds every key it holds, and nothing else, among keys that
-// share first or last eight bytes or differ only in length.
+// strIndex finds every typed value it holds, and nothing else, among
+// values that share first or last eight bytes, differ only in length or
+// only in type.
 func TestStrIndex(t *testing.T) {
 	var x strIndex
-	if _, ok := x.get([]byte("a")); ok {
+	if _, ok := x.get('s', []byte("a")); ok {
 		t.Fatal("empty index found a key")
 	}
 	var keys []string
 	for i := range 300 {
 		keys = append(keys,
-			fmt.Sprintf("bucket-%d", i), fmt.Sprintf("arn:aws:s3:::bucket-%d", i), fmt.Sprintf("%d-suffix-shared", i),
-			strings.Repeat("x", i%40))
+			fmt.Sprintf("sbucket-%d", i), fmt.Sprintf("sarn:aws:s3:::bucket-%d", i), fmt.Sprintf("s%d-suffix-shared", i),
+			"s"+strings.Repeat("x", i%40), "N"+strings.Repeat("x", i%40))
 	}
-	keys = append(keys, "", "s", "s\x00", "abcdefgh", "abcdefghabcdefgh", "abcdefgh\x00abcdefgh")
+	keys = append(keys, "s", "t", "f", "z", "ss", "s\x00", "sabcdefgh", "Nabcdefgh", "sabcdefghabcdefgh", "sabcdefgh\x00abcdefgh", exactNumber(5), exactNumber(-0.5))
 	want := map[string]int32{}
 	for i, k := range keys {
 		x.set(k, int32(i))
 		want[k] = int32(i)
 	}
 	for k, id := range want {
-		if got, ok := x.get([]byte(k)); !ok || got != id {
-			t.Errorf("get(%q) = %d, %v; want %d", k, got, ok, id)
+		if got, ok := x.get(k[0], []byte(k[1:])); !ok || got != id {
+			t.Errorf("get(%q, %q) = %d, %v; want %d", k[0], k[1:], got, ok, id)
 		}
 	}
 	if x.len() != len(want) {
 		t.Errorf("len = %d, want %d", x.len(), len(want))
 	}
-	for _, k := range []string{"bucket-300", "arn:aws:s3:::bucket-3000", "x-suffix-shared", strings.Repeat("x", 40), "abcdefg", "abcdefgh\x00", "s\x00\x00"} {
-		if got, ok := x.get([]byte(k)); ok {
-			t.Errorf("get(%q) = %d, want none", k, got)
+	for _, k := range []string{"sbucket-300", "sarn:aws:s3:::bucket-3000", "sx-suffix-shared", "s" + strings.Repeat("x", 40),
+		"sabcdefg", "sabcdefgh\x00", "ss\x00\x00", "Tt", "n", "sz", "ns", "Sabcdefgh", exactNumber(6), "s" + exactNumber(5)[1:]} {
+		if got, ok := x.get(k[0], []byte(k[1:])); ok {
+			t.Errorf("get(%q, %q) = %d, want none", k[0], k[1:], got)
 		}
 	}
 }
