@@ -422,3 +422,131 @@ func TestStrIndex(t *testing.T) {
 		}
 	}
 }
+
+// Malformed events are rejected with the error the careful scanner gives,
+// wherever the fast loops meet the problem: they hand over to it at the
+// same place. The messages were taken from the matcher before the fast
+// loops were added.
+func TestMatch_MalformedEventErrors(t *testing.T) {
+	p, err := ParsePattern([]byte(`{"source":["aws.s3"],"detail":{"bucket":{"name":["b"]},"size":[{"numeric":[">",5]}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ event, want string }{
+		{"{\"skip\":{\"a\":\"x\\\"}", "invalid JSON at offset 18: unterminated string"},
+		{"{\"skip\":{\"a\":\"x\\q\"}}", "invalid JSON at offset 15: invalid escape \\q"},
+		{"{\"skip\":{\"a\":\"\\u12\"}}", "invalid JSON at offset 14: invalid \\u escape"},
+		{"{\"skip\":{\"a\":\"\\u12x4\"}}", "invalid JSON at offset 14: invalid \\u escape"},
+		{"{\"skip\":{\"a\":\"x\ty\"}}", "invalid JSON at offset 15: control character 0x09 in string"},
+		{"{\"skip\":{\"a\":[1,2,]}}", "invalid JSON at offset 18: unexpected ']', want a JSON value"},
+		{"{\"skip\":{\"a\":[1 2]}}", "invalid JSON at offset 16: unexpected '2', want ',' or ']'"},
+		{"{\"skip\":{\"a\" 1}}", "invalid JSON at offset 13: unexpected '1', want ':'"},
+		{"{\"skip\":{a:1}}", "invalid JSON at offset 9: unexpected 'a', want an object key"},
+		{"{\"skip\":{\"a\":1,}}", "invalid JSON at offset 15: unexpected '}', want an object key"},
+		{"{\"skip\":{\"a\":[1}}", "invalid JSON at offset 15: unexpected '}', want ',' or ']'"},
+		{"{\"skip\":{\"a\":{\"b\":1]}}", "invalid JSON at offset 19: unexpected ']', want ',' or '}'"},
+		{"{\"skip\":{\"a\":01}}", "invalid JSON at offset 14: unexpected '1', want ',' or '}'"},
+		{"{\"skip\":{\"a\":-}}", "invalid JSON at offset 14: unexpected '}', want a digit"},
+		{"{\"skip\":{\"a\":1.}}", "invalid JSON at offset 15: unexpected '}', want a digit after the decimal point"},
+		{"{\"skip\":{\"a\":1e+}}", "invalid JSON at offset 16: unexpected '}', want a digit in the exponent"},
+		{"{\"skip\":{\"a\":tru}}", "invalid JSON at offset 13: unexpected 't', want a JSON value"},
+		{"{\"skip\":{\"a\":nul}}", "invalid JSON at offset 13: unexpected 'n', want a JSON value"},
+		{"{\"skip\":[[[[", "invalid JSON at offset 12: unexpected end of input, want a JSON value"},
+		{"{\"skip\":\"abc", "invalid JSON at offset 12: unterminated string"},
+		{"{\"skip\":\"a\\", "invalid JSON at offset 11: unterminated string"},
+		{"{\"skip\":\"a\\\"", "invalid JSON at offset 12: unterminated string"},
+		{"{\"skip\":tru}", "invalid JSON at offset 8: unexpected 't', want a JSON value"},
+		{"{\"skip\" :\"x\" , \"source\":\"aws.s3\",}", "invalid JSON at offset 33: unexpected '}', want an object key"},
+		{"{\"source\":\"aws.s3\\q\"}", "invalid JSON at offset 17: invalid escape \\q"},
+		{"{\"source\":\"aws.s3", "invalid JSON at offset 17: unterminated string"},
+		{"{\"source\" \"aws.s3\"}", "invalid JSON at offset 10: unexpected '\"', want ':'"},
+		{"{\"source\":\"aws.s3\" \"detail\":{}}", "invalid JSON at offset 19: unexpected '\"', want ',' or '}'"},
+		{"{\"detail\":{\"bucket\":{\"name\":\"b\",}}}", "invalid JSON at offset 32: unexpected '}', want an object key"},
+		{"{\"detail\":{\"size\":5.}}", "invalid JSON at offset 20: unexpected '}', want a digit after the decimal point"},
+		{"{\"detail\":{\"size\":[5,]}}", "invalid JSON at offset 21: unexpected ']', want a JSON value"},
+		{"{\"detail\":{\"bucket\":[{\"name\":\"b\"},]}}", "invalid JSON at offset 34: unexpected ']', want a JSON value"},
+		{"{\"detail\":{\"bucket\":{\"name\":\"b\"}}", "invalid JSON at offset 33: unexpected end of input, want ',' or '}'"},
+		{"{\"detail\":{\"bucket\":{\"name\":\"b\"}}} x", "invalid JSON at offset 35: unexpected 'x' after the top-level value"},
+		{"{\"source\":\"aws.s3\"}}", "invalid JSON at offset 19: unexpected '}' after the top-level value"},
+		{"{\"skip\":{\"k\":\"v\", \"k2\": [ 1, {\"x\":\"\\u00zz\"} ] }}", "invalid JSON at offset 35: invalid \\u escape"},
+		{"{\"skip\":\"\x01\"}", "invalid JSON at offset 9: control character 0x01 in string"},
+		{"{\"source\":\"\x1f\"}", "invalid JSON at offset 11: control character 0x1f in string"},
+		{"{\"a\":{\"b\":[{\"c\":\"d\"}],\"e\":\"\\\\\\\"}", "invalid JSON at offset 32: unterminated string"},
+		{"{\"a\":[\"\\\"]\"]", "invalid JSON at offset 12: unexpected end of input, want ',' or '}'"},
+	} {
+		_, err := p.Match([]byte(tc.event))
+		if se := (*SyntaxError)(nil); !errors.As(err, &se) || err.Error() != tc.want {
+			t.Errorf("Match(%q) = %v, want %s", tc.event, err, tc.want)
+		}
+	}
+}
+
+// Strings that look like JSON structure, escapes and white space, inside
+// skipped values and in mentioned ones, and keys that are rule keys in
+// escaped spelling or share their prefixes: the matcher agrees with the
+// reference.
+func TestMatch_FastPathsAgreeWithReference(t *testing.T) {
+	srcs := []string{
+		`{"source":["aws.s3"],"detail":{"bucket":{"name":["b\"]}"]}}}`,
+		`{"source":["aws.s3"]}`,
+		`{"detail":{"key":[{"prefix":"a\\"}],"n":[{"numeric":[">",1.5]}]}}`,
+		`{"detail":{"list":{"x":["é\"\\"]}}}`,
+		`{"sourceX":["y"]}`,
+	}
+	skipped := []string{
+		`"a\"b"`, `"\\"`, `"\\\""`, `"]}"`, `"\u0022}"`, `"\ud83d\ude00"`, `"\/\b\f\n\r\t"`, `""`,
+		`[]`, `{}`, `[[[{"a":[{"b":"\"]"}]}]]]`, `{"a\"":{"\\":["}",{"":""}]}}`, `[1,-0.5e3,true,false,null]`,
+		"[ 1 , { \"a\" : \"b\" } ]", `"` + strings.Repeat("x", 30) + `\"` + strings.Repeat("y", 30) + `"`,
+	}
+	var events []string
+	for _, v := range skipped {
+		events = append(events,
+			`{"skip":`+v+`,"source":"aws.s3","detail":{"bucket":{"name":"b\"]}"},"skip":`+v+`}}`,
+			`{"source":"aws.s3","detail":{"bucket":{"skip":`+v+`,"name":"b\"]}"}},"skip":`+v+`}`,
+			`{"detail":{"key":"a\\b","skip":`+v+`,"n":2,"list":[{"x":"é\"\\","skip":`+v+`}]}}`,
+			"{ \"source\" : \"aws.s3\" , \"skip\" : "+v+" , \"sourceX\" : \"y\" }",
+		)
+	}
+	events = append(events,
+		`{"sour\u0063e":"aws.s3"}`, `{"sourc":"aws.s3","sourceXY":"y","source\u0058":"y"}`, `{"source":"aws.s\u0033"}`,
+		`{"detail":{"bucket":{"na\u006de":"b\u0022]}"}},"source":"aws.s3"}`, `{"detail":{"key":"a\u005c","n":1.50000000000001}}`,
+		`{"detail":{"list":{"x":"\u00e9\u0022\u005c"}}}`, `{"detail":{"list":{"x":"é\"\\ "}}}`, `{"detail":{"n":15e-1,"key":"a\\"}}`,
+		`{"detail":{"n":1.5000000000000001,"key":"a\\"}}`, `{"detail":{"n":100000000000000000000,"key":"a\\"}}`,
+	)
+	var ps []*Pattern
+	for _, src := range srcs {
+		p, err := ParsePattern([]byte(src))
+		if err != nil {
+			t.Fatalf("ParsePattern(%s): %v", src, err)
+		}
+		ps = append(ps, p)
+	}
+	m := NewMatcher(ps)
+	matched := 0
+	for _, ev := range events {
+		if !json.Valid([]byte(ev)) {
+			t.Fatalf("test event is not JSON: %s", ev)
+		}
+		got, err := m.Match([]byte(ev), nil)
+		if err != nil {
+			t.Fatalf("Match(%s): %v", ev, err)
+		}
+		var want []int
+		for i, src := range srcs {
+			ok, err := refMatch([]byte(src), []byte(ev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				want = append(want, i)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("event %s: Match = %v, reference %v", ev, got, want)
+		}
+		matched += len(got)
+	}
+	if matched < len(events) {
+		t.Errorf("%d matches over %d events: the events should mostly match", matched, len(events))
+	}
+}
