@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -45,32 +46,87 @@ type Matcher struct {
 	pool     sync.Pool
 }
 
-// pathNode is a node of the trie of flattened keys, by component. A node
-// with few children keeps them in a list, which is faster to search than a
-// map for the short keys of events.
+// pathNode is a node of the trie of flattened keys, by component. Its
+// children are found through a small open-addressing table hashed on a
+// key's length and first eight bytes, cheaper than a map's hash of the
+// whole key. A key that is not there (most of an event's) is usually
+// turned away by a 64-bit filter of the hashes present, before the table
+// is read.
 type pathNode struct {
-	children map[string]*pathNode
-	few      []childEntry // the children, when there are at most maxFew
-	path     int32        // index of the key ending here, or -1
+	kids   int          // children
+	slots  []childEntry // by hash; node nil for none; a power of two long, at most half full
+	filter uint64       // bit h>>58 set for each child's hash h
+	shift  uint8        // 64 - log2(len(slots))
+	path   int32        // index of the key ending here, or -1
 }
 
 type childEntry struct {
 	key  string
+	head uint64 // keyHead(key)
 	node *pathNode
 }
 
-const maxFew = 8
+// keyHead packs the first eight bytes of k (fewer, zero-padded) into a
+// word. It reads them at once when k's capacity allows: a key read from an
+// event is followed by its closing quote and more.
+func keyHead(k []byte) uint64 {
+	n := min(len(k), 8)
+	if cap(k) < 8 {
+		var b [8]byte
+		copy(b[:], k)
+		return binary.LittleEndian.Uint64(b[:])
+	}
+	return binary.LittleEndian.Uint64(k[:8]) & (^uint64(0) >> (64 - 8*n))
+}
 
-func (n *pathNode) child(k []byte) *pathNode {
-	if n.children == nil {
-		for i := range n.few {
-			if e := &n.few[i]; len(e.key) == len(k) && e.key == string(k) {
-				return e.node
-			}
-		}
+func keyHash(head uint64, length int) uint64 {
+	return (head ^ uint64(length)) * 0x9e3779b97f4a7c15
+}
+
+// find returns the child named k, whose keyHead is head, or nil.
+func (n *pathNode) find(head uint64, k []byte) *pathNode {
+	h := keyHash(head, len(k))
+	if n.filter&(1<<(h>>58)) == 0 {
 		return nil
 	}
-	return n.children[string(k)]
+	mask := len(n.slots) - 1
+	for i := int(h >> n.shift); ; i = (i + 1) & mask {
+		e := &n.slots[i]
+		if e.node == nil {
+			return nil
+		}
+		if e.head == head && len(e.key) == len(k) && (len(k) <= 8 || e.key[8:] == string(k[8:])) {
+			return e.node
+		}
+	}
+}
+
+func (n *pathNode) child(k []byte) *pathNode { return n.find(keyHead(k), k) }
+
+func (n *pathNode) add(key string, c *pathNode) {
+	kids := []childEntry{{key: key, head: keyHead([]byte(key)), node: c}}
+	for _, e := range n.slots {
+		if e.node != nil {
+			kids = append(kids, e)
+		}
+	}
+	n.kids = len(kids)
+	size := 4
+	for size < 2*len(kids) {
+		size *= 2
+	}
+	n.slots = make([]childEntry, size)
+	n.shift = uint8(64 - bits.Len(uint(size-1)))
+	n.filter = 0
+	for _, e := range kids {
+		h := keyHash(e.head, len(e.key))
+		n.filter |= 1 << (h >> 58)
+		i := int(h >> n.shift)
+		for n.slots[i].node != nil {
+			i = (i + 1) & (size - 1)
+		}
+		n.slots[i] = e
+	}
 }
 
 // predInfo is one distinct predicate on one key.
@@ -168,30 +224,40 @@ func (m *Matcher) insertKey(key string, path int32) {
 		c := n.child([]byte(part))
 		if c == nil {
 			c = &pathNode{path: -1}
-			switch {
-			case n.children != nil:
-				n.children[part] = c
-			case len(n.few) < maxFew:
-				n.few = append(n.few, childEntry{part, c})
-			default:
-				n.children = map[string]*pathNode{part: c}
-				for _, e := range n.few {
-					n.children[e.key] = e.node
-				}
-				n.few = nil
-			}
+			n.add(part, c)
 		}
 		n = c
 	}
 	n.path = path
 }
 
+// hasDot reports whether k, whose keyHead is head, has a dot, looking at
+// eight bytes at a time.
+func hasDot(k []byte, head uint64) bool {
+	const dots = lo * '.'
+	if hasZero(head^dots) != 0 {
+		return true
+	}
+	for i := 8; i < len(k); i += 8 {
+		if hasZero(keyHead(k[i:])^dots) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // leafless reports whether no key continues below n.
-func (n *pathNode) leafless() bool { return n.children == nil && len(n.few) == 0 }
+func (n *pathNode) leafless() bool { return n.kids == 0 }
 
 // lookup follows an event key, whose dots separate components as they do
 // in pattern keys.
 func (n *pathNode) lookup(key []byte) *pathNode {
+	// Components have no dots, so a key that names a child has none: look
+	// for dots only when it does not, and for a short key, in a word.
+	head := keyHead(key)
+	if c := n.find(head, key); c != nil || !hasDot(key, head) {
+		return c
+	}
 	for n != nil {
 		i := bytes.IndexByte(key, '.')
 		if i < 0 {
@@ -250,11 +316,11 @@ func (m *Matcher) Patterns() int { return m.patterns }
 // pathIndex holds the distinct predicates on one key.
 type pathIndex struct {
 	ids        map[string]int32 // predicate key → predicate, for interning
-	exact      map[string]int32 // typed value key → predicate
+	exact      strIndex         // typed value key → predicate
 	hasIP      bool             // exact holds address keys
 	numeric    bool             // some predicate needs the value as a number
 	needFold   bool
-	fold       map[string]int32
+	fold       strIndex
 	prefix     affixIndex
 	suffix     affixIndex
 	prefixFold affixIndex
@@ -279,7 +345,7 @@ type butEntry struct {
 }
 
 func newPathIndex() *pathIndex {
-	return &pathIndex{ids: map[string]int32{}, exact: map[string]int32{}, fold: map[string]int32{}, exists: -1}
+	return &pathIndex{ids: map[string]int32{}, exists: -1}
 }
 
 // Keys of exact values carry their type in the first byte, so the string
@@ -298,10 +364,7 @@ func exactNumber(f float64) string {
 func exactNumText(s string) string { return "N" + s }
 
 func putFloat(b []byte, f float64) {
-	u := math.Float64bits(f)
-	for i := range 8 {
-		b[i] = byte(u >> (56 - 8*i))
-	}
+	binary.BigEndian.PutUint64(b, math.Float64bits(f))
 }
 
 // predKey identifies a predicate for interning: its kind and operand, each
@@ -371,22 +434,22 @@ func (pi *pathIndex) intern(m *Matcher, p pred) int32 {
 	pi.ids[key] = id
 	switch p.kind {
 	case pString:
-		pi.exact[exactString(p.s)] = id
+		pi.exact.set(exactString(p.s), id)
 	case pIP:
 		pi.hasIP = true
-		pi.exact[exactIP(p.ip)] = id
+		pi.exact.set(exactIP(p.ip), id)
 	case pNumber:
 		pi.numeric = true
-		pi.exact[exactNumber(p.f)] = id
+		pi.exact.set(exactNumber(p.f), id)
 	case pNumText:
 		pi.numeric = true
-		pi.exact[exactNumText(p.s)] = id
+		pi.exact.set(exactNumText(p.s), id)
 	case pTrue:
-		pi.exact["t"] = id
+		pi.exact.set("t", id)
 	case pFalse:
-		pi.exact["f"] = id
+		pi.exact.set("f", id)
 	case pNull:
-		pi.exact["z"] = id
+		pi.exact.set("z", id)
 	case pPrefix:
 		pi.prefix.add(p.s, id)
 	case pSuffix:
@@ -399,7 +462,7 @@ func (pi *pathIndex) intern(m *Matcher, p pred) int32 {
 		pi.suffixFold.add(p.s, id)
 	case pFold:
 		pi.needFold = true
-		pi.fold[p.s] = id
+		pi.fold.set(exactString(p.s), id)
 	case pWildcard:
 		gi := int32(len(pi.globs))
 		pi.globs = append(pi.globs, globEntry{g: p.glob, pred: id})
@@ -433,13 +496,88 @@ func (pi *pathIndex) finish() {
 	for _, a := range []*affixIndex{&pi.prefix, &pi.suffix, &pi.prefixFold, &pi.suffixFold, &pi.globPrefix} {
 		a.build()
 	}
-	if len(pi.fold) == 0 {
-		pi.fold = nil
-	}
-	if len(pi.exact) == 0 {
-		pi.exact = nil
-	}
 	pi.ids = nil
+}
+
+// strIndex maps typed values to predicates. Its keys are spelled as
+// exactString and the like spell them, the type byte first, and looked up
+// by type and value, so that a value need not be copied after its type
+// byte first. It is an open-addressing table hashed on the type, the
+// value's length and its first and last eight bytes, which costs less than
+// a map's hash of the whole string for the short values of events.
+type strIndex struct {
+	keys  []string
+	ids   []int32
+	slots []int32 // indexes into keys, -1 for none; a power of two long, at most half full
+	shift uint8   // 64 - log2(len(slots))
+}
+
+func (x *strIndex) len() int { return len(x.keys) }
+
+func (x *strIndex) slot(typ byte, v []byte) int {
+	h := keyHead(v) ^ uint64(len(v))<<56 ^ uint64(typ)<<48
+	if len(v) > 8 {
+		h ^= bits.RotateLeft64(binary.LittleEndian.Uint64(v[len(v)-8:]), 29)
+	}
+	return int((h * 0x9e3779b97f4a7c15) >> x.shift)
+}
+
+// get returns the predicate of value v of type typ.
+func (x *strIndex) get(typ byte, v []byte) (int32, bool) {
+	if j := x.find(typ, v); j >= 0 {
+		return x.ids[j], true
+	}
+	return 0, false
+}
+
+// find returns the index in keys of value v of type typ, or -1.
+func (x *strIndex) find(typ byte, v []byte) int32 {
+	if len(x.keys) == 0 {
+		return -1
+	}
+	mask := len(x.slots) - 1
+	for i := x.slot(typ, v); ; i = (i + 1) & mask {
+		j := x.slots[i]
+		if j < 0 {
+			return -1
+		}
+		if k := x.keys[j]; len(k) == len(v)+1 && k[0] == typ && k[1:] == string(v) {
+			return j
+		}
+	}
+}
+
+// set maps k, a type byte and a value, to id.
+func (x *strIndex) set(k string, id int32) {
+	if j := x.find(k[0], []byte(k[1:])); j >= 0 {
+		x.ids[j] = id
+		return
+	}
+	x.keys = append(x.keys, k)
+	x.ids = append(x.ids, id)
+	if 2*len(x.keys) <= len(x.slots) {
+		x.insert(len(x.keys) - 1)
+		return
+	}
+	size := max(4, 2*len(x.slots))
+	x.slots = make([]int32, size)
+	for i := range x.slots {
+		x.slots[i] = -1
+	}
+	x.shift = uint8(64 - bits.Len(uint(size-1)))
+	for j := range x.keys {
+		x.insert(j)
+	}
+}
+
+func (x *strIndex) insert(j int) {
+	mask := len(x.slots) - 1
+	k := x.keys[j]
+	i := x.slot(k[0], []byte(k[1:]))
+	for x.slots[i] >= 0 {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = int32(j)
 }
 
 // affixIndex finds prefixes (or suffixes) of a value with one map lookup
@@ -722,23 +860,56 @@ func (s *scratch) object(n *pathNode, sc *scanner, depth int) error {
 		sc.pos++
 		return nil
 	}
+	d := sc.data
 	for {
-		a, b, esc, err := sc.key()
-		if err != nil {
-			return err
+		// Most keys are plain strings right before their colon; the
+		// scanner reads the others, and says what is wrong.
+		var key []byte
+		if i := sc.pos; i < len(d) && d[i] == '"' {
+			if end := plainStr(d, i); end >= 0 && end+1 < len(d) && d[end+1] == ':' {
+				key = d[i+1 : end]
+				sc.pos = end + 2
+			}
 		}
-		key := sc.data[a:b]
-		if esc {
-			s.keyBuf = unescape(s.keyBuf[:0], key)
-			key = s.keyBuf
+		if key == nil {
+			a, b, esc, err := sc.key()
+			if err != nil {
+				return err
+			}
+			key = d[a:b]
+			if esc {
+				s.keyBuf = unescape(s.keyBuf[:0], key)
+				key = s.keyBuf
+			}
 		}
-		if child := n.lookup(key); child != nil {
+		// A value under a key no pattern mentions is skipped, plain
+		// strings and containers here; the scanner takes the rest.
+		var err error
+		child := n.lookup(key)
+		switch i := sc.pos; {
+		case child != nil:
 			err = s.value(child, sc, depth+1)
-		} else {
+		case i < len(d) && d[i] == '"':
+			if end := skipStr(d, i+1); end >= 0 {
+				sc.pos = end
+			} else {
+				err = sc.skip()
+			}
+		case i < len(d) && (d[i] == '{' || d[i] == '['):
+			if end, ok := skipFast(d, i); ok {
+				sc.pos = end
+			} else {
+				err = sc.skip()
+			}
+		default:
 			err = sc.skip()
 		}
 		if err != nil {
 			return err
+		}
+		if i := sc.pos; i < len(d) && d[i] == ',' {
+			sc.pos = i + 1
+			continue
 		}
 		if more, err := sc.next('}'); !more {
 			return err
@@ -762,6 +933,13 @@ func (s *scratch) value(n *pathNode, sc *scanner, depth int) error {
 		}
 		return s.array(n, sc, depth)
 	case '"':
+		if end := plainStr(sc.data, sc.pos); end >= 0 {
+			if n.path >= 0 {
+				s.leaf(n.path, kString, sc.data[sc.pos+1:end])
+			}
+			sc.pos = end + 1
+			return nil
+		}
 		a, b, esc, err := sc.str()
 		if err != nil || n.path < 0 {
 			return err
@@ -860,9 +1038,9 @@ func (s *scratch) markAll(m *Matcher, ps []int32, li int32) {
 	}
 }
 
-// markKey marks the predicate of an exact key, if there is one.
-func (s *scratch) markKey(m *Matcher, ids map[string]int32, k []byte, li int32) {
-	if p, ok := ids[string(k)]; ok {
+// markKey marks the predicate of an exact value, if there is one.
+func (s *scratch) markKey(m *Matcher, ids *strIndex, typ byte, v []byte, li int32) {
+	if p, ok := ids.get(typ, v); ok {
 		s.mark(m, p, li)
 	}
 }
@@ -881,23 +1059,20 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 		if pi.hasIP || pi.cidrs.nonEmpty {
 			ip, ipOK = parseIP(v)
 		}
-		if pi.exact != nil {
-			var k []byte
+		if pi.exact.len() > 0 {
 			if ipOK && pi.hasIP {
 				b := ip.As16()
-				k = append(append(s.keyBuf[:0], 'i'), b[:]...)
+				s.markKey(m, &pi.exact, 'i', b[:], li)
 			} else {
-				k = append(append(s.keyBuf[:0], 's'), v...)
+				s.markKey(m, &pi.exact, 's', v, li)
 			}
-			s.keyBuf = k
-			s.markKey(m, pi.exact, k, li)
 		}
 		s.affix(m, &pi.prefix, v, false, li)
 		s.affix(m, &pi.suffix, v, true, li)
 		if pi.needFold {
 			f := s.folded(lf)
-			if pi.fold != nil {
-				s.markKey(m, pi.fold, f, li)
+			if pi.fold.len() > 0 {
+				s.markKey(m, &pi.fold, 's', f, li)
 			}
 			s.affix(m, &pi.prefixFold, f, false, li)
 			s.affix(m, &pi.suffixFold, f, true, li)
@@ -934,25 +1109,25 @@ func (s *scratch) eval(m *Matcher, pi *pathIndex, li int32) {
 	case kNumber:
 		if pi.numeric {
 			f, ok := s.number(lf)
-			k := s.keyBuf[:0]
 			if ok {
-				k = append(k, 'n', 0, 0, 0, 0, 0, 0, 0, 0)
-				putFloat(k[1:], f)
 				s.rangeQuery(m, &pi.ranges, f, 0, len(pi.ranges.iv), li)
-			} else {
-				k = append(append(k, 'N'), lf.val...)
 			}
-			s.keyBuf = k
-			if pi.exact != nil {
-				s.markKey(m, pi.exact, k, li)
+			if pi.exact.len() > 0 {
+				if ok {
+					var b [8]byte
+					putFloat(b[:], f)
+					s.markKey(m, &pi.exact, 'n', b[:], li)
+				} else {
+					s.markKey(m, &pi.exact, 'N', lf.val, li)
+				}
 			}
 		}
 	case kTrue:
-		s.markKey(m, pi.exact, []byte("t"), li)
+		s.markKey(m, &pi.exact, 't', nil, li)
 	case kFalse:
-		s.markKey(m, pi.exact, []byte("f"), li)
+		s.markKey(m, &pi.exact, 'f', nil, li)
 	case kNull:
-		s.markKey(m, pi.exact, []byte("z"), li)
+		s.markKey(m, &pi.exact, 'z', nil, li)
 	}
 	for i := range pi.buts {
 		b := &pi.buts[i]

@@ -14,6 +14,9 @@ import (
 // 12345678901234567 are not numbers it can compare (they only ever equal a
 // value spelled the same way). It does not allocate.
 func parseNumber(text []byte) (float64, bool) {
+	if f, ok := parseShort(text); ok {
+		return f, true
+	}
 	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(text), len(text)), 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, false
@@ -27,6 +30,47 @@ func parseNumber(text []byte) (float64, bool) {
 	}
 	return f, true
 }
+
+// parseShort reads a number of at most 15 digits without an exponent, the
+// numbers events mostly hold, and reports false for any other text. Such a
+// number is always representable: a decimal of at most 15 significant
+// digits survives the trip to float64 and back. Its value is exact: the
+// digits as an integer (below 2^53) divided by a power of ten (at most
+// 10^15), both exact in float64, and IEEE division rounds correctly, as
+// ParseFloat does.
+func parseShort(text []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(text) > 0 && text[0] == '-' {
+		i, neg = 1, true
+	}
+	var mant uint64
+	digits, point := 0, -1
+	for ; i < len(text); i++ {
+		c := text[i]
+		if c == '.' && point < 0 {
+			point = digits
+			continue
+		}
+		if c < '0' || c > '9' || digits == 15 {
+			return 0, false
+		}
+		mant = mant*10 + uint64(c-'0')
+		digits++
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	f := float64(mant)
+	if point >= 0 {
+		f /= pow10[digits-point]
+	}
+	if neg && f != 0 {
+		f = -f
+	}
+	return f, true
+}
+
+var pow10 = [16]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
 // decimal locates the significant digits of a decimal number's text.
 type decimal struct {

@@ -3,6 +3,7 @@ package router
 import (
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,6 +54,48 @@ func TestParseNumber(t *testing.T) {
 		}
 		if ok && got == 0 && math.Signbit(got) {
 			t.Errorf("parseNumber(%s) returned minus zero", tc.text)
+		}
+	}
+}
+
+// parseShort, the fast path for numbers of up to 15 digits, agrees with
+// ParseFloat and the arbitrary-precision check on such numbers, and leaves
+// every other number to the general path.
+func TestParseShort(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	texts := []string{"0", "-0", "-0.0", "0.00000000000000", "999999999999999", "-999999999999999",
+		"0.00000000000001", "99999999999999.9", "9.99999999999999", "1234567890.12345", "0.1", "0.3", "2.675"}
+	for range 200000 {
+		n := 1 + r.IntN(15)
+		digits := make([]byte, n)
+		for i := range digits {
+			digits[i] = byte('0' + r.IntN(10))
+		}
+		if n > 1 && digits[0] == '0' && r.IntN(4) > 0 {
+			digits[0] = '1' // mostly no leading zero; JSON allows one only before a point
+		}
+		text := string(digits)
+		if p := r.IntN(n + 1); p > 0 && p < n {
+			text = text[:p] + "." + text[p:]
+		}
+		if r.IntN(2) == 0 {
+			text = "-" + text
+		}
+		texts = append(texts, text)
+	}
+	for _, text := range texts {
+		got, ok := parseShort([]byte(text))
+		if !ok {
+			t.Fatalf("parseShort(%s) gave up on a number of at most 15 digits", text)
+		}
+		want, _ := strconv.ParseFloat(text, 64)
+		if got != want || got == 0 && math.Signbit(got) || !exact(text) {
+			t.Fatalf("parseShort(%s) = %v; ParseFloat says %v, representable %v", text, got, want, exact(text))
+		}
+	}
+	for _, text := range []string{"1234567890123456", "0.1234567890123456", "1e2", "1E2", "-", "", "1.2.3", "12345678901234567890"} {
+		if f, ok := parseShort([]byte(text)); ok {
+			t.Errorf("parseShort(%s) = %v, want it to leave the number to the general path", text, f)
 		}
 	}
 }

@@ -325,3 +325,228 @@ func TestMatch_TooComplex(t *testing.T) {
 		t.Errorf("Match = %v, want ErrTooComplex", err)
 	}
 }
+
+// Keys are found in the trie by length and first eight bytes, then
+// compared in full; keys with dots are split. Patterns on keys that share
+// long prefixes, on keys of seven to nine bytes and on many siblings, in
+// one Matcher, agree with the reference on events with near misses,
+// escaped keys and dotted keys.
+func TestMatcher_KeyLookup(t *testing.T) {
+	keys := []string{"sourceIPAddress", "sourceIPAddressV6", "abcdefg", "abcdefgh", "abcdefghi", "abcdefgh.i", "a.b.c", "a", "b", ""}
+	for i := range 20 {
+		keys = append(keys, fmt.Sprintf("sibling-%d", i), fmt.Sprintf("s.%d", i))
+	}
+	var srcs []string
+	var ps []*Pattern
+	for _, k := range keys {
+		var pat any = []any{"x"}
+		parts := strings.Split(k, ".")
+		for i := len(parts) - 1; i >= 0; i-- {
+			pat = map[string]any{parts[i]: pat}
+		}
+		src, _ := json.Marshal(pat)
+		p, err := ParsePattern(src)
+		if err != nil {
+			t.Fatalf("ParsePattern(%s): %v", src, err)
+		}
+		srcs = append(srcs, string(src))
+		ps = append(ps, p)
+	}
+	m := NewMatcher(ps)
+	var events []string
+	for _, k := range append(keys, "sourceIPAddresS", "sourceIPAddressV7", "sourceIPAddres", "abcdefgh ", "abcdefgi", "abcdefh", "sibling-20", "sibling-1.", ".a", "a..b.c", "s.20", "s") {
+		q, _ := json.Marshal(k)
+		events = append(events, fmt.Sprintf(`{%s:"x"}`, q), fmt.Sprintf(`{"pad":[1,"a"],%s:"x","z":{}}`, q))
+		if parts := strings.SplitN(k, ".", 2); len(parts) == 2 {
+			q0, _ := json.Marshal(parts[0])
+			q1, _ := json.Marshal(parts[1])
+			events = append(events, fmt.Sprintf(`{%s:{%s:"x"}}`, q0, q1))
+		}
+	}
+	events = append(events,
+		`{"abc\u0064efgh":"x"}`, `{"sourceIPAddress\u0056\u0036":"x"}`, `{"a.b":{"c":"x"}}`, `{"a":{"b.c":"x"}}`,
+		`{"abcdefgh":{"i":"x"}}`, `{"abcdefgh.i":"x"}`, `{"s":{"1":"x","19":"x"}}`, `{"sibling-3":"y","sibling-4":"x"}`)
+	for _, ev := range events {
+		got, err := m.Match([]byte(ev), nil)
+		if err != nil {
+			t.Fatalf("Match(%s): %v", ev, err)
+		}
+		var want []int
+		for i, src := range srcs {
+			ok, err := refMatch([]byte(src), []byte(ev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				want = append(want, i)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("event %s: Match = %v, reference %v", ev, got, want)
+		}
+	}
+}
+
+// strIndex finds every typed value it holds, and nothing else, among
+// values that share first or last eight bytes, differ only in length or
+// only in type.
+func TestStrIndex(t *testing.T) {
+	var x strIndex
+	if _, ok := x.get('s', []byte("a")); ok {
+		t.Fatal("empty index found a key")
+	}
+	var keys []string
+	for i := range 300 {
+		keys = append(keys,
+			fmt.Sprintf("sbucket-%d", i), fmt.Sprintf("sarn:aws:s3:::bucket-%d", i), fmt.Sprintf("s%d-suffix-shared", i),
+			"s"+strings.Repeat("x", i%40), "N"+strings.Repeat("x", i%40))
+	}
+	keys = append(keys, "s", "t", "f", "z", "ss", "s\x00", "sabcdefgh", "Nabcdefgh", "sabcdefghabcdefgh", "sabcdefgh\x00abcdefgh", exactNumber(5), exactNumber(-0.5))
+	want := map[string]int32{}
+	for i, k := range keys {
+		x.set(k, int32(i))
+		want[k] = int32(i)
+	}
+	for k, id := range want {
+		if got, ok := x.get(k[0], []byte(k[1:])); !ok || got != id {
+			t.Errorf("get(%q, %q) = %d, %v; want %d", k[0], k[1:], got, ok, id)
+		}
+	}
+	if x.len() != len(want) {
+		t.Errorf("len = %d, want %d", x.len(), len(want))
+	}
+	for _, k := range []string{"sbucket-300", "sarn:aws:s3:::bucket-3000", "sx-suffix-shared", "s" + strings.Repeat("x", 40),
+		"sabcdefg", "sabcdefgh\x00", "ss\x00\x00", "Tt", "n", "sz", "ns", "Sabcdefgh", exactNumber(6), "s" + exactNumber(5)[1:]} {
+		if got, ok := x.get(k[0], []byte(k[1:])); ok {
+			t.Errorf("get(%q, %q) = %d, want none", k[0], k[1:], got)
+		}
+	}
+}
+
+// Malformed events are rejected with the error the careful scanner gives,
+// wherever the fast loops meet the problem: they hand over to it at the
+// same place. The messages were taken from the matcher before the fast
+// loops were added.
+func TestMatch_MalformedEventErrors(t *testing.T) {
+	p, err := ParsePattern([]byte(`{"source":["aws.s3"],"detail":{"bucket":{"name":["b"]},"size":[{"numeric":[">",5]}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ event, want string }{
+		{"{\"skip\":{\"a\":\"x\\\"}", "invalid JSON at offset 18: unterminated string"},
+		{"{\"skip\":{\"a\":\"x\\q\"}}", "invalid JSON at offset 15: invalid escape \\q"},
+		{"{\"skip\":{\"a\":\"\\u12\"}}", "invalid JSON at offset 14: invalid \\u escape"},
+		{"{\"skip\":{\"a\":\"\\u12x4\"}}", "invalid JSON at offset 14: invalid \\u escape"},
+		{"{\"skip\":{\"a\":\"x\ty\"}}", "invalid JSON at offset 15: control character 0x09 in string"},
+		{"{\"skip\":{\"a\":[1,2,]}}", "invalid JSON at offset 18: unexpected ']', want a JSON value"},
+		{"{\"skip\":{\"a\":[1 2]}}", "invalid JSON at offset 16: unexpected '2', want ',' or ']'"},
+		{"{\"skip\":{\"a\" 1}}", "invalid JSON at offset 13: unexpected '1', want ':'"},
+		{"{\"skip\":{a:1}}", "invalid JSON at offset 9: unexpected 'a', want an object key"},
+		{"{\"skip\":{\"a\":1,}}", "invalid JSON at offset 15: unexpected '}', want an object key"},
+		{"{\"skip\":{\"a\":[1}}", "invalid JSON at offset 15: unexpected '}', want ',' or ']'"},
+		{"{\"skip\":{\"a\":{\"b\":1]}}", "invalid JSON at offset 19: unexpected ']', want ',' or '}'"},
+		{"{\"skip\":{\"a\":01}}", "invalid JSON at offset 14: unexpected '1', want ',' or '}'"},
+		{"{\"skip\":{\"a\":-}}", "invalid JSON at offset 14: unexpected '}', want a digit"},
+		{"{\"skip\":{\"a\":1.}}", "invalid JSON at offset 15: unexpected '}', want a digit after the decimal point"},
+		{"{\"skip\":{\"a\":1e+}}", "invalid JSON at offset 16: unexpected '}', want a digit in the exponent"},
+		{"{\"skip\":{\"a\":tru}}", "invalid JSON at offset 13: unexpected 't', want a JSON value"},
+		{"{\"skip\":{\"a\":nul}}", "invalid JSON at offset 13: unexpected 'n', want a JSON value"},
+		{"{\"skip\":[[[[", "invalid JSON at offset 12: unexpected end of input, want a JSON value"},
+		{"{\"skip\":\"abc", "invalid JSON at offset 12: unterminated string"},
+		{"{\"skip\":\"a\\", "invalid JSON at offset 11: unterminated string"},
+		{"{\"skip\":\"a\\\"", "invalid JSON at offset 12: unterminated string"},
+		{"{\"skip\":tru}", "invalid JSON at offset 8: unexpected 't', want a JSON value"},
+		{"{\"skip\" :\"x\" , \"source\":\"aws.s3\",}", "invalid JSON at offset 33: unexpected '}', want an object key"},
+		{"{\"source\":\"aws.s3\\q\"}", "invalid JSON at offset 17: invalid escape \\q"},
+		{"{\"source\":\"aws.s3", "invalid JSON at offset 17: unterminated string"},
+		{"{\"source\" \"aws.s3\"}", "invalid JSON at offset 10: unexpected '\"', want ':'"},
+		{"{\"source\":\"aws.s3\" \"detail\":{}}", "invalid JSON at offset 19: unexpected '\"', want ',' or '}'"},
+		{"{\"detail\":{\"bucket\":{\"name\":\"b\",}}}", "invalid JSON at offset 32: unexpected '}', want an object key"},
+		{"{\"detail\":{\"size\":5.}}", "invalid JSON at offset 20: unexpected '}', want a digit after the decimal point"},
+		{"{\"detail\":{\"size\":[5,]}}", "invalid JSON at offset 21: unexpected ']', want a JSON value"},
+		{"{\"detail\":{\"bucket\":[{\"name\":\"b\"},]}}", "invalid JSON at offset 34: unexpected ']', want a JSON value"},
+		{"{\"detail\":{\"bucket\":{\"name\":\"b\"}}", "invalid JSON at offset 33: unexpected end of input, want ',' or '}'"},
+		{"{\"detail\":{\"bucket\":{\"name\":\"b\"}}} x", "invalid JSON at offset 35: unexpected 'x' after the top-level value"},
+		{"{\"source\":\"aws.s3\"}}", "invalid JSON at offset 19: unexpected '}' after the top-level value"},
+		{"{\"skip\":{\"k\":\"v\", \"k2\": [ 1, {\"x\":\"\\u00zz\"} ] }}", "invalid JSON at offset 35: invalid \\u escape"},
+		{"{\"skip\":\"\x01\"}", "invalid JSON at offset 9: control character 0x01 in string"},
+		{"{\"source\":\"\x1f\"}", "invalid JSON at offset 11: control character 0x1f in string"},
+		{"{\"a\":{\"b\":[{\"c\":\"d\"}],\"e\":\"\\\\\\\"}", "invalid JSON at offset 32: unterminated string"},
+		{"{\"a\":[\"\\\"]\"]", "invalid JSON at offset 12: unexpected end of input, want ',' or '}'"},
+	} {
+		_, err := p.Match([]byte(tc.event))
+		if se := (*SyntaxError)(nil); !errors.As(err, &se) || err.Error() != tc.want {
+			t.Errorf("Match(%q) = %v, want %s", tc.event, err, tc.want)
+		}
+	}
+}
+
+// Strings that look like JSON structure, escapes and white space, inside
+// skipped values and in mentioned ones, and keys that are rule keys in
+// escaped spelling or share their prefixes: the matcher agrees with the
+// reference.
+func TestMatch_FastPathsAgreeWithReference(t *testing.T) {
+	srcs := []string{
+		`{"source":["aws.s3"],"detail":{"bucket":{"name":["b\"]}"]}}}`,
+		`{"source":["aws.s3"]}`,
+		`{"detail":{"key":[{"prefix":"a\\"}],"n":[{"numeric":[">",1.5]}]}}`,
+		`{"detail":{"list":{"x":["é\"\\"]}}}`,
+		`{"sourceX":["y"]}`,
+	}
+	skipped := []string{
+		`"a\"b"`, `"\\"`, `"\\\""`, `"]}"`, `"\u0022}"`, `"\ud83d\ude00"`, `"\/\b\f\n\r\t"`, `""`,
+		`[]`, `{}`, `[[[{"a":[{"b":"\"]"}]}]]]`, `{"a\"":{"\\":["}",{"":""}]}}`, `[1,-0.5e3,true,false,null]`,
+		"[ 1 , { \"a\" : \"b\" } ]", `"` + strings.Repeat("x", 30) + `\"` + strings.Repeat("y", 30) + `"`,
+	}
+	var events []string
+	for _, v := range skipped {
+		events = append(events,
+			`{"skip":`+v+`,"source":"aws.s3","detail":{"bucket":{"name":"b\"]}"},"skip":`+v+`}}`,
+			`{"source":"aws.s3","detail":{"bucket":{"skip":`+v+`,"name":"b\"]}"}},"skip":`+v+`}`,
+			`{"detail":{"key":"a\\b","skip":`+v+`,"n":2,"list":[{"x":"é\"\\","skip":`+v+`}]}}`,
+			"{ \"source\" : \"aws.s3\" , \"skip\" : "+v+" , \"sourceX\" : \"y\" }",
+		)
+	}
+	events = append(events,
+		`{"sour\u0063e":"aws.s3"}`, `{"sourc":"aws.s3","sourceXY":"y","source\u0058":"y"}`, `{"source":"aws.s\u0033"}`,
+		`{"detail":{"bucket":{"na\u006de":"b\u0022]}"}},"source":"aws.s3"}`, `{"detail":{"key":"a\u005c","n":1.50000000000001}}`,
+		`{"detail":{"list":{"x":"\u00e9\u0022\u005c"}}}`, `{"detail":{"list":{"x":"é\"\\ "}}}`, `{"detail":{"n":15e-1,"key":"a\\"}}`,
+		`{"detail":{"n":1.5000000000000001,"key":"a\\"}}`, `{"detail":{"n":100000000000000000000,"key":"a\\"}}`,
+	)
+	var ps []*Pattern
+	for _, src := range srcs {
+		p, err := ParsePattern([]byte(src))
+		if err != nil {
+			t.Fatalf("ParsePattern(%s): %v", src, err)
+		}
+		ps = append(ps, p)
+	}
+	m := NewMatcher(ps)
+	matched := 0
+	for _, ev := range events {
+		if !json.Valid([]byte(ev)) {
+			t.Fatalf("test event is not JSON: %s", ev)
+		}
+		got, err := m.Match([]byte(ev), nil)
+		if err != nil {
+			t.Fatalf("Match(%s): %v", ev, err)
+		}
+		var want []int
+		for i, src := range srcs {
+			ok, err := refMatch([]byte(src), []byte(ev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				want = append(want, i)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("event %s: Match = %v, reference %v", ev, got, want)
+		}
+		matched += len(got)
+	}
+	if matched < len(events) {
+		t.Errorf("%d matches over %d events: the events should mostly match", matched, len(events))
+	}
+}

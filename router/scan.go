@@ -97,7 +97,7 @@ func (s *scanner) str() (start, end int, esc bool, err error) {
 				}
 				w = binary.LittleEndian.Uint64(pad[:])
 			}
-			if m := hasLess(w, 0x20) | hasZero(w^(lo*'"')) | hasZero(w^(lo*'\\')); m != 0 {
+			if m := special(w); m != 0 {
 				i = min(i+bits.TrailingZeros64(m)/8, len(d))
 				break
 			}
@@ -141,12 +141,18 @@ const (
 	hi = 0x8080808080808080
 )
 
+// special is non-zero when some byte of w is a quote, a backslash or a
+// control character; its lowest set bit is in the first such byte.
+func special(w uint64) uint64 {
+	// A byte below 0x20, a zero byte of q, a zero byte of b: the hasZero
+	// trick three times, masked once.
+	q, b := w^(lo*'"'), w^(lo*'\\')
+	return ((w-lo*0x20)&^w | (q-lo)&^q | (b-lo)&^b) & hi
+}
+
 // hasZero is non-zero when some byte of w is zero; its lowest set bit is in
 // the first zero byte (bits above it may be false alarms).
 func hasZero(w uint64) uint64 { return (w - lo) &^ w & hi }
-
-// hasLess is non-zero when some byte of w is less than n (n <= 128).
-func hasLess(w uint64, n uint64) uint64 { return (w - lo*n) &^ w & hi }
 
 func isHex4(b []byte) bool {
 	for _, c := range b {
@@ -216,16 +222,261 @@ func (s *scanner) lit(word string) error {
 
 // skip passes over one value, validating it.
 func (s *scanner) skip() error {
-	if c := s.peek(); c == '{' || c == '[' {
+	switch s.peek() {
+	case '{', '[':
 		return s.skipNested()
+	case '"':
+		if end := skipStr(s.data, s.pos+1); end >= 0 {
+			s.pos = end
+			return nil
+		}
 	}
 	return s.scalar()
 }
 
-// skipNested passes over an object or array. Nesting is tracked with a
-// counter and a bit stack (1 = inside an object), not recursion; the stack
-// grows past 256 levels only for input that needs it.
+// skipNested passes over an object or array, validating it.
 func (s *scanner) skipNested() error {
+	if end, ok := skipFast(s.data, s.pos); ok {
+		s.pos = end
+		return nil
+	}
+	return s.skipCareful()
+}
+
+// skipFast passes over the object or array at i, validating it, and
+// returns where it ends. It is skipCareful without the error messages,
+// its position in a register rather than in the scanner, and strings
+// read by skipStr; it gives up (ok false) on malformed JSON and on
+// nesting past 256 levels, for skipCareful to start over and say what is
+// wrong.
+func skipFast(d []byte, i int) (end int, ok bool) {
+	var stack [4]uint64 // bit n%64 of word n/64: level n is an object
+	depth := 0
+	for {
+		// A value is expected at i.
+		if i < len(d) && d[i] <= ' ' {
+			i = skipWS(d, i)
+		}
+		if i >= len(d) {
+			return 0, false
+		}
+		switch c := d[i]; c {
+		case '"':
+			if i = skipStr(d, i+1); i < 0 {
+				return 0, false
+			}
+		case '{', '[':
+			i++
+			if i < len(d) && d[i] <= ' ' {
+				i = skipWS(d, i)
+			}
+			if i < len(d) && d[i] == c+2 { // '}' is '{'+2, ']' is '['+2
+				i++
+				break
+			}
+			if depth++; depth >= len(stack)*64 {
+				return 0, false
+			}
+			if c == '[' {
+				stack[depth/64] &^= 1 << (depth % 64)
+				continue
+			}
+			stack[depth/64] |= 1 << (depth % 64)
+			if i = skipKey(d, i); i < 0 {
+				return 0, false
+			}
+			continue
+		case 't':
+			if i+4 > len(d) || string(d[i:i+4]) != "true" {
+				return 0, false
+			}
+			i += 4
+		case 'f':
+			if i+5 > len(d) || string(d[i:i+5]) != "false" {
+				return 0, false
+			}
+			i += 5
+		case 'n':
+			if i+4 > len(d) || string(d[i:i+4]) != "null" {
+				return 0, false
+			}
+			i += 4
+		default:
+			if i = skipNum(d, i); i < 0 {
+				return 0, false
+			}
+		}
+		// A value ended: close containers until one continues.
+		for {
+			if depth == 0 {
+				return i, true
+			}
+			if i < len(d) && d[i] <= ' ' {
+				i = skipWS(d, i)
+			}
+			if i >= len(d) {
+				return 0, false
+			}
+			inObject := stack[depth/64]&(1<<(depth%64)) != 0
+			if c := d[i]; c == ',' {
+				i++
+				if inObject {
+					if i = skipKey(d, i); i < 0 {
+						return 0, false
+					}
+				}
+				break
+			} else if inObject && c == '}' || !inObject && c == ']' {
+				i++
+				depth--
+				continue
+			}
+			return 0, false
+		}
+	}
+}
+
+func skipWS(d []byte, i int) int {
+	for i < len(d) && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipKey passes over `"name":` and the white space around it, or returns
+// -1 when there is none.
+func skipKey(d []byte, i int) int {
+	if i < len(d) && d[i] <= ' ' {
+		i = skipWS(d, i)
+	}
+	if i >= len(d) || d[i] != '"' {
+		return -1
+	}
+	if i = skipStr(d, i+1); i < 0 {
+		return -1
+	}
+	if i < len(d) && d[i] <= ' ' {
+		i = skipWS(d, i)
+	}
+	if i >= len(d) || d[i] != ':' {
+		return -1
+	}
+	return i + 1
+}
+
+// plainStr returns the index of the closing quote of the string whose
+// opening quote is at i, when the string is plain: no escapes, no control
+// characters. Otherwise it returns -1, for str to read or reject it.
+func plainStr(d []byte, i int) int {
+	i++
+	for {
+		if i+8 > len(d) {
+			for i < len(d) && d[i] >= 0x20 && d[i] != '"' && d[i] != '\\' {
+				i++
+			}
+			break
+		}
+		if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) / 8
+			break
+		}
+		i += 8
+	}
+	if i < len(d) && d[i] == '"' {
+		return i
+	}
+	return -1
+}
+
+// skipStr passes over the rest of a string, from just after its opening
+// quote, validating it, and returns where it ends, or -1 when it is
+// malformed.
+func skipStr(d []byte, i int) int {
+	for {
+		for {
+			if i+8 > len(d) {
+				for i < len(d) && d[i] >= 0x20 && d[i] != '"' && d[i] != '\\' {
+					i++
+				}
+				break
+			}
+			if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		if i >= len(d) {
+			return -1
+		}
+		switch d[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			if i+1 >= len(d) {
+				return -1
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(d) || !isHex4(d[i+2:i+6]) {
+					return -1
+				}
+				i += 6
+			default:
+				return -1
+			}
+		default:
+			return -1
+		}
+	}
+}
+
+// skipNum passes over a number per the JSON grammar, or returns -1.
+func skipNum(d []byte, i int) int {
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && '1' <= d[i] && d[i] <= '9':
+		i = skipDigits(d, i+1)
+	default:
+		return -1
+	}
+	if i < len(d) && d[i] == '.' {
+		if i+1 >= len(d) || d[i+1] < '0' || d[i+1] > '9' {
+			return -1
+		}
+		i = skipDigits(d, i+2)
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return -1
+		}
+		i = skipDigits(d, i+1)
+	}
+	return i
+}
+
+func skipDigits(d []byte, i int) int {
+	for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// skipCareful passes over an object or array, saying what is wrong when
+// it is malformed. Nesting is tracked with a counter and a bit stack (1 =
+// inside an object), not recursion; the stack grows past 256 levels only
+// for input that needs it.
+func (s *scanner) skipCareful() error {
 	var small [4]uint64
 	stack := small[:]
 	depth := 0

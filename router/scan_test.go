@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -13,6 +14,7 @@ func FuzzScanner(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkSkipFast(t, data)
 		s := &scanner{data: data}
 		err := s.skip()
 		if err == nil {
@@ -41,6 +43,70 @@ func FuzzScanner(f *testing.F) {
 			t.Fatalf("parseJSON(%q) round-trips to %s, want %s", data, jb, ja)
 		}
 	})
+}
+
+// checkSkipFast checks that skipFast, when it does not give up, ends where
+// skipCareful does and only on what skipCareful accepts.
+func checkSkipFast(t *testing.T, data []byte) (ok bool) {
+	t.Helper()
+	i := bytes.IndexAny(data, "{[")
+	if i < 0 {
+		return false
+	}
+	end, ok := skipFast(data, i)
+	s := &scanner{data: data, pos: i}
+	err := s.skipCareful()
+	if ok && (err != nil || s.pos != end) {
+		t.Fatalf("skipFast(%q, %d) = %d; skipCareful ends at %d, error %v", data, i, end, s.pos, err)
+	}
+	return ok
+}
+
+// The fast loop handles everything events hold, so that it rarely hands
+// over to the careful one; it gives up on what is malformed.
+func TestSkipFast(t *testing.T) {
+	for _, tc := range []struct {
+		name, json string
+		ok         bool
+	}{
+		{"empty object", `{}`, true},
+		{"empty array", `[]`, true},
+		{"white space", " { \"a\" : [ 1 , { } , [ ] ] ,\n\t\"b\":{ }\r} ", true},
+		{"escapes", `{"a\"b":"c\\\"\/\b\f\n\r\t\u00e9\uD83D\uDE00","d":"\\"}`, true},
+		{"quote after backslashes", `["\\\\","\\\"]"]`, true},
+		{"long strings", `{"` + strings.Repeat("k", 40) + `":"` + strings.Repeat("é", 40) + `"}`, true},
+		{"numbers", `[0,-0,1.5,-12e3,4E+2,5e-1,0.0e0,123456789012345678901234567890]`, true},
+		{"literals", `[true,false,null,{"a":true}]`, true},
+		{"nested", `{"a":{"b":[[{"c":[]}],{}]},"d":[{"e":{"f":"]}"}}]}`, true},
+		{"deep", strings.Repeat("[", 256) + strings.Repeat("]", 256), true},
+		{"too deep for the fast loop", strings.Repeat("[", 257) + strings.Repeat("]", 257), false},
+		{"unterminated", `{"a":"b`, false},
+		{"unclosed", `{"a":[1,2]`, false},
+		{"trailing comma", `[1,]`, false},
+		{"trailing comma in object", `{"a":1,}`, false},
+		{"missing colon", `{"a" 1}`, false},
+		{"key not a string", `{a:1}`, false},
+		{"mismatched", `[1}`, false},
+		{"mismatched object", `{"a":1]`, false},
+		{"bad escape", `["\q"]`, false},
+		{"short unicode escape", `["\u12"]`, false},
+		{"bad unicode escape", `["\u12g4"]`, false},
+		{"control character", "[\"a\tb\"]", false},
+		{"leading zero", `[01]`, false},
+		{"bare minus", `[-]`, false},
+		{"dot without digits", `[1.]`, false},
+		{"exponent without digits", `[1e+]`, false},
+		{"plus", `[+1]`, false},
+		{"bad literal", `[tru]`, false},
+		{"missing comma", `[1 2]`, false},
+		{"nan", `[NaN]`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if ok := checkSkipFast(t, []byte(tc.json)); ok != tc.ok {
+				t.Errorf("skipFast(%s) ok = %v, want %v", tc.json, ok, tc.ok)
+			}
+		})
+	}
 }
 
 func TestUnescape(t *testing.T) {
