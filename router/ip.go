@@ -74,7 +74,7 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	if !ok || strings.Contains(bits, "/") || bits == "" {
 		return netip.Prefix{}, errors.New("want ADDRESS/BITS, such as 10.0.0.0/24")
 	}
-	n, err := strconv.Atoi(strings.TrimPrefix(bits, "+"))
+	n, err := strconv.Atoi(bits) // one sign at most, as EventBridge allows
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("mask bits %q must be a whole number", bits)
 	}

@@ -62,6 +62,8 @@ func TestParseCIDR(t *testing.T) {
 		{"a/b/c", "", "want ADDRESS/BITS"},
 		{"10.0.0.0/x", "", "must be a whole number"},
 		{"10.0.0.0/ 8", "", "must be a whole number"},
+		{"::/++0", "", "must be a whole number"},
+		{"10.0.0.0/+-8", "", "must be a whole number"},
 		{"10.0.0.0/-1", "", "must not be negative"},
 		{"10.0.1/24", "", "is not an IPv4 or IPv6 address"},
 	} {
