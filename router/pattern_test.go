@@ -367,23 +367,7 @@ func TestMatcher_KeyLookup(t *testing.T) {
 		`{"abc\u0064efgh":"x"}`, `{"sourceIPAddress\u0056\u0036":"x"}`, `{"a.b":{"c":"x"}}`, `{"a":{"b.c":"x"}}`,
 		`{"abcdefgh":{"i":"x"}}`, `{"abcdefgh.i":"x"}`, `{"s":{"1":"x","19":"x"}}`, `{"sibling-3":"y","sibling-4":"x"}`)
 	for _, ev := range events {
-		got, err := m.Match([]byte(ev), nil)
-		if err != nil {
-			t.Fatalf("Match(%s): %v", ev, err)
-		}
-		var want []int
-		for i, src := range srcs {
-			ok, err := refMatch([]byte(src), []byte(ev))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				want = append(want, i)
-			}
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("event %s: Match = %v, reference %v", ev, got, want)
-		}
+		matchLikeReference(t, m, srcs, ev)
 	}
 }
 
@@ -527,26 +511,33 @@ func TestMatch_FastPathsAgreeWithReference(t *testing.T) {
 		if !json.Valid([]byte(ev)) {
 			t.Fatalf("test event is not JSON: %s", ev)
 		}
-		got, err := m.Match([]byte(ev), nil)
-		if err != nil {
-			t.Fatalf("Match(%s): %v", ev, err)
-		}
-		var want []int
-		for i, src := range srcs {
-			ok, err := refMatch([]byte(src), []byte(ev))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				want = append(want, i)
-			}
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("event %s: Match = %v, reference %v", ev, got, want)
-		}
-		matched += len(got)
+		matched += len(matchLikeReference(t, m, srcs, ev))
 	}
 	if matched < len(events) {
 		t.Errorf("%d matches over %d events: the events should mostly match", matched, len(events))
 	}
+}
+
+// matchLikeReference matches ev with m, whose patterns are srcs, checks
+// that the reference matcher picks the same patterns, and returns them.
+func matchLikeReference(t *testing.T, m *Matcher, srcs []string, ev string) []int {
+	t.Helper()
+	got, err := m.Match([]byte(ev), nil)
+	if err != nil {
+		t.Fatalf("Match(%s): %v", ev, err)
+	}
+	var want []int
+	for i, src := range srcs {
+		ok, err := refMatch([]byte(src), []byte(ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			want = append(want, i)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("event %s: Match = %v, reference %v", ev, got, want)
+	}
+	return got
 }

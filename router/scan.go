@@ -364,24 +364,27 @@ func skipKey(d []byte, i int) int {
 	return i + 1
 }
 
+// nextSpecial returns the index of the first byte from i on that ends or
+// interrupts a string's plain run (a quote, a backslash or a control
+// character), or len(d): eight bytes at a time while eight remain.
+func nextSpecial(d []byte, i int) int {
+	for i+8 <= len(d) {
+		if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		i += 8
+	}
+	for i < len(d) && d[i] >= 0x20 && d[i] != '"' && d[i] != '\\' {
+		i++
+	}
+	return i
+}
+
 // plainStr returns the index of the closing quote of the string whose
 // opening quote is at i, when the string is plain: no escapes, no control
 // characters. Otherwise it returns -1, for str to read or reject it.
 func plainStr(d []byte, i int) int {
-	i++
-	for {
-		if i+8 > len(d) {
-			for i < len(d) && d[i] >= 0x20 && d[i] != '"' && d[i] != '\\' {
-				i++
-			}
-			break
-		}
-		if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
-			i += bits.TrailingZeros64(m) / 8
-			break
-		}
-		i += 8
-	}
+	i = nextSpecial(d, i+1)
 	if i < len(d) && d[i] == '"' {
 		return i
 	}
@@ -393,19 +396,7 @@ func plainStr(d []byte, i int) int {
 // malformed.
 func skipStr(d []byte, i int) int {
 	for {
-		for {
-			if i+8 > len(d) {
-				for i < len(d) && d[i] >= 0x20 && d[i] != '"' && d[i] != '\\' {
-					i++
-				}
-				break
-			}
-			if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
-			}
-			i += 8
-		}
+		i = nextSpecial(d, i)
 		if i >= len(d) {
 			return -1
 		}
