@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -205,27 +206,43 @@ func eventID(d *router.Delivery) string {
 	return ""
 }
 
-var (
-	startedByBad = regexp.MustCompile(`[^A-Za-z0-9_/-]`)
-	tagBad       = regexp.MustCompile(`[^\p{L}\p{Z}\p{N}_.:/=+\-@]`)
-)
-
 // StartedBy is the startedBy of tasks a rule launches: switchyard/RULE,
 // with characters ECS does not allow replaced by _, at most 128.
 func StartedBy(rule string) string {
-	s := "switchyard/" + startedByBad.ReplaceAllString(rule, "_")
+	s := "switchyard/" + strings.Map(startedByRune, rule)
 	if len(s) > 128 {
 		s = s[:128]
 	}
 	return s
 }
 
+// startedByRune keeps what startedBy allows (letters and digits of ASCII,
+// _, / and -) and makes anything else _.
+func startedByRune(r rune) rune {
+	if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '/' || r == '-' {
+		return r
+	}
+	return '_'
+}
+
+// tagValue is v as a tag value: characters tags do not allow made _, at
+// most 256 bytes. It is on every RunTask's path, so it is a rune map, not
+// a regular expression.
 func tagValue(v string) string {
-	v = tagBad.ReplaceAllString(v, "_")
+	v = strings.Map(tagRune, v)
 	if len(v) > 256 {
 		v = v[:256]
 	}
 	return v
+}
+
+// tagRune keeps what tags allow (letters, separators and numbers of any
+// script, and _.:/=+-@) and makes anything else _.
+func tagRune(r rune) rune {
+	if unicode.IsLetter(r) || unicode.In(r, unicode.Z) || unicode.IsNumber(r) || strings.ContainsRune("_.:/=+-@", r) {
+		return r
+	}
+	return '_'
 }
 
 var placeholderRE = regexp.MustCompile(`<[A-Za-z0-9_.\-]+>`)

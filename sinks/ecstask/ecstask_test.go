@@ -2,6 +2,7 @@ package ecstask
 
 import (
 	"context"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -208,6 +209,24 @@ func TestStartedBy(t *testing.T) {
 	} {
 		if got := StartedBy(in); got != want || len(got) > 128 {
 			t.Errorf("StartedBy(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The rune maps replace exactly what the rules' regular expressions reject,
+// one _ for each rune (or byte of invalid UTF-8).
+func TestStartedByAndTagValueAsTheRules(t *testing.T) {
+	startedByBad := regexp.MustCompile(`[^A-Za-z0-9_/-]`)
+	tagBad := regexp.MustCompile(`[^\p{L}\p{Z}\p{N}_.:/=+\-@]`)
+	for _, in := range []string{
+		"", "videos", "big.uploads v2", "ünïcode", "a\u00a0b\u2003c", "٣٤ Ⅻ ½", "日本語のタグ", "emoji 🎉!",
+		"tab\there", "new\nline", "\xff\xfe bad", "\ufffd", "k=v+w-x@y:z/_", "#$%^&*()[]{}|;'\"<>,?`~",
+	} {
+		if got, want := StartedBy(in), "switchyard/"+startedByBad.ReplaceAllString(in, "_"); got != want {
+			t.Errorf("StartedBy(%q) = %q, want %q", in, got, want)
+		}
+		if got, want := tagValue(in), tagBad.ReplaceAllString(in, "_"); got != want {
+			t.Errorf("tagValue(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
