@@ -48,22 +48,30 @@ func head(w world) string {
 	return fmt.Sprintf(configHead, w.admin, w.pprof, w.awsURL, w.awsURL, w.awsURL, w.queueURL)
 }
 
+// oneLambda is the config of one rule matching every event, to one
+// Lambda target.
+func oneLambda(w world) string {
+	return head(w) + `targets:
+  - {name: fn, type: lambda, function: bench-fn}
+rules:
+  - {name: orders, pattern: {source: [bench.shop]}, targets: [fn]}
+`
+}
+
+// ceilingArgs are the ceiling program's arguments for w: switchyard's
+// pollers and in-flight budget, the default concurrency, and then args.
+func ceilingArgs(w world, args ...string) []string {
+	return append([]string{"-endpoint", w.awsURL, "-queue-url", w.queueURL, "-pollers", "2", "-concurrency", "64", "-max-in-flight", "1000"}, args...)
+}
+
 func lambdaCeiling(fns ...string) func(w world) []string {
-	return func(w world) []string {
-		return []string{"-endpoint", w.awsURL, "-queue-url", w.queueURL, "-functions", strings.Join(fns, ","), "-pollers", "2", "-concurrency", "64", "-max-in-flight", "1000"}
-	}
+	return func(w world) []string { return ceilingArgs(w, "-functions", strings.Join(fns, ",")) }
 }
 
 var scenarios = []scenario{
 	{
 		name: "lambda", what: "SQS → Lambda (request_response), one rule", load: preload, calls: 1,
-		config: func(w world) string {
-			return head(w) + `targets:
-  - {name: fn, type: lambda, function: bench-fn}
-rules:
-  - {name: orders, pattern: {source: [bench.shop]}, targets: [fn]}
-`
-		},
+		config:  oneLambda,
 		ceiling: lambdaCeiling("bench-fn"),
 	},
 	{
@@ -92,7 +100,7 @@ rules:
 `
 		},
 		ceiling: func(w world) []string {
-			return []string{"-endpoint", w.awsURL, "-queue-url", w.queueURL, "-cluster", "bench", "-task-definition", "work", "-pollers", "2", "-concurrency", "64", "-max-in-flight", "1000"}
+			return ceilingArgs(w, "-cluster", "bench", "-task-definition", "work")
 		},
 	},
 	{
@@ -136,13 +144,7 @@ rules:
 	},
 	{
 		name: "paced", what: "SQS → Lambda at a fixed rate (-rate)", load: paced, calls: 1,
-		config: func(w world) string {
-			return head(w) + `targets:
-  - {name: fn, type: lambda, function: bench-fn}
-rules:
-  - {name: orders, pattern: {source: [bench.shop]}, targets: [fn]}
-`
-		},
+		config:  oneLambda,
 		ceiling: lambdaCeiling("bench-fn"),
 	},
 	{
@@ -162,13 +164,7 @@ rules:
 	},
 	{
 		name: "idle", what: "no messages: time to ready, memory and CPU at rest", load: idle,
-		config: func(w world) string {
-			return head(w) + `targets:
-  - {name: fn, type: lambda, function: bench-fn}
-rules:
-  - {name: orders, pattern: {source: [bench.shop]}, targets: [fn]}
-`
-		},
+		config: oneLambda,
 	},
 }
 
