@@ -135,18 +135,8 @@ func TestSink_ClassifiesResponsesByStatus(t *testing.T) {
 			if elsewhere.Load() != 0 {
 				t.Error("a redirect was followed")
 			}
-			if tt.ok {
-				if err != nil {
-					t.Fatalf("Deliver: %v, want delivered", err)
-				}
+			if !wantOutcome(t, err, tt.ok, tt.class) {
 				return
-			}
-			if err == nil {
-				t.Fatal("Deliver succeeded, want an error")
-			}
-			t.Log(err)
-			if got := router.ClassOf(err); got != tt.class {
-				t.Errorf("class %s, want %s (%v)", got, tt.class, err)
 			}
 			after := router.RetryAfterOf(err)
 			if (tt.after == nil && after != 0) || (tt.after != nil && !tt.after(after)) {
@@ -275,18 +265,8 @@ func TestSink_ClassifiesCallFailures(t *testing.T) {
 			if outer.Err() != nil {
 				t.Fatal("the call outlived the sink's timeout")
 			}
-			if tt.ok {
-				if err != nil {
-					t.Fatalf("Deliver: %v, want delivered", err)
-				}
+			if !wantOutcome(t, err, tt.ok, tt.class) {
 				return
-			}
-			if err == nil {
-				t.Fatal("Deliver succeeded, want an error")
-			}
-			t.Log(err)
-			if got := router.ClassOf(err); got != tt.class {
-				t.Errorf("class %s, want %s (%v)", got, tt.class, err)
 			}
 			if !strings.HasPrefix(err.Error(), "http app: POST http://127.0.0.1:") {
 				t.Errorf("error %q does not say what was done", err)
@@ -782,4 +762,24 @@ func TestSink_SendsTraceHeaders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wantOutcome checks what Deliver returned: nil when ok, else an error of
+// class. It reports whether there is an error to look at further.
+func wantOutcome(t *testing.T, err error, ok bool, class router.Class) bool {
+	t.Helper()
+	if ok {
+		if err != nil {
+			t.Fatalf("Deliver: %v, want delivered", err)
+		}
+		return false
+	}
+	if err == nil {
+		t.Fatal("Deliver succeeded, want an error")
+	}
+	t.Log(err)
+	if got := router.ClassOf(err); got != class {
+		t.Errorf("class %s, want %s (%v)", got, class, err)
+	}
+	return true
 }
