@@ -235,17 +235,17 @@ func runOnce(ctx context.Context, o options, sc scenario, program string, run in
 	if o.latency > 0 {
 		awsArgs = append(awsArgs, "-latency", o.latency.String())
 	}
-	aws, err := startProc("awstestd", dir, filepath.Join(bin, "awstestd"), awsArgs, os.Environ())
+	fake, err := startProc("awstestd", dir, filepath.Join(bin, "awstestd"), awsArgs, os.Environ())
 	if err != nil {
 		return r, err
 	}
-	defer aws.stop(10 * time.Second)
+	defer fake.stop(10 * time.Second)
 	awsURL := "http://" + addr
-	if err := aws.waitLine(ctx, "awstestd: listening"); err != nil {
+	if err := fake.waitLine(ctx, "awstestd: listening"); err != nil {
 		return r, err
 	}
 	api := newAPI(awsURL)
-	q, err := api.sqs.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: awsString("bench")})
+	q, err := api.sqs.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("bench")})
 	if err != nil {
 		return r, fmt.Errorf("get queue url: %w", err)
 	}
@@ -429,8 +429,6 @@ func newAPI(url string) *api {
 	return &api{url: url, sqs: sqs.NewFromConfig(cfg), hc: &http.Client{Timeout: 10 * time.Second}}
 }
 
-func awsString(s string) *string { return &s }
-
 // preload sends n messages, ten to a call, from four senders.
 func (a *api) preload(ctx context.Context, queueURL string, n int) error {
 	var next atomic.Int64
@@ -445,7 +443,7 @@ func (a *api) preload(ctx context.Context, queueURL string, n int) error {
 				}
 				var entries []sqstypes.SendMessageBatchRequestEntry
 				for i := first; i < min(first+10, n); i++ {
-					entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: awsString(strconv.Itoa(i)), MessageBody: awsString(body(i))})
+					entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(body(i))})
 				}
 				out, err := a.sqs.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &queueURL, Entries: entries})
 				if err == nil && len(out.Failed) > 0 {
@@ -487,7 +485,7 @@ func (a *api) feed(ctx context.Context, queueURL string, n, rate int, faultAt [2
 						return
 					}
 				}
-				if _, err := a.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &queueURL, MessageBody: awsString(body(i))}); err != nil {
+				if _, err := a.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &queueURL, MessageBody: aws.String(body(i))}); err != nil {
 					errs <- fmt.Errorf("feed: %w", err)
 					return
 				}
