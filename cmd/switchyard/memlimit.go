@@ -22,6 +22,8 @@ const memoryRatio = 0.9
 func limitMemory(log *slog.Logger, provider memlimit.Provider) {
 	limit, err := memlimit.Set(memlimit.WithProvider(provider), memlimit.WithRatio(memoryRatio))
 	switch {
+	case err != nil && os.Getenv("AUTOMEMLIMIT") != "":
+		log.Warn("AUTOMEMLIMIT not applied: want off or a ratio in (0, 1]", "AUTOMEMLIMIT", os.Getenv("AUTOMEMLIMIT"), "error", err)
 	case err != nil:
 		// Outside a container, or a cgroup layout it cannot read: the
 		// runtime keeps its default (no limit).

@@ -57,6 +57,13 @@ func TestLimitMemory(t *testing.T) {
 			log:      `msg="memory limit" go_mem_limit=52428800 from=GOMEMLIMIT`,
 		},
 		{
+			name:     "a bad AUTOMEMLIMIT",
+			env:      map[string]string{"AUTOMEMLIMIT": "90%"},
+			provider: failing,
+			want:     -1,
+			log:      `level=WARN msg="AUTOMEMLIMIT not applied: want off or a ratio in (0, 1]" AUTOMEMLIMIT=90%`,
+		},
+		{
 			name:     "AUTOMEMLIMIT=off",
 			env:      map[string]string{"AUTOMEMLIMIT": "off"},
 			provider: failing,
