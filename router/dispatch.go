@@ -434,12 +434,7 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 	for _, i := range matched {
 		r.ruleStats[i].Matched.Add(1)
 		rule := &table.Rules()[i]
-		// A rule without an input transformer delivers the event itself:
-		// payloads are never written to, so it is shared, not copied.
-		payload := m.Event.JSON[:len(m.Event.JSON):len(m.Event.JSON)]
-		if rule.Input != nil {
-			payload = table.Render(nil, i, m.Event)
-		}
+		payload := table.Render(nil, i, m.Event)
 		eventID := m.Event.ID
 		if eventID == "" {
 			eventID = m.Source + "/" + m.ID

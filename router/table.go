@@ -69,10 +69,15 @@ func (t *Table) Match(ev *Event, source string, dst []int) ([]int, error) {
 }
 
 // Render appends the payload rule i sends for ev: its input transformer's
-// output, or the whole event when it has none.
+// output, or the whole event when it has none. With no transformer and a
+// nil dst it returns the event's own bytes, not a copy (capped, so that an
+// append copies): payloads are never written to.
 func (t *Table) Render(dst []byte, i int, ev *Event) []byte {
 	r := &t.rules[i]
 	if r.Input == nil {
+		if dst == nil {
+			return ev.JSON[:len(ev.JSON):len(ev.JSON)]
+		}
 		return append(dst, ev.JSON...)
 	}
 	return r.Input.Render(dst, ev, r.Name)
