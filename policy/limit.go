@@ -33,6 +33,17 @@ func (l *limiter) current() int {
 	return int(l.limit)
 }
 
+// tryAcquire takes a slot if one is free now, without waiting.
+func (l *limiter) tryAcquire() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.waiters) == 0 && l.inUse < int(l.limit) {
+		l.inUse++
+		return true
+	}
+	return false
+}
+
 // acquire waits for a slot.
 func (l *limiter) acquire(ctx context.Context) error {
 	l.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,13 @@ type Policy struct {
 	log   *slog.Logger
 	stats *Stats
 	obs   Observer
+
+	backlog    router.Backlog // nil: deliveries wait in memory
+	maxWaiting int            // waiting deliveries beyond which new ones go to the backlog
+	inside     atomic.Int64   // deliveries in Deliver: in a call, or waiting
+	backlogMu  sync.Mutex
+	backlogOff time.Time     // after a failed push, the backlog is not tried until then
+	opened     chan struct{} // closed when the breaker opens; guarded by backlogMu
 }
 
 // Stats are a policy's counters and gauges, safe to read at any time.
@@ -53,6 +61,12 @@ type Stats struct {
 	// DeadLetterFailures counts dead letters the dead-letter target did
 	// not take.
 	DeadLetterFailures atomic.Int64
+	// Backlogged counts deliveries moved to the target's backlog;
+	// BacklogErrors the moves that failed (those deliveries waited in
+	// memory instead).
+	Backlogged, BacklogErrors atomic.Int64
+	// LastBacklogError is the latest failed move, or nil.
+	LastBacklogError atomic.Pointer[router.LastError]
 	// InFlight is the number of calls to the target now; Waiting the
 	// number of deliveries waiting for an open breaker.
 	InFlight, Waiting atomic.Int64
@@ -87,6 +101,17 @@ func WithStats(st *Stats) Option { return func(p *Policy) { p.stats = st } }
 // WithObserver sets the observer of latencies.
 func WithObserver(o Observer) Option { return func(p *Policy) { p.obs = o } }
 
+// WithBacklog gives the target a backlog: a delivery that would wait while
+// the breaker is open, or while more than maxWaiting of the target's
+// deliveries wait (for a slot, a rate token, or a retry), is pushed to b
+// instead, and its Deliver returns nil with the delivery's State
+// Backlogged. Deliveries of ordered messages (Message.Group) never go to a
+// backlog: they would be overtaken. When a push fails, the delivery waits
+// in memory, as without a backlog.
+func WithBacklog(b router.Backlog, maxWaiting int) Option {
+	return func(p *Policy) { p.backlog, p.maxWaiting = b, max(0, maxWaiting) }
+}
+
 // Wrap returns next wrapped in the policy cfg (defaults applied). A nil
 // deadLetter means failed deliveries are not dead-lettered but left
 // unresolved, so their source message comes back.
@@ -114,8 +139,15 @@ func Wrap(next router.Sink, cfg Config, deadLetter router.Sink, opts ...Option) 
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			p.log.Warn("circuit breaker "+to.String(), "target", name, "from", from.String())
+			if to == gobreaker.StateOpen {
+				p.backlogMu.Lock()
+				close(p.opened)
+				p.opened = make(chan struct{})
+				p.backlogMu.Unlock()
+			}
 		},
 	})
+	p.opened = make(chan struct{})
 	return p
 }
 
@@ -146,22 +178,38 @@ func (p *Policy) BreakerState() string { return p.cb.State().String() }
 // errExpired ends the attempts of a delivery older than retry.max_age.
 var errExpired = errors.New("retry.max_age reached")
 
+// errBacklogged ends an attempt whose delivery went to the backlog.
+var errBacklogged = errors.New("moved to the backlog")
+
 // Deliver makes attempts until the delivery succeeds, fails for good (it
-// is then dead-lettered), or ctx ends (it is unresolved, and the error is
-// returned).
+// is then dead-lettered), goes to the target's backlog, or ctx ends (it is
+// unresolved, and the error is returned). A delivery that comes with
+// attempts made before (the ledger, a backlog) carries on from them:
+// retry.attempts and retry.max_age count them all.
 func (p *Policy) Deliver(ctx context.Context, d *router.Delivery) error {
+	p.inside.Add(1)
+	defer p.inside.Add(-1)
 	if d.FirstAttempt.IsZero() {
 		d.FirstAttempt = time.Now()
 	}
 	deadline := d.FirstAttempt.Add(p.cfg.Retry.MaxAge)
-	failures := 0
+	switch {
+	case d.Failures >= p.cfg.Retry.Attempts:
+		return p.deadLetter(ctx, d, fmt.Errorf("%d attempts failed before: %w", d.Failures, lastErr(d)))
+	case !time.Now().Before(deadline):
+		return p.deadLetter(ctx, d, fmt.Errorf("%w before: %w", errExpired, lastErr(d)))
+	}
 	for {
 		err := p.attempt(ctx, d, deadline)
 		if err == nil {
+			d.State = router.Delivered
 			p.stats.Delivered.Add(1)
 			if m := d.Message; m != nil && !m.Received.IsZero() {
 				p.obs.ObserveDelivered(time.Since(m.Received))
 			}
+			return nil
+		}
+		if errors.Is(err, errBacklogged) {
 			return nil
 		}
 		if errors.Is(err, errExpired) {
@@ -182,26 +230,145 @@ func (p *Policy) Deliver(ctx context.Context, d *router.Delivery) error {
 		wait := router.RetryAfterOf(err)
 		if class == router.Throttled {
 			p.stats.Throttled.Add(1)
-			wait = max(wait, p.backoff(failures+1))
+			wait = max(wait, p.backoff(d.Failures+1))
 		} else {
-			failures++
-			if failures >= p.cfg.Retry.Attempts {
-				return p.deadLetter(ctx, d, fmt.Errorf("%d attempts failed: %w", failures, err))
+			d.Failures++
+			if d.Failures >= p.cfg.Retry.Attempts {
+				return p.deadLetter(ctx, d, fmt.Errorf("%d attempts failed: %w", d.Failures, err))
 			}
-			wait = max(wait, p.backoff(failures))
+			wait = max(wait, p.backoff(d.Failures))
 		}
 		if time.Now().Add(wait).After(deadline) {
 			return p.deadLetter(ctx, d, fmt.Errorf("%w: %w", errExpired, err))
 		}
+		// The attempt is on record before the wait: a crash or a
+		// redelivery carries on from it.
+		d.Record(ctx, router.Pending)
 		p.stats.Retried.Add(1)
 		if p.log.Enabled(ctx, slog.LevelDebug) {
 			p.log.Debug("retrying", router.LogAttrs(d), "attempt", d.Attempt, "class", class.String(), "in", wait, "error", err)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if p.waitingOver(d) && p.toBacklog(ctx, d) {
+			return nil
+		}
+		moved, err := p.backoffSleep(ctx, d, wait)
+		if moved {
+			return nil
+		}
+		if err != nil {
 			p.stats.Unresolved.Add(1)
 			return err
 		}
 	}
+}
+
+// lastErr is the delivery's last failure, for a dead letter made without
+// a call.
+func lastErr(d *router.Delivery) error {
+	if d.LastErr != nil {
+		return d.LastErr
+	}
+	return errors.New("no error recorded")
+}
+
+// backoffSleep waits before a retry. With a backlog, it wakes when the
+// breaker opens and moves the delivery there (moved true).
+func (p *Policy) backoffSleep(ctx context.Context, d *router.Delivery, wait time.Duration) (moved bool, err error) {
+	if !p.mayBacklog(d) {
+		return false, sleep(ctx, wait)
+	}
+	p.backlogMu.Lock()
+	opened := p.opened
+	p.backlogMu.Unlock()
+	end := time.Now().Add(wait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-opened:
+		if p.toBacklog(ctx, d) {
+			return true, nil
+		}
+		return false, sleep(ctx, time.Until(end))
+	}
+}
+
+// backlogTimeout bounds one push to the backlog; backlogPause is how long
+// the backlog is left alone after a push failed.
+const (
+	backlogTimeout = 5 * time.Second
+	backlogPause   = 5 * time.Second
+)
+
+// mayBacklog reports whether d may go to the backlog: there is one, and d
+// is not ordered behind other messages of its group.
+func (p *Policy) mayBacklog(d *router.Delivery) bool {
+	return p.backlog != nil && (d.Message == nil || d.Message.Group == "")
+}
+
+// waitingOver reports whether d may go to the backlog because too many of
+// the target's deliveries wait. Deliveries drained from the backlog only
+// go back while the breaker is open (else they would go round).
+func (p *Policy) waitingOver(d *router.Delivery) bool {
+	return p.mayBacklog(d) && !d.Drained && p.inside.Load()-p.stats.InFlight.Load() > int64(p.maxWaiting)
+}
+
+// toBacklog pushes d to the backlog; it reports whether d is there now
+// (and its state Backlogged). A failed push is counted, logged, and the
+// backlog left alone for a while: d waits in memory instead.
+func (p *Policy) toBacklog(ctx context.Context, d *router.Delivery) bool {
+	if !p.mayBacklog(d) {
+		return false
+	}
+	p.backlogMu.Lock()
+	off := time.Now().Before(p.backlogOff)
+	p.backlogMu.Unlock()
+	if off || ctx.Err() != nil {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	err := p.backlog.Push(pctx, d)
+	cancel()
+	if err != nil {
+		p.stats.BacklogErrors.Add(1)
+		p.stats.LastBacklogError.Store(&router.LastError{At: time.Now(), Error: err.Error()})
+		if router.ClassOf(err) != router.Permanent { // else only this entry cannot go (too large)
+			p.backlogMu.Lock()
+			p.backlogOff = time.Now().Add(backlogPause)
+			p.backlogMu.Unlock()
+		}
+		p.log.Error("BACKLOG FAILED: the delivery waits in memory, holding its message", router.LogAttrs(d), "backlog", p.backlog.String(), "error", err)
+		return false
+	}
+	d.State = router.Backlogged
+	p.stats.Backlogged.Add(1)
+	if p.log.Enabled(ctx, slog.LevelDebug) {
+		p.log.Debug("delivery moved to the backlog", router.LogAttrs(d), "backlog", p.backlog.String(), "attempts", d.Attempt)
+	}
+	return true
+}
+
+// Room is how many more deliveries the target can start now without
+// waiting: none while its breaker is open, its half-open probes while it
+// is half-open, else its concurrency less the deliveries it has (and no
+// more than its rate has tokens for).
+func (p *Policy) Room() int {
+	var room int
+	switch p.cb.State() {
+	case gobreaker.StateOpen:
+		return 0
+	case gobreaker.StateHalfOpen:
+		room = p.cfg.Breaker.HalfOpen - int(p.stats.InFlight.Load())
+	default:
+		room = p.slots.current() - int(p.inside.Load())
+	}
+	if p.rate != nil {
+		room = min(room, int(p.rate.Tokens()))
+	}
+	return max(0, room)
 }
 
 // attempt makes one call: it takes a concurrency slot and a rate token,
@@ -217,11 +384,16 @@ func (p *Policy) attempt(ctx context.Context, d *router.Delivery, deadline time.
 	}()
 	var done func(error)
 	for {
-		if err := p.slots.acquire(ctx); err != nil {
-			return err
+		if !p.slots.tryAcquire() {
+			if p.waitingOver(d) && p.toBacklog(ctx, d) {
+				return errBacklogged
+			}
+			if err := p.slots.acquire(ctx); err != nil {
+				return err
+			}
 		}
 		if p.rate != nil {
-			if err := p.rate.Wait(ctx); err != nil {
+			if err := p.takeToken(ctx, d); err != nil {
 				p.slots.giveBack()
 				return err
 			}
@@ -231,6 +403,9 @@ func (p *Policy) attempt(ctx context.Context, d *router.Delivery, deadline time.
 			break
 		}
 		p.slots.giveBack()
+		if p.toBacklog(ctx, d) {
+			return errBacklogged
+		}
 		if !waiting {
 			waiting = true
 			p.stats.Waiting.Add(1)
@@ -253,6 +428,8 @@ func (p *Policy) attempt(ctx context.Context, d *router.Delivery, deadline time.
 		waiting = false
 		p.stats.Waiting.Add(-1)
 	}
+	// A call under a new launch generation is on record before it is made.
+	d.RecordGeneration(ctx)
 	p.stats.InFlight.Add(1)
 	d.Attempt++
 	p.stats.Attempts.Add(1)
@@ -272,6 +449,25 @@ func (p *Policy) attempt(ctx context.Context, d *router.Delivery, deadline time.
 	done(err)
 	p.slots.release(err != nil && router.ClassOf(err) == router.Throttled)
 	return err
+}
+
+// takeToken waits for a rate token; with a backlog, a delivery that would
+// wait for one while too many wait goes there instead (errBacklogged).
+func (p *Policy) takeToken(ctx context.Context, d *router.Delivery) error {
+	r := p.rate.Reserve()
+	wait := r.Delay()
+	if wait <= 0 {
+		return nil
+	}
+	if p.waitingOver(d) && p.toBacklog(ctx, d) {
+		r.Cancel()
+		return errBacklogged
+	}
+	if err := sleep(ctx, wait); err != nil {
+		r.Cancel()
+		return err
+	}
+	return nil
 }
 
 // backoff is full jitter: a random wait up to initial·2^(n-1), capped at
@@ -320,6 +516,7 @@ func (p *Policy) deadLetter(ctx context.Context, d *router.Delivery, why error) 
 			router.LogAttrs(d), "dead_letter", p.dl.Name(), "error", err, "cause", why)
 		return fmt.Errorf("dead-lettering to %s: %w", p.dl.Name(), err)
 	}
+	d.State = router.DeadLettered
 	p.stats.DeadLettered.Add(1)
 	p.log.Warn("delivery dead-lettered", router.LogAttrs(d), "dead_letter", p.dl.Name(), "attempts", d.Attempt, "error", why)
 	return nil

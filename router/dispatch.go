@@ -39,6 +39,14 @@ type DispatcherConfig struct {
 	// resolve waits before it is received again, when no target hinted
 	// otherwise. Default 10s.
 	RetryLater time.Duration
+	// Ledger, when not nil, is where deliveries' states are recorded: a
+	// message that comes back (Message.Redelivered) skips the deliveries
+	// that resolved or went to a backlog, and the others carry on with
+	// their attempts and age.
+	Ledger *LedgerGuard
+	// Backlogs are the targets' backlogs, by target name: each is drained
+	// into its target while the target has room.
+	Backlogs map[string]Backlog
 }
 
 // Dispatcher moves messages from the sources through the rules to the
@@ -56,6 +64,9 @@ type Dispatcher struct {
 	mu     sync.RWMutex // guards routes and rules; held for reading only to take a reference
 	routes *routes
 	rules  map[string]*RuleStats // by rule name, kept across reloads
+
+	drains   sync.WaitGroup           // deliveries drained from backlogs
+	backlogs map[string]*BacklogStats // by target name
 }
 
 // routes are the rules and sinks that messages are handled with; a reload
@@ -137,9 +148,13 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.RetryLater <= 0 {
 		cfg.RetryLater = 10 * time.Second
 	}
-	d := &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), log: cfg.Logger, sources: map[string]*SourceStats{}, rules: map[string]*RuleStats{}}
+	d := &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), log: cfg.Logger, sources: map[string]*SourceStats{}, rules: map[string]*RuleStats{},
+		backlogs: map[string]*BacklogStats{}}
 	for _, s := range cfg.Sources {
 		d.sources[s.Name()] = &SourceStats{}
+	}
+	for target := range cfg.Backlogs {
+		d.backlogs[target] = &BacklogStats{}
 	}
 	d.routes = d.newRoutes(Routes{Table: cfg.Table, Sinks: cfg.Sinks, DeadLetters: cfg.DeadLetters})
 	return d, nil
@@ -230,6 +245,13 @@ func (d *Dispatcher) acquire() *routes {
 // Stats returns the dispatcher's counters.
 func (d *Dispatcher) Stats() *Stats { return &d.stats }
 
+// BacklogStats returns the counters of a target's backlog (nil when it has
+// none).
+func (d *Dispatcher) BacklogStats(target string) *BacklogStats { return d.backlogs[target] }
+
+// LedgerStats returns the ledger's counters (nil when there is no ledger).
+func (d *Dispatcher) LedgerStats() *LedgerStats { return d.cfg.Ledger.Stats() }
+
 // SourceStats returns a source's counters (nil for an unknown source).
 func (d *Dispatcher) SourceStats(name string) *SourceStats { return d.sources[name] }
 
@@ -277,6 +299,9 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) error {
 			loops.Go(func() { d.receive(ctx, work, src, batch, &messages) })
 		}
 	}
+	for target, b := range d.cfg.Backlogs {
+		loops.Go(func() { d.drain(ctx, work, target, b, d.backlogs[target]) })
+	}
 	loops.Wait()
 
 	// Receiving has stopped: drain.
@@ -286,7 +311,7 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) error {
 		}
 	}
 	drained := make(chan struct{})
-	go func() { messages.Wait(); close(drained) }()
+	go func() { messages.Wait(); d.drains.Wait(); close(drained) }()
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
@@ -442,17 +467,46 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 		for _, t := range rule.Targets {
 			ds = append(ds, &Delivery{
 				ID: DeliveryID(eventID, rule.Name, t), Message: m, Rule: rule.Name, Target: t,
-				Payload: payload, Text: rule.Input != nil && rule.Input.Text(), Whole: rule.Input == nil,
+				Payload: payload, Text: rule.Input != nil && rule.Input.Text(), Whole: rule.Input == nil, ledger: d.cfg.Ledger,
 			})
 		}
 	}
+	if m.Redelivered && d.cfg.Ledger != nil {
+		if ds = d.lookUp(ctx, ds); len(ds) == 0 {
+			return d.ack(m)
+		}
+	}
 	errs := make([]error, len(ds))
+	recorded := make([]bool, len(ds))
 	if len(ds) == 1 {
 		errs[0] = r.Sinks[ds[0].Target].Deliver(ctx, ds[0])
 	} else {
 		var wg sync.WaitGroup
+		var left atomic.Int32
+		left.Store(int32(len(ds)))
+		all := make(chan struct{}) // closed when every delivery has ended
 		for i, del := range ds {
-			wg.Go(func() { errs[i] = r.Sinks[del.Target].Deliver(ctx, del) })
+			wg.Go(func() {
+				errs[i] = r.Sinks[del.Target].Deliver(ctx, del)
+				if left.Add(-1) == 0 {
+					close(all)
+					return
+				}
+				if errs[i] != nil || del.ledger == nil {
+					return
+				}
+				// The others still run, and may not resolve: record this
+				// one, so that if the message comes back it is not made
+				// again. Those that end soon after need no record, as the
+				// message is settled then.
+				t := time.NewTimer(recordAfter)
+				defer t.Stop()
+				select {
+				case <-all:
+				case <-t.C:
+					recorded[i] = del.Record(ctx, stateOf(del)) == nil
+				}
+			})
 		}
 		wg.Wait()
 	}
@@ -471,6 +525,19 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 		}
 		later = max(later, RetryAfterOf(err))
 	}
+	if failed && d.cfg.Ledger != nil {
+		// The message comes back: what became of each of its deliveries
+		// goes on record first.
+		for i, del := range ds {
+			switch {
+			case recorded[i]:
+			case errs[i] == nil:
+				del.Record(ctx, stateOf(del))
+			case del.Attempt > 0 || !del.FirstAttempt.IsZero():
+				del.Record(ctx, Pending)
+			}
+		}
+	}
 	switch {
 	case !failed:
 		return d.ack(m)
@@ -483,6 +550,42 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 		d.nack(m, later)
 	}
 	return false
+}
+
+// recordAfter is how long a delivery that resolved waits for the other
+// deliveries of its message before it records its state in the ledger.
+const recordAfter = 20 * time.Millisecond
+
+// stateOf is the state of a delivery whose Deliver returned nil.
+func stateOf(d *Delivery) State {
+	if d.State == Pending {
+		return Delivered
+	}
+	return d.State
+}
+
+// lookUp asks the ledger about the deliveries of a message that may have
+// been received before. It leaves out those that resolved or went to a
+// backlog, and carries the others on where they were.
+func (d *Dispatcher) lookUp(ctx context.Context, ds []*Delivery) []*Delivery {
+	out := ds[:0]
+	for _, del := range ds {
+		rec, found := d.cfg.Ledger.Get(ctx, del.ID)
+		if !found {
+			out = append(out, del)
+			continue
+		}
+		if rec.State != Pending {
+			d.cfg.Ledger.stats.Hits.Add(1)
+			if d.log.Enabled(ctx, slog.LevelDebug) {
+				d.log.Debug("delivery skipped: the ledger has it "+rec.State.String(), LogAttrs(del))
+			}
+			continue
+		}
+		del.restore(rec)
+		out = append(out, del)
+	}
+	return out
 }
 
 // deadLetterMalformed sends a message that did not fit its source's

@@ -58,6 +58,12 @@ type Message struct {
 	// the source dead-letters such bodies: the dispatcher sends the message
 	// to the source's dead-letter target instead of routing it.
 	Malformed error
+	// Redelivered is set when the source may have handed the message out
+	// before (an SQS ApproximateReceiveCount above 1, a JetStream
+	// redelivery, an HTTP request that may be a caller's retry): only then
+	// does the dispatcher look its deliveries up in the ledger. A source
+	// that cannot tell sets it.
+	Redelivered bool
 }
 
 // Handle settles a message at its source. Ack and Nack are idempotent and
@@ -121,8 +127,13 @@ type Delivery struct {
 	// Whole is true when Payload is the whole event (the rule has no
 	// input transformer).
 	Whole bool
-	// Attempt is the number of the attempt being made, from 1.
+	// Attempt is the number of the attempt being made, from 1: the calls
+	// made so far, in this process and (through the ledger or a backlog)
+	// before it.
 	Attempt int
+	// Failures counts the failed attempts that count against
+	// retry.attempts (throttles do not).
+	Failures int
 	// FirstAttempt is when the first attempt started.
 	FirstAttempt time.Time
 	// FirstErr and LastErr are the first and the latest failures.
@@ -139,6 +150,16 @@ type Delivery struct {
 	// original delivery failed for good. Its Payload is the original
 	// message's body.
 	DeadLetter *DeadLetter
+	// State is set by the policy when Deliver returns nil: Delivered,
+	// DeadLettered, or Backlogged (moved to the target's backlog, which
+	// delivers it). Pending after a nil error means Delivered (a sink with
+	// no policy).
+	State State
+	// Drained is set on a delivery that came out of its target's backlog.
+	Drained bool
+
+	ledger      *LedgerGuard // where Record writes; nil: no ledger
+	recordedGen int          // the generation last recorded
 }
 
 // OutboundTrace is the trace context a sink sends with the delivery:

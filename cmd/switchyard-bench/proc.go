@@ -42,6 +42,7 @@ func startProc(name, dir, bin string, args []string, env []string) (*proc, error
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = env
+	cmd.Dir = dir // state (./data/nats) stays with the run
 	p := &proc{name: name, cmd: cmd, exited: make(chan struct{}), logPath: logPath}
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {

@@ -45,7 +45,7 @@ func startDaemon(t *testing.T, srv *awstest.Server, config string) *daemon {
 	t.Helper()
 	awsEnv(t)
 	file := filepath.Join(t.TempDir(), "switchyard.yaml")
-	if err := os.WriteFile(file, []byte(withAdmin(strings.ReplaceAll(config, "{{URL}}", srv.URL()))), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(withStore(t, withAdmin(strings.ReplaceAll(config, "{{URL}}", srv.URL())))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -71,6 +71,21 @@ func withAdmin(config string) string {
 		return config
 	}
 	return strings.Replace(config, "version: 1\n", "version: 1\nadmin: {listen: \"127.0.0.1:0\"}\n", 1)
+}
+
+// withStore gives a config without a nats block an embedded NATS store
+// (for the ledger) of the test's own, rather than ./data/nats in the
+// package's directory, shared by every test.
+func withStore(t *testing.T, config string) string {
+	if strings.Contains(config, "\nnats:") {
+		return config
+	}
+	return withStoreDir(config, t.TempDir())
+}
+
+// withStoreDir gives a config the embedded NATS store dir.
+func withStoreDir(config, dir string) string {
+	return strings.Replace(config, "version: 1\n", fmt.Sprintf("version: 1\nnats: {store_dir: %q}\n", dir), 1)
 }
 
 // stop stops the daemon as SIGTERM would and returns its exit code.
@@ -395,7 +410,7 @@ func TestRun_StartupFailsFast(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "s.yaml")
-			os.WriteFile(file, []byte(strings.ReplaceAll(tc.config, "{{URL}}", srv.URL())), 0o644)
+			os.WriteFile(file, []byte(withStore(t, strings.ReplaceAll(tc.config, "{{URL}}", srv.URL()))), 0o644)
 			var stderr syncbuf.Buffer
 			code := run(context.Background(), []string{"run", "-c", file}, strings.NewReader(""), &syncbuf.Buffer{}, &stderr)
 			if code != exitFail || !strings.Contains(stderr.String(), tc.want) {
@@ -408,7 +423,7 @@ func TestRun_StartupFailsFast(t *testing.T) {
 		t.Setenv("AWS_ACCESS_KEY_ID", "")
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 		file := filepath.Join(t.TempDir(), "s.yaml")
-		os.WriteFile(file, []byte(strings.ReplaceAll(baseConfig, "{{URL}}", srv.URL())+"targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n"), 0o644)
+		os.WriteFile(file, []byte(withStore(t, strings.ReplaceAll(baseConfig, "{{URL}}", srv.URL())+"targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n")), 0o644)
 		var stderr syncbuf.Buffer
 		code := run(context.Background(), []string{"run", "-c", file}, strings.NewReader(""), &syncbuf.Buffer{}, &stderr)
 		if code != exitFail || !strings.Contains(stderr.String(), "no usable credentials") {

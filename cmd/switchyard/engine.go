@@ -20,9 +20,11 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/bodycopy"
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/ledger"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
@@ -45,7 +47,9 @@ type engine struct {
 	tracer   *telemetry.Tracer
 	d        atomic.Pointer[router.Dispatcher]
 	draining atomic.Bool
-	closers  []any // the sources
+	closers  []any // the sources, and the backlogs
+	ledger   *router.LedgerGuard
+	backlogs map[string]router.Backlog // by target name; fixed at start
 
 	mu       sync.Mutex // serialises build, reloads and close; guards what follows
 	cfg      *config.Config
@@ -146,6 +150,9 @@ func (eng *engine) build(ctx context.Context, cfg *config.Config) error {
 	if err := eng.openClients(ctx, cfg); err != nil {
 		return err
 	}
+	if err := eng.openState(ctx, cfg); err != nil {
+		return err
+	}
 	targets, stats, err := eng.buildTargets(cfg, nil)
 	eng.targets = targets
 	if err != nil {
@@ -174,7 +181,7 @@ func (eng *engine) build(ctx context.Context, cfg *config.Config) error {
 	}
 	d, err := router.NewDispatcher(router.DispatcherConfig{
 		Table: routes.Table, Sinks: routes.Sinks, Sources: sources, DeadLetters: routes.DeadLetters,
-		MaxInFlight: cfg.MaxInFlight, Logger: eng.log,
+		MaxInFlight: cfg.MaxInFlight, Logger: eng.log, Ledger: eng.ledger, Backlogs: eng.backlogs,
 	})
 	if err != nil {
 		return err
@@ -224,6 +231,42 @@ func (eng *engine) openClients(ctx context.Context, cfg *config.Config) error {
 	// internal/bodycopy.
 	awsCfg.HTTPClient = bodycopy.Client(awsCfg.HTTPClient)
 	c.cfg, c.awsLoaded = awsCfg, true
+	return nil
+}
+
+// openState opens the delivery ledger and the targets' backlogs, as cfg
+// asks for them.
+func (eng *engine) openState(ctx context.Context, cfg *config.Config) error {
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if cfg.Ledger.On() {
+		l, err := ledger.Open(octx, eng.c.bus.JetStream(), cfg.Ledger)
+		if err != nil {
+			return err
+		}
+		eng.ledger = router.NewLedgerGuard(l, eng.log)
+		eng.log.Info("delivery ledger open", "bucket", ledger.Bucket, "ttl", cfg.Ledger.TTL.String())
+	}
+	eng.backlogs = map[string]router.Backlog{}
+	for _, t := range cfg.Targets {
+		if t.Backlog == nil {
+			continue
+		}
+		var b router.Backlog
+		var err error
+		switch t.Backlog.Type {
+		case backlog.TypeJetStream:
+			b, err = backlog.OpenJetStream(octx, eng.c.bus.JetStream(), t.Name, *t.Backlog, eng.log)
+		case backlog.TypeSQS:
+			b, err = backlog.OpenSQS(octx, eng.c.sqs(true), t.Name, *t.Backlog, cfg.Policies[t.Policy].Retry.MaxAge, eng.log)
+		}
+		if err != nil {
+			return err
+		}
+		eng.backlogs[t.Name] = b
+		eng.closers = append(eng.closers, b)
+		eng.log.Info("backlog open", "target", t.Name, "backlog", b.String(), "max_waiting", t.Backlog.MaxWaiting)
+	}
 	return nil
 }
 
@@ -285,7 +328,11 @@ func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget
 		if dl != nil {
 			dlSink = dl.wrapped
 		}
-		p := policy.Wrap(eng.tracer.Attempts(sink), pc, dlSink, policy.WithLogger(eng.log), policy.WithStats(st), policy.WithObserver(eng.metrics.Observer(name)))
+		opts := []policy.Option{policy.WithLogger(eng.log), policy.WithStats(st), policy.WithObserver(eng.metrics.Observer(name))}
+		if b := eng.backlogs[name]; b != nil {
+			opts = append(opts, policy.WithBacklog(b, t.Backlog.MaxWaiting))
+		}
+		p := policy.Wrap(eng.tracer.Attempts(sink), pc, dlSink, opts...)
 		b := &builtTarget{key: key, typ: t.Type, sink: sink, policy: p, wrapped: eng.tracer.Sink(p)}
 		built[name] = b
 		return b, nil
@@ -481,6 +528,7 @@ func restartOnly(old, new *config.Config) []string {
 		{"sources", old.Sources, new.Sources}, {"nats", old.NATS, new.NATS}, {"aws", old.AWS, new.AWS},
 		{"admin", old.Admin, new.Admin}, {"max_in_flight", old.MaxInFlight, new.MaxInFlight},
 		{"shutdown_grace", old.ShutdownGrace, new.ShutdownGrace}, {"tracing", old.Tracing, new.Tracing}, {"log", old.Log, new.Log},
+		{"ledger", old.Ledger, new.Ledger}, {"a target's backlog", backlogsOf(old), backlogsOf(new)},
 	} {
 		a, _ := json.Marshal(f.old)
 		b, _ := json.Marshal(f.new)
@@ -489,6 +537,17 @@ func restartOnly(old, new *config.Config) []string {
 		}
 	}
 	return changed
+}
+
+// backlogsOf maps the targets that have a backlog to it.
+func backlogsOf(c *config.Config) map[string]*backlog.Config {
+	out := map[string]*backlog.Config{}
+	for _, t := range c.Targets {
+		if t.Backlog != nil {
+			out[t.Name] = t.Backlog
+		}
+	}
+	return out
 }
 
 // notReady says why the daemon is not ready; nothing when it is.

@@ -18,6 +18,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
@@ -235,6 +236,14 @@ var (
 // targets, HTTP sources that persist to JetStream, and ECS sources (their
 // state is kept in NATS KV).
 func needsNATS(cfg *config.Config) bool {
+	if cfg.Ledger.On() {
+		return true
+	}
+	for _, t := range cfg.Targets {
+		if t.Backlog != nil && t.Backlog.Type == backlog.TypeJetStream {
+			return true
+		}
+	}
 	for _, s := range cfg.Sources {
 		switch c := s.Config.(type) {
 		case *natssource.Config, *ecssource.Config:
@@ -265,7 +274,7 @@ func needsAWS(cfg *config.Config) bool {
 		}
 	}
 	for _, t := range cfg.Targets {
-		if slices.Contains(awsKinds, t.Type) {
+		if slices.Contains(awsKinds, t.Type) || t.Backlog != nil && t.Backlog.Type == backlog.TypeSQS {
 			return true
 		}
 	}

@@ -105,7 +105,7 @@ rules:
 `, "{{URL}}", srv.URL()))), 0o644)
 
 	cmd := exec.Command(bin, "run", "-c", config)
-	cmd.Env = binaryEnv(dir)
+	cmd.Env, cmd.Dir = binaryEnv(dir), dir
 	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -223,7 +223,7 @@ targets: [{name: stuck, type: lambda, function: stuck}]
 rules: [{name: all, pattern: {source: [s]}, targets: [stuck]}]
 `, "{{URL}}", srv.URL()))), 0o644)
 	cmd := exec.Command(bin, "run", "-c", config)
-	cmd.Env = binaryEnv(dir)
+	cmd.Env, cmd.Dir = binaryEnv(dir), dir
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestRun_SIGHUPReloads(t *testing.T) {
 	var stderr syncbuf.Buffer
 	cmd := exec.Command(bin, "run", "-c", config)
 	cmd.Stderr = &stderr
-	cmd.Env = binaryEnv(dir)
+	cmd.Env, cmd.Dir = binaryEnv(dir), dir
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,8 @@ type Config struct {
 	// Default ./data/nats.
 	StoreDir string `yaml:"store_dir"`
 	// Listen is where the embedded server accepts NATS clients, host:port,
-	// or "none" for in-process use only. Default 127.0.0.1:4222.
+	// or "none" for in-process use only. Default 127.0.0.1:4222 when the
+	// config has a NATS source or target, else none.
 	Listen string `yaml:"listen"`
 
 	// Credentials is a .creds file (JWT and NKey seed) for URL.
@@ -48,6 +49,9 @@ type TLS struct {
 // network clients.
 const ListenNone = "none"
 
+// DefaultListen is the embedded server's address when it takes clients.
+const DefaultListen = "127.0.0.1:4222"
+
 // Embedded reports whether the config asks for an embedded server.
 func (c *Config) Embedded() bool { return c.URL == "" }
 
@@ -60,7 +64,7 @@ func (c *Config) SetDefaults() {
 		c.StoreDir = "./data/nats"
 	}
 	if c.Listen == "" {
-		c.Listen = "127.0.0.1:4222"
+		c.Listen = DefaultListen
 	}
 }
 

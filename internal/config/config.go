@@ -8,7 +8,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/bus"
+	"github.com/switchyard-dev/switchyard/internal/ledger"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
@@ -33,6 +35,8 @@ type Config struct {
 	AWS AWS `yaml:"aws"`
 	// NATS configures the embedded NATS server or the cluster to join.
 	NATS bus.Config `yaml:"nats"`
+	// Ledger configures the delivery ledger, on NATS JetStream.
+	Ledger ledger.Config `yaml:"ledger"`
 	// Admin configures the admin endpoint.
 	Admin Admin `yaml:"admin"`
 	// MaxInFlight bounds the source messages being worked on at once; when
@@ -141,6 +145,9 @@ type Target struct {
 	Type string
 	// Policy names the delivery policy. Default: default.
 	Policy string
+	// Backlog is where the target's deliveries go while it cannot take
+	// them. Default: none (they wait in memory, holding their messages).
+	Backlog *backlog.Config
 	// Config is the type's own settings: *lambda.Config for lambda, and so on.
 	Config Kind
 }
@@ -187,7 +194,17 @@ func (c *Config) setDefaults() {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 25 * time.Second
 	}
+	if c.NATS.Embedded() && c.NATS.Listen == "" {
+		// The embedded server takes NATS clients only when the config has
+		// a NATS source or target for them to talk to; state alone (the
+		// ledger, backlogs) needs no port.
+		c.NATS.Listen = bus.ListenNone
+		if c.natsEndpoints() {
+			c.NATS.Listen = bus.DefaultListen
+		}
+	}
 	c.NATS.SetDefaults()
+	c.Ledger.SetDefaults()
 	c.Tracing.SetDefaults()
 	c.Log.SetDefaults()
 	if c.Admin.Listen == "" {
@@ -202,6 +219,12 @@ func (c *Config) setDefaults() {
 		t := &c.Targets[i]
 		if t.Policy == "" {
 			t.Policy = "default"
+		}
+		if t.Backlog != nil {
+			t.Backlog.SetDefaults()
+			if t.Backlog.MaxWaiting == 0 {
+				t.Backlog.MaxWaiting = max(1, c.MaxInFlight/10)
+			}
 		}
 		if t.Config != nil {
 			t.Config.SetDefaults()
@@ -221,6 +244,12 @@ func (c *Config) setDefaults() {
 		d := policy.Default()
 		c.Policies["default"] = &d
 	}
+}
+
+// natsEndpoints reports whether the config has a NATS source or target.
+func (c *Config) natsEndpoints() bool {
+	return slices.ContainsFunc(c.Sources, func(s Source) bool { return s.Type == "nats" }) ||
+		slices.ContainsFunc(c.Targets, func(t Target) bool { return t.Type == "nats" })
 }
 
 // RouterRules returns the rules in the form router.NewTable takes.

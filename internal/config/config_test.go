@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/bus"
+	"github.com/switchyard-dev/switchyard/internal/ledger"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/policy"
 	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
@@ -245,6 +247,7 @@ func documentedKeys() map[string][]string {
 	}
 	walk("File", "aws", reflect.TypeFor[AWS]())
 	walk("File", "nats", reflect.TypeFor[bus.Config]())
+	walk("File", "ledger", reflect.TypeFor[ledger.Config]())
 	walk("File", "admin", reflect.TypeFor[Admin]())
 	walk("File", "tracing", reflect.TypeFor[telemetry.TracingConfig]())
 	walk("File", "log", reflect.TypeFor[telemetry.LogConfig]())
@@ -258,6 +261,8 @@ func documentedKeys() map[string][]string {
 		out[section] = []string{"name", "type", "policy"}
 		walk(section, "", reflect.TypeOf(mk()).Elem())
 	}
+	out["Backlogs"] = []string{"backlog"}
+	walk("Backlogs", "backlog", reflect.TypeFor[backlog.Config]())
 	walk("Policies", "", reflect.TypeFor[policy.Config]())
 	walk("Rules", "", reflect.TypeFor[Rule]())
 	walk("Rules", "input", reflect.TypeFor[Input]())

@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/router"
 	natssource "github.com/switchyard-dev/switchyard/sources/nats"
 )
@@ -151,9 +152,13 @@ func (s *Source) decodeNode(d *decoder, n *yaml.Node, path string) {
 }
 
 func (t *Target) decodeNode(d *decoder, n *yaml.Node, path string) {
-	t.Config = d.decodeKind(n, path, "target", targetKinds, []string{"name", "type", "policy"}, &t.Name, &t.Type)
+	t.Config = d.decodeKind(n, path, "target", targetKinds, []string{"name", "type", "policy", "backlog"}, &t.Name, &t.Type)
 	if v := mapValue(n, "policy"); v != nil {
 		d.decode(v, reflect.ValueOf(&t.Policy).Elem(), joinPath(path, "policy"))
+	}
+	if v := mapValue(n, "backlog"); v != nil && v.Tag != "!!null" {
+		t.Backlog = new(backlog.Config)
+		d.decode(v, reflect.ValueOf(t.Backlog).Elem(), joinPath(path, "backlog"))
 	}
 }
 
@@ -301,6 +306,10 @@ func (d *decoder) validate(c *Config) {
 		d.errorf(d.at("admin.listen"), "admin.listen", "want host:port, such as 127.0.0.1:9090, or none")
 	}
 	d.fieldErrors(d.at("nats"), "nats", c.NATS.Validate())
+	d.fieldErrors(d.at("ledger"), "ledger", c.Ledger.Validate())
+	if c.NATS.Embedded() && c.Ledger.Replicas > 1 {
+		d.errorf(d.at("ledger.replicas"), "ledger.replicas", "replicas are copies on a NATS cluster: set nats.url, or leave replicas at 1")
+	}
 	for key, ep := range map[string]string{"sqs": c.AWS.Endpoints.SQS, "lambda": c.AWS.Endpoints.Lambda, "ecs": c.AWS.Endpoints.ECS, "eventbridge": c.AWS.Endpoints.EventBridge} {
 		if ep == "" {
 			continue
@@ -340,7 +349,14 @@ func (d *decoder) validate(c *Config) {
 		if c.Policies[t.Policy] == nil {
 			d.errorf(d.at(p+".policy"), p+".policy", "unknown policy %q%s", t.Policy, suggestName(t.Policy, policies))
 		}
+		if b := t.Backlog; b != nil {
+			d.fieldErrors(d.at(p+".backlog"), p+".backlog", b.Validate())
+			if b.Type == backlog.TypeJetStream && b.Replicas > 1 && c.NATS.Embedded() {
+				d.errorf(d.at(p+".backlog.replicas"), p+".backlog.replicas", "replicas are copies on a NATS cluster: set nats.url, or leave replicas at 1")
+			}
+		}
 	}
+	d.backlogNames(c)
 	for _, name := range policies {
 		p := "policies." + name
 		if d.nodes[p] == nil {
@@ -383,6 +399,33 @@ func (d *decoder) validate(c *Config) {
 		if dup := firstDuplicate(r.Targets); dup >= 0 {
 			d.errorf(d.nodes[indexPath(p+".targets", dup)], indexPath(p+".targets", dup), "target %q is listed twice", r.Targets[dup])
 		}
+	}
+}
+
+// backlogNames checks that no two targets share a backlog: each drains
+// into its own target only.
+func (d *decoder) backlogNames(c *Config) {
+	seen := map[string]string{}
+	for i, t := range c.Targets {
+		if t.Backlog == nil {
+			continue
+		}
+		where, key := t.Backlog.QueueURL, "queue_url"
+		if t.Backlog.Type == backlog.TypeJetStream {
+			where, key = t.Backlog.Stream, "stream"
+			if where == "" {
+				where = backlog.StreamFor(t.Name)
+			}
+		}
+		if where == "" {
+			continue
+		}
+		if other, dup := seen[where]; dup {
+			p := indexPath("targets", i) + ".backlog." + key
+			d.errorf(d.at(p), p, "%s is already the backlog of target %s: each target needs a backlog of its own", where, other)
+			continue
+		}
+		seen[where] = t.Name
 	}
 }
 

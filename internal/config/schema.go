@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
@@ -92,7 +93,7 @@ func (g *schemaGen) value(t reflect.Type, path string) (map[string]any, error) {
 	case sourceType:
 		return g.kinds("source", sourceKinds, []string{"name", "type"})
 	case targetType:
-		return g.kinds("target", targetKinds, []string{"name", "type", "policy"})
+		return g.kinds("target", targetKinds, []string{"name", "type", "policy", "backlog"})
 	case patternType:
 		return map[string]any{"description": "an EventBridge event pattern, as YAML or as a JSON string", "type": []string{"object", "string"}}, nil
 	}
@@ -200,6 +201,14 @@ func (g *schemaGen) kinds(what string, kinds map[string]func() Kind, common []st
 		props["type"] = map[string]any{"const": name}
 		if slices.Contains(common, "policy") {
 			props["policy"] = map[string]any{"description": "the delivery policy (default: default)", "type": "string"}
+		}
+		if slices.Contains(common, "backlog") {
+			b, err := g.object(reflect.TypeFor[backlog.Config](), what+"s[type="+name+"].backlog")
+			if err != nil {
+				return nil, err
+			}
+			b["description"] = "where the target's deliveries go while it cannot take them (default: none, they wait in memory)"
+			props["backlog"] = nullable(b)
 		}
 		g.defs[def] = o
 		branches = append(branches, map[string]any{

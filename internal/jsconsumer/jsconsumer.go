@@ -49,6 +49,9 @@ type Config struct {
 	DetailType string
 	// CreateStream, when set, is the stream created if Stream is missing.
 	CreateStream *jetstream.StreamConfig
+	// Raw hands payloads out as they are, with no event (a backlog's
+	// entries).
+	Raw bool
 }
 
 // Source consumes one durable consumer.
@@ -240,7 +243,9 @@ func (s *Source) message(m jetstream.Msg) *router.Message {
 	var seq uint64
 	var sent time.Time
 	system := map[string]string{"Subject": m.Subject(), "Stream": s.cfg.Stream}
+	redelivered := true // unless the server says otherwise
 	if meta != nil {
+		redelivered = meta.NumDelivered > 1
 		seq, sent = meta.Sequence.Stream, meta.Timestamp
 		system["StreamSequence"] = strconv.FormatUint(seq, 10)
 		system["NumDelivered"] = strconv.FormatUint(meta.NumDelivered, 10)
@@ -263,9 +268,11 @@ func (s *Source) message(m jetstream.Msg) *router.Message {
 	h := &handle{s: s, m: m, id: id}
 	msg := &router.Message{
 		Handle: h, Source: s.cfg.Source, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
-		Trace: router.CleanTrace(m.Headers().Get),
+		Trace: router.CleanTrace(m.Headers().Get), Redelivered: redelivered,
 	}
-	router.DecodeMessage(msg, s.cfg.Envelope, s.cfg.Malformed, origin, s.log)
+	if !s.cfg.Raw {
+		router.DecodeMessage(msg, s.cfg.Envelope, s.cfg.Malformed, origin, s.log)
+	}
 	h.log = router.MessageIDs(msg)
 	s.mu.Lock()
 	s.inflight[h] = struct{}{}

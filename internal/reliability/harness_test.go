@@ -230,6 +230,7 @@ func start(t *testing.T, config string) *proc {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(daemonBinary(t), "run", "-c", file)
+	cmd.Dir = workDir(t) // its state (./data/nats) survives a restart within the test
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
 	p := &proc{t: t, cmd: cmd, stderr: &syncbuf.Buffer{}, exited: make(chan error, 1), stop: make(chan struct{})}
@@ -247,6 +248,20 @@ func start(t *testing.T, config string) *proc {
 		}
 	})
 	return p
+}
+
+// workDirs are the tests' working directories for the daemon, by test.
+var workDirs sync.Map
+
+// workDir is the directory the test's daemons run in: the same for each
+// restart, so that what they keep on disk carries over.
+func workDir(t *testing.T) string {
+	if d, ok := workDirs.Load(t); ok {
+		return d.(string)
+	}
+	d := t.TempDir()
+	workDirs.Store(t, d)
+	return d
 }
 
 // sample records the daemon's peak resident memory every 50ms.

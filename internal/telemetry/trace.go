@@ -157,6 +157,7 @@ const (
 	OutcomeDelivered    = "delivered"
 	OutcomeDeadLettered = "dead_lettered"
 	OutcomeUnresolved   = "unresolved"
+	OutcomeBacklogged   = "backlogged"
 )
 
 // Sink wraps a target's policy (which wraps its sink, see Attempts) so
@@ -194,13 +195,6 @@ func (s *tracedSink) Name() string { return s.next.Name() }
 // Unwrap returns the wrapped sink (the target's policy).
 func (s *tracedSink) Unwrap() router.Sink { return s.next }
 
-// lastAttempt records, for the delivery span, whether its last attempt
-// succeeded: the policy answers nil both when the delivery succeeded and
-// when it was dead-lettered.
-type lastAttempt struct{ ok bool }
-
-type lastAttemptKey struct{}
-
 func (s *tracedSink) Deliver(ctx context.Context, d *router.Delivery) error {
 	if !trace.SpanContextFromContext(ctx).IsValid() && d.Message != nil {
 		if sc, ok := remoteParent(d.Message.Trace); ok {
@@ -220,14 +214,15 @@ func (s *tracedSink) Deliver(ctx context.Context, d *router.Delivery) error {
 		return err
 	}
 	span.SetAttributes(deliveryAttrs(d)...)
-	last := &lastAttempt{}
-	err := s.next.Deliver(context.WithValue(ctx, lastAttemptKey{}, last), d)
+	err := s.next.Deliver(ctx, d)
 	outcome := OutcomeDelivered
 	switch {
 	case err != nil:
 		outcome = OutcomeUnresolved
 		span.SetStatus(codes.Error, err.Error())
-	case !last.ok:
+	case d.State == router.Backlogged:
+		outcome = OutcomeBacklogged
+	case d.State == router.DeadLettered:
 		outcome = OutcomeDeadLettered
 		if d.LastErr != nil {
 			span.SetStatus(codes.Error, d.LastErr.Error())
@@ -293,9 +288,6 @@ func (s *attemptSink) Unwrap() router.Sink { return s.next }
 
 func (s *attemptSink) Deliver(ctx context.Context, d *router.Delivery) error {
 	err := s.next.Deliver(ctx, d)
-	if last, ok := ctx.Value(lastAttemptKey{}).(*lastAttempt); ok {
-		last.ok = err == nil
-	}
 	if err != nil {
 		if span := trace.SpanFromContext(ctx); span.IsRecording() {
 			span.AddEvent("attempt failed", trace.WithAttributes(

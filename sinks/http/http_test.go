@@ -1,6 +1,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -193,7 +194,9 @@ func TestSink_ClassifiesCallFailures(t *testing.T) {
 		ctx   func(ctx context.Context) context.Context
 		ok    bool
 		class router.Class
-		check func(t *testing.T, err error)
+		// timeout is the sink's; 0 means 150ms.
+		timeout time.Duration
+		check   func(t *testing.T, err error)
 	}{
 		{name: "connection refused is retryable", class: router.Retryable,
 			url: func(t *testing.T) string {
@@ -228,7 +231,10 @@ func TestSink_ClassifiesCallFailures(t *testing.T) {
 				}
 			}},
 		{name: "the caller's ctx ending is retryable and says so", class: router.Retryable,
-			url: func(t *testing.T) string { return serve(t, hang).URL },
+			// The sink's timeout is far off, so that the caller's ending
+			// ends the call even on a loaded machine.
+			timeout: 5 * time.Second,
+			url:     func(t *testing.T) string { return serve(t, hang).URL },
 			ctx: func(ctx context.Context) context.Context {
 				ctx, cancel := context.WithCancel(ctx)
 				time.AfterFunc(20*time.Millisecond, cancel)
@@ -252,7 +258,8 @@ func TestSink_ClassifiesCallFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := newSink(t, Config{URL: tt.url(t), Timeout: 150 * time.Millisecond})
+			timeout := cmp.Or(tt.timeout, 150*time.Millisecond)
+			s := newSink(t, Config{URL: tt.url(t), Timeout: timeout})
 			// A generous outer bound: the sink's own timeout must end the
 			// call long before it.
 			outer, cancel := context.WithTimeout(t.Context(), 10*time.Second)

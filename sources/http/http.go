@@ -410,7 +410,10 @@ func (s *Source) message(raw []byte, now time.Time, trace router.TraceContext) (
 	if err != nil {
 		return nil, err
 	}
-	return &router.Message{Event: ev, Source: s.name, ID: ev.ID, Body: raw, Received: now, Trace: trace}, nil
+	// A request may be a caller retrying one that failed (a 503, a lost
+	// answer): an event that brought its own id may have been delivered
+	// before. A wrapped one has a new id each time.
+	return &router.Message{Event: ev, Source: s.name, ID: ev.ID, Body: raw, Received: now, Trace: trace, Redelivered: ev.ID != origin.ID}, nil
 }
 
 // deliver hands the events to the router and answers once all are

@@ -35,6 +35,10 @@ type Config struct {
 	Malformed string `yaml:"malformed"`
 	// DeadLetter names the target that receives malformed bodies.
 	DeadLetter string `yaml:"dead_letter"`
+
+	// Raw hands bodies out as they are, with no event (a target's backlog
+	// queue, whose bodies are backlog entries). Not a key of the file.
+	Raw bool `yaml:"-"`
 }
 
 // SetDefaults fills every zero field with its default.

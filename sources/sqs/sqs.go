@@ -171,6 +171,8 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 	msg := &router.Message{
 		Handle: h, Source: s.name, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
 		Group: m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)],
+		// A count missing, or above 1: it may have been handed out before.
+		Redelivered: system[string(types.MessageSystemAttributeNameApproximateReceiveCount)] != "1",
 		Trace: router.CleanTrace(func(k string) string {
 			if k == router.HeaderXRay {
 				return m.Attributes[string(types.MessageSystemAttributeNameAWSTraceHeader)]
@@ -178,7 +180,9 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 			return ""
 		}),
 	}
-	router.DecodeMessage(msg, s.cfg.Envelope, s.cfg.Malformed, origin, s.log)
+	if !s.cfg.Raw {
+		router.DecodeMessage(msg, s.cfg.Envelope, s.cfg.Malformed, origin, s.log)
+	}
 	h.log = router.MessageIDs(msg)
 	s.mu.Lock()
 	s.inflight[h] = struct{}{}
