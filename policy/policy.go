@@ -271,8 +271,8 @@ func lastErr(d *router.Delivery) error {
 	return errors.New("no error recorded")
 }
 
-// backoffSleep waits before a retry. With a backlog, it wakes when the
-// breaker opens and moves the delivery there (moved true).
+// backoffSleep waits before a retry. With a backlog, a delivery whose
+// breaker is open, or opens while it waits, moves there (moved true).
 func (p *Policy) backoffSleep(ctx context.Context, d *router.Delivery, wait time.Duration) (moved bool, err error) {
 	if !p.mayBacklog(d) {
 		return false, sleep(ctx, wait)
@@ -280,6 +280,11 @@ func (p *Policy) backoffSleep(ctx context.Context, d *router.Delivery, wait time
 	p.backlogMu.Lock()
 	opened := p.opened
 	p.backlogMu.Unlock()
+	// Opened before the channel was taken (by this very failure, say):
+	// waiting out the backoff would only meet it open.
+	if p.cb.State() == gobreaker.StateOpen && p.toBacklog(ctx, d) {
+		return true, nil
+	}
 	end := time.Now().Add(wait)
 	t := time.NewTimer(wait)
 	defer t.Stop()

@@ -286,7 +286,7 @@ func (d *Dispatcher) drainOne(ctx context.Context, target string, m *Message, st
 		d.settleEntry(m, false, time.Hour)
 		return
 	}
-	del.ledger = d.cfg.Ledger
+	del.Ledger = d.cfg.Ledger
 	if m.Redelivered && d.cfg.Ledger != nil {
 		if rec, found := d.cfg.Ledger.Get(ctx, del.ID); found {
 			if rec.State.Resolved() {

@@ -467,7 +467,7 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 		for _, t := range rule.Targets {
 			ds = append(ds, &Delivery{
 				ID: DeliveryID(eventID, rule.Name, t), Message: m, Rule: rule.Name, Target: t,
-				Payload: payload, Text: rule.Input != nil && rule.Input.Text(), Whole: rule.Input == nil, ledger: d.cfg.Ledger,
+				Payload: payload, Text: rule.Input != nil && rule.Input.Text(), Whole: rule.Input == nil, Ledger: d.cfg.Ledger,
 			})
 		}
 	}
@@ -492,7 +492,7 @@ func (d *Dispatcher) handle(ctx context.Context, m *Message, prev *groupTurn) bo
 					close(all)
 					return
 				}
-				if errs[i] != nil || del.ledger == nil {
+				if errs[i] != nil || del.Ledger == nil {
 					return
 				}
 				// The others still run, and may not resolve: record this

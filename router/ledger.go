@@ -224,14 +224,14 @@ var ErrNoLedger = errors.New("ledger: not recorded")
 // failed attempt and before a call under a new generation. It does
 // nothing (ErrNoLedger) when the delivery has no ledger.
 func (d *Delivery) Record(ctx context.Context, state State) error {
-	if d.ledger == nil {
+	if d.Ledger == nil {
 		return ErrNoLedger
 	}
 	rec := Record{State: state, Attempts: d.Attempt, Failures: d.Failures, FirstAttempt: d.FirstAttempt, Generation: d.Generation}
 	if d.LastErr != nil {
 		rec.LastError = d.LastErr.Error()
 	}
-	if !d.ledger.Put(ctx, d.ID, rec) {
+	if !d.Ledger.Put(ctx, d.ID, rec) {
 		return ErrNoLedger
 	}
 	d.recordedGen = d.Generation
@@ -243,7 +243,7 @@ func (d *Delivery) Record(ctx context.Context, state State) error {
 // clientToken) must be known before it is made, or a crash right after it
 // would retry under the old one and launch a second task.
 func (d *Delivery) RecordGeneration(ctx context.Context) {
-	if d.ledger != nil && d.Generation != d.recordedGen {
+	if d.Ledger != nil && d.Generation != d.recordedGen {
 		d.Record(ctx, Pending)
 	}
 }

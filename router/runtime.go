@@ -157,9 +157,11 @@ type Delivery struct {
 	State State
 	// Drained is set on a delivery that came out of its target's backlog.
 	Drained bool
+	// Ledger is where Record writes the delivery's state (set by the
+	// dispatcher); nil means no ledger.
+	Ledger *LedgerGuard
 
-	ledger      *LedgerGuard // where Record writes; nil: no ledger
-	recordedGen int          // the generation last recorded
+	recordedGen int // the generation last recorded
 }
 
 // OutboundTrace is the trace context a sink sends with the delivery:

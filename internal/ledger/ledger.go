@@ -138,7 +138,7 @@ func decode(b []byte) (router.Record, error) {
 	}
 	r := router.Record{State: st, Attempts: v.Attempts, Failures: v.Failures, LastError: v.LastError, Generation: v.Generation}
 	if v.First > 0 {
-		r.FirstAttempt = time.UnixMilli(v.First)
+		r.FirstAttempt = time.UnixMilli(v.First).UTC()
 	}
 	return r, nil
 }
