@@ -169,12 +169,44 @@ func renderStatus(w io.Writer, st *telemetry.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%.1f\t%d\n", r.Name, r.Rate, r.Matched)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "TARGET\tTYPE\tRATE\tIN FLIGHT\tWAITING\tLIMIT\tBREAKER\tDELIVERED\tDEAD-LETTERED\tRETRIED\tTHROTTLED\tLAST ERROR")
+	fmt.Fprintln(tw, "TARGET\tTYPE\tRATE\tIN FLIGHT\tWAITING\tLIMIT\tBREAKER\tDELIVERED\tDEAD-LETTERED\tRETRIED\tTHROTTLED\tBACKLOG\tLAST ERROR")
 	for _, t := range st.Targets {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%d\t%d\t%d/%d\t%s\t%d\t%d\t%d\t%d\t%s\n", t.Name, t.Type, t.Rate, t.InFlight, t.Waiting, t.Limit, t.Concurrency,
-			t.Breaker, t.Delivered, t.DeadLettered, t.Retried, t.Throttled, lastErr(t.LastError, now))
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%d\t%d\t%d/%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", t.Name, t.Type, t.Rate, t.InFlight, t.Waiting, t.Limit, t.Concurrency,
+			t.Breaker, t.Delivered, t.DeadLettered, t.Retried, t.Throttled, backlogColumn(t.Backlog), lastErr(t.LastError, now))
 	}
 	tw.Flush()
+	for _, t := range st.Targets {
+		if b := t.Backlog; b != nil && (b.LastError != nil || b.DepthError != "" || b.Corrupt > 0) {
+			fmt.Fprintf(w, "backlog of %s (%s): %d moves failed, %d entries unreadable", t.Name, b.Kind, b.Errors, b.Corrupt)
+			if b.LastError != nil {
+				fmt.Fprintf(w, ", last failure %s", lastErr(b.LastError, now))
+			}
+			if b.DepthError != "" {
+				fmt.Fprintf(w, ", depth unknown: %s", firstLine(b.DepthError))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if l := st.Ledger; l != nil {
+		fmt.Fprintf(w, "\nledger: %d lookups, %d deliveries skipped as done, %d writes, %d errors, %d calls skipped while it was down",
+			l.Lookups, l.Hits, l.Writes, l.Errors, l.Skipped)
+		if l.LastError != nil {
+			fmt.Fprintf(w, "; last error %s", lastErr(l.LastError, now))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// backlogColumn is a target's backlog in the status table: its depth and
+// the age of its oldest delivery, or - for none.
+func backlogColumn(b *telemetry.BacklogStatus) string {
+	switch {
+	case b == nil:
+		return "-"
+	case b.Depth == 0:
+		return "0"
+	}
+	return fmt.Sprintf("%d (%s)", b.Depth, (time.Duration(b.AgeSeconds) * time.Second).Round(time.Second))
 }
 
 func lastErr(e *telemetry.LastError, now time.Time) string {

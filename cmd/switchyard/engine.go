@@ -51,6 +51,8 @@ type engine struct {
 	ledger   *router.LedgerGuard
 	backlogs map[string]router.Backlog // by target name; fixed at start
 
+	backlogViews map[string]*telemetry.Backlog // by target name, kept across reloads (their depth is cached)
+
 	mu       sync.Mutex // serialises build, reloads and close; guards what follows
 	cfg      *config.Config
 	closed   bool
@@ -73,7 +75,7 @@ type builtTarget struct {
 }
 
 func newEngine(e *env, log *slog.Logger, load func(context.Context) (*config.Config, error)) *engine {
-	eng := &engine{e: e, log: log, load: load, stats: map[string]*policy.Stats{}}
+	eng := &engine{e: e, log: log, load: load, stats: map[string]*policy.Stats{}, backlogViews: map[string]*telemetry.Backlog{}}
 	eng.metrics = telemetry.NewMetrics(versionString(), func() bool { return len(eng.notReady()) == 0 })
 	return eng
 }
@@ -388,12 +390,21 @@ func (eng *engine) routes(cfg *config.Config, targets map[string]*builtTarget) (
 
 // state is what metrics and /status read.
 func (eng *engine) state(cfg *config.Config, d *router.Dispatcher) *telemetry.State {
-	s := &telemetry.State{Dispatcher: d, MaxInFlight: cfg.MaxInFlight, Sources: eng.sources}
+	s := &telemetry.State{Dispatcher: d, MaxInFlight: cfg.MaxInFlight, Sources: eng.sources, Ledger: d.LedgerStats()}
 	for _, t := range cfg.Targets {
 		b := eng.targets[t.Name]
-		s.Targets = append(s.Targets, telemetry.Target{
+		tt := telemetry.Target{
 			Name: t.Name, Type: t.Type, Concurrency: b.policy.Config().Concurrency, Stats: b.policy.Stats(), Breaker: b.policy.BreakerState,
-		})
+		}
+		if bl := eng.backlogs[t.Name]; bl != nil {
+			depth, _ := bl.(router.BacklogDepth)
+			tt.Backlog = eng.backlogViews[t.Name]
+			if tt.Backlog == nil {
+				tt.Backlog = telemetry.NewBacklog(bl.String(), d.BacklogStats(t.Name), depth)
+				eng.backlogViews[t.Name] = tt.Backlog
+			}
+		}
+		s.Targets = append(s.Targets, tt)
 	}
 	return s
 }

@@ -178,10 +178,29 @@ func (a *Admin) Status() *Status {
 			Concurrency: t.Concurrency, Breaker: t.Breaker(), Attempts: ts.Attempts.Load(), Delivered: ts.Delivered.Load(),
 			DeadLettered: ts.DeadLettered.Load(), Unresolved: ts.Unresolved.Load(), Retried: ts.Retried.Load(),
 			Throttled: ts.Throttled.Load(), Rate: a.rates.rate("t/"+t.Name, now, ts.Delivered.Load()),
-			LastError: lastError(ts.LastError.Load()),
+			LastError: lastError(ts.LastError.Load()), Backlog: backlogStatus(t),
 		})
 	}
+	if l := s.Ledger; l != nil {
+		out.Ledger = &LedgerStatus{Lookups: l.Lookups.Load(), Hits: l.Hits.Load(), Writes: l.Writes.Load(), Errors: l.Errors.Load(),
+			Skipped: l.Skipped.Load(), LastError: lastError(l.LastError.Load())}
+	}
 	return out
+}
+
+func backlogStatus(t Target) *BacklogStatus {
+	b := t.Backlog
+	if b == nil {
+		return nil
+	}
+	n, age, err := b.Depth()
+	st := &BacklogStatus{Kind: b.Kind, Depth: n, AgeSeconds: age.Seconds(), Backlogged: t.Stats.Backlogged.Load(),
+		Drained: b.Stats.Drained.Load(), Returned: b.Stats.Returned.Load(), Corrupt: b.Stats.Corrupt.Load(),
+		Errors: t.Stats.BacklogErrors.Load(), LastError: lastError(t.Stats.LastBacklogError.Load())}
+	if err != nil {
+		st.DepthError = err.Error()
+	}
+	return st
 }
 
 func lastError(e *router.LastError) *LastError {

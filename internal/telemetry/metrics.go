@@ -25,6 +25,8 @@ type State struct {
 	MaxInFlight int
 	Sources     []Source
 	Targets     []Target
+	// Ledger holds the ledger's counters; nil when it is off.
+	Ledger *router.LedgerStats
 }
 
 // Source is a source as telemetry sees it.
@@ -42,6 +44,8 @@ type Target struct {
 	Stats       *policy.Stats
 	// Breaker returns the breaker's state: closed, half-open or open.
 	Breaker func() string
+	// Backlog is the target's backlog; nil when it has none.
+	Backlog *Backlog
 }
 
 // Metrics holds switchyard's Prometheus registry. Counters and gauges are
@@ -202,10 +206,23 @@ var (
 	dTgtWaiting    = gauge("switchyard_target_waiting", "Deliveries waiting for an open circuit breaker, by target.", "target")
 	dTgtLimit      = gauge("switchyard_target_concurrency_limit", "The effective concurrency: the configured one, lowered while the target throttles, by target.", "target")
 	dTgtBreaker    = gauge("switchyard_target_breaker_state", "The circuit breaker: 0 closed, 1 half-open, 2 open, by target.", "target")
+	dBacklogged    = counter("switchyard_target_backlogged_total", "Deliveries moved to the target's backlog, by target.", "target")
+	dBacklogErrors = counter("switchyard_target_backlog_errors_total", "Moves to the target's backlog that failed (the delivery waited in memory), by target.", "target")
+	dBacklogDrain  = counter("switchyard_target_backlog_drained_total", "Deliveries taken out of the target's backlog and resolved (or put back), by target.", "target")
+	dBacklogBack   = counter("switchyard_target_backlog_returned_total", "Deliveries taken out of the target's backlog that went back unresolved, by target.", "target")
+	dBacklogBad    = counter("switchyard_target_backlog_corrupt_total", "Backlog entries that could not be read (they stay in the backlog), by target.", "target")
+	dBacklogDepth  = gauge("switchyard_target_backlog_depth", "Deliveries in the target's backlog (approximate for SQS), by target.", "target")
+	dBacklogAge    = gauge("switchyard_target_backlog_age_seconds", "How long the oldest delivery in the target's backlog has waited (for SQS: since the queue was last seen empty), by target.", "target")
+	dLedgerLookups = counter("switchyard_ledger_lookups_total", "Ledger lookups that answered (deliveries of messages that came back).")
+	dLedgerHits    = counter("switchyard_ledger_hits_total", "Deliveries skipped because the ledger had them resolved or backlogged.")
+	dLedgerWrites  = counter("switchyard_ledger_writes_total", "Ledger records written.")
+	dLedgerErrors  = counter("switchyard_ledger_errors_total", "Ledger calls that failed (the delivery went on without it).")
+	dLedgerSkipped = counter("switchyard_ledger_skipped_total", "Ledger calls not made because the ledger had just failed.")
 
 	allDescs = []desc{dReady, dInFlight, dMaxInFlight, dSettleErrors, dSrcReceived, dSrcAcked, dSrcNacked, dSrcUnmatched,
 		dSrcRecvErrors, dSrcPaused, dHTTPRequests, dRuleMatched, dTgtAttempts, dTgtDeliveries, dTgtRetries, dTgtThrottled,
-		dTgtDLFailures, dTgtInFlight, dTgtWaiting, dTgtLimit, dTgtBreaker}
+		dTgtDLFailures, dTgtInFlight, dTgtWaiting, dTgtLimit, dTgtBreaker, dBacklogged, dBacklogErrors, dBacklogDrain, dBacklogBack,
+		dBacklogBad, dBacklogDepth, dBacklogAge, dLedgerLookups, dLedgerHits, dLedgerWrites, dLedgerErrors, dLedgerSkipped}
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -264,6 +281,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit(dTgtWaiting, float64(ts.Waiting.Load()), t.Name)
 		emit(dTgtLimit, float64(ts.Limit.Load()), t.Name)
 		emit(dTgtBreaker, breakerValue(t.Breaker()), t.Name)
+		if b := t.Backlog; b != nil {
+			emit(dBacklogged, float64(ts.Backlogged.Load()), t.Name)
+			emit(dBacklogErrors, float64(ts.BacklogErrors.Load()), t.Name)
+			emit(dBacklogDrain, float64(b.Stats.Drained.Load()), t.Name)
+			emit(dBacklogBack, float64(b.Stats.Returned.Load()), t.Name)
+			emit(dBacklogBad, float64(b.Stats.Corrupt.Load()), t.Name)
+			n, age, _ := b.Depth()
+			emit(dBacklogDepth, float64(n), t.Name)
+			emit(dBacklogAge, age.Seconds(), t.Name)
+		}
+	}
+	if l := s.Ledger; l != nil {
+		emit(dLedgerLookups, float64(l.Lookups.Load()))
+		emit(dLedgerHits, float64(l.Hits.Load()))
+		emit(dLedgerWrites, float64(l.Writes.Load()))
+		emit(dLedgerErrors, float64(l.Errors.Load()))
+		emit(dLedgerSkipped, float64(l.Skipped.Load()))
 	}
 }
 

@@ -21,6 +21,32 @@ type Status struct {
 	Sources     []SourceStatus `json:"sources"`
 	Rules       []RuleStatus   `json:"rules"`
 	Targets     []TargetStatus `json:"targets"`
+	// Ledger is the delivery ledger's figures; absent when it is off.
+	Ledger *LedgerStatus `json:"ledger,omitempty"`
+}
+
+// LedgerStatus is the delivery ledger's figures.
+type LedgerStatus struct {
+	Lookups   int64      `json:"lookups"`
+	Hits      int64      `json:"hits"`
+	Writes    int64      `json:"writes"`
+	Errors    int64      `json:"errors"`
+	Skipped   int64      `json:"skipped"`
+	LastError *LastError `json:"last_error,omitempty"`
+}
+
+// BacklogStatus is a target's backlog's figures.
+type BacklogStatus struct {
+	Kind       string     `json:"kind"`
+	Depth      int64      `json:"depth"`
+	AgeSeconds float64    `json:"age_seconds"`
+	DepthError string     `json:"depth_error,omitempty"`
+	Backlogged int64      `json:"backlogged"`
+	Drained    int64      `json:"drained"`
+	Returned   int64      `json:"returned"`
+	Corrupt    int64      `json:"corrupt"`
+	Errors     int64      `json:"errors"`
+	LastError  *LastError `json:"last_error,omitempty"`
 }
 
 // ConfigStatus says which config runs and how reloads went.
@@ -68,6 +94,8 @@ type TargetStatus struct {
 	Throttled    int64      `json:"throttled"`
 	Rate         float64    `json:"delivered_per_second"`
 	LastError    *LastError `json:"last_error,omitempty"`
+	// Backlog is the target's backlog; absent when it has none.
+	Backlog *BacklogStatus `json:"backlog,omitempty"`
 }
 
 // LastError is the latest failure of a source or target.
