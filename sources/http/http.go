@@ -36,15 +36,16 @@ const handoffWait = 250 * time.Millisecond
 // maxEvents is the most events one POST may carry.
 const maxEvents = 1000
 
-// Stats count requests by outcome.
+// Stats count requests by outcome, and the events of accepted ones.
 type Stats struct {
 	// Requests is every request received.
 	Requests atomic.Int64
-	// Accepted counts events answered 2xx; Rejected requests answered 4xx
-	// for what they were (bad auth, method, type, body).
-	Accepted atomic.Int64
+	// Accepted counts requests answered 2xx; Events the events they
+	// carried (a POST of an array is one request, many events).
+	Accepted, Events atomic.Int64
 	// Unauthorized, WrongMethod, WrongType, NotFound, TooLarge and
-	// BadRequest break Rejected down.
+	// BadRequest count requests answered 4xx for what they were (bad
+	// auth, method, type, body).
 	Unauthorized, WrongMethod, WrongType, NotFound, TooLarge, BadRequest atomic.Int64
 	// Throttled counts 429 answers (backpressure); Unavailable 503 answers
 	// (a delivery failed and will be retried by the caller, a timeout, a
@@ -464,7 +465,7 @@ handoff:
 		s.retryLater(w, http.StatusServiceUnavailable, after, fmt.Sprintf("%d of %d events could not be delivered yet; retry", nacked, len(msgs)))
 		return
 	}
-	s.stats.Accepted.Add(int64(len(msgs)))
+	s.stats.accepted(len(msgs))
 	s.ok(w, http.StatusOK, msgs)
 }
 
@@ -512,8 +513,14 @@ func (s *Source) persist(w http.ResponseWriter, r *http.Request, msgs []*router.
 		s.retryLater(w, http.StatusServiceUnavailable, time.Second, "could not persist the events; retry")
 		return
 	}
-	s.stats.Accepted.Add(int64(len(msgs)))
+	s.stats.accepted(len(msgs))
 	s.ok(w, http.StatusAccepted, msgs)
+}
+
+// accepted counts a request answered 2xx and its n events.
+func (st *Stats) accepted(n int) {
+	st.Accepted.Add(1)
+	st.Events.Add(int64(n))
 }
 
 func (s *Source) ok(w http.ResponseWriter, status int, msgs []*router.Message) {
