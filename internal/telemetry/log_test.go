@@ -122,6 +122,7 @@ func (h *nackCounter) Extend(context.Context, time.Duration) error { return nil 
 // that failed is in the log; a message that keeps failing (one event
 // coming back 1000 times) is a bounded number of lines, ending in a
 // summary that counts the rest; payloads and secrets never reach info.
+// (Credentials in URLs: cmd/switchyard's TestRun_SecretsInURLsNeverShow.)
 func TestLogs_IDsStreaksAndSecrets(t *testing.T) {
 	t.Setenv("APP_SECRET", "s3cr3t-value-123")
 	const body = `{"card":"4111111111111111","secret":"s3cr3t-value-123"}`
