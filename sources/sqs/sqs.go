@@ -148,9 +148,12 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 	body := []byte(aws.ToString(m.Body))
 	id := aws.ToString(m.MessageId)
 	attrs := map[string]string{}
+	typed := make(map[string]router.Attribute, len(m.MessageAttributes))
 	for k, v := range m.MessageAttributes {
-		if v.StringValue != nil {
-			attrs[k] = *v.StringValue
+		a := router.Attribute{DataType: aws.ToString(v.DataType), StringValue: aws.ToString(v.StringValue), BinaryValue: v.BinaryValue}
+		typed[k] = a
+		if !a.IsBinary() && v.StringValue != nil {
+			attrs[k] = a.StringValue
 		}
 	}
 	sent := now
@@ -169,7 +172,7 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 	}
 	system["QueueArn"], system["Region"] = s.arn, s.region
 	msg := &router.Message{
-		Handle: h, Source: s.name, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
+		Handle: h, Source: s.name, ID: id, Body: body, Attributes: attrs, TypedAttributes: typed, System: system, Received: now,
 		Group: m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)],
 		Trace: router.CleanTrace(func(k string) string {
 			if k == router.HeaderXRay {
