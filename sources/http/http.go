@@ -291,26 +291,11 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, "reading the body: "+err.Error())
 		return
 	}
-	raws, err := split(body)
+	msgs, err := Decode(s.name, s.cfg, body, time.Now(), router.CleanTrace(r.Header.Get), newID)
 	if err != nil {
 		s.stats.BadRequest.Add(1)
 		s.fail(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	now := time.Now()
-	trace := router.CleanTrace(r.Header.Get)
-	msgs := make([]*router.Message, len(raws))
-	for i, raw := range raws {
-		m, err := s.message(raw, now, trace)
-		if err != nil {
-			s.stats.BadRequest.Add(1)
-			if len(raws) > 1 {
-				err = fmt.Errorf("event [%d]: %w", i, err)
-			}
-			s.fail(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		msgs[i] = m
 	}
 	if s.stored != nil {
 		s.persist(w, r, msgs)
@@ -404,14 +389,32 @@ func split(body []byte) ([]json.RawMessage, error) {
 	return nil, errors.New("the body must be a JSON object (one event) or an array of objects")
 }
 
-// message decodes one posted event.
-func (s *Source) message(raw []byte, now time.Time, trace router.TraceContext) (*router.Message, error) {
-	origin := router.Origin{Source: s.name, DetailType: detailType, ID: newID(), Time: now}
-	ev, err := router.Decode(s.cfg.Envelope, raw, origin, now)
+// Decode makes the router messages that the source named name with cfg
+// hands out for a POST's body received at now, without their handles: the
+// body's events (one JSON object, or an array of them), each decoded with
+// cfg's envelope (wrapped events have detail-type HTTP Event, the source's
+// name as source and an id from newID). An error is what the POST is
+// answered 400 with: a body that is not an object or an array of them, an
+// event that does not fit the envelope (naming it in an array). The
+// handler uses it, and so does the dry run (switchyard route).
+func Decode(name string, cfg Config, body []byte, now time.Time, trace router.TraceContext, newID func() string) ([]*router.Message, error) {
+	raws, err := split(body)
 	if err != nil {
 		return nil, err
 	}
-	return &router.Message{Event: ev, Source: s.name, ID: ev.ID, Body: raw, Received: now, Trace: trace}, nil
+	msgs := make([]*router.Message, len(raws))
+	for i, raw := range raws {
+		origin := router.Origin{Source: name, DetailType: detailType, ID: newID(), Time: now}
+		ev, err := router.Decode(cfg.Envelope, raw, origin, now)
+		if err != nil {
+			if len(raws) > 1 {
+				err = fmt.Errorf("event [%d]: %w", i, err)
+			}
+			return nil, err
+		}
+		msgs[i] = &router.Message{Event: ev, Source: name, ID: ev.ID, Body: raw, Received: now, Trace: trace}
+	}
+	return msgs, nil
 }
 
 // deliver hands the events to the router and answers once all are
