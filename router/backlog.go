@@ -94,10 +94,11 @@ type entryMsg struct {
 	ID      string `json:"id"`
 	EventID string `json:"event_id,omitempty"`
 	// Body is the message's body; nil when it is the payload.
-	Body       *blob             `json:"body,omitempty"`
-	Attributes map[string]string `json:"attributes,omitempty"`
-	System     map[string]string `json:"system,omitempty"`
-	Received   time.Time         `json:"received"`
+	Body       *blob                `json:"body,omitempty"`
+	Attributes map[string]string    `json:"attributes,omitempty"`
+	Typed      map[string]Attribute `json:"typed_attributes,omitempty"`
+	System     map[string]string    `json:"system,omitempty"`
+	Received   time.Time            `json:"received"`
 }
 
 // blob is bytes in JSON: {"json": value} when they are JSON, {"text":
@@ -151,7 +152,7 @@ func EncodeEntry(d *Delivery) []byte {
 		Attempts: d.Attempt, Failures: d.Failures, FirstAttempt: d.FirstAttempt.UTC(), Generation: d.Generation,
 		Stored: time.Now().UTC(), DeadLetter: d.DeadLetter,
 		TraceParent: m.Trace.TraceParent, TraceState: m.Trace.TraceState, XRay: m.Trace.XRay,
-		Message: entryMsg{Source: m.Source, ID: m.ID, Attributes: m.Attributes, System: m.System, Received: m.Received.UTC()},
+		Message: entryMsg{Source: m.Source, ID: m.ID, Attributes: m.Attributes, Typed: m.TypedAttributes, System: m.System, Received: m.Received.UTC()},
 	}
 	if m.Event != nil {
 		e.Message.EventID = m.Event.ID
@@ -188,7 +189,7 @@ func DecodeEntry(b []byte) (*Delivery, error) {
 		return nil, errors.New("backlog entry: no delivery id or target")
 	}
 	m := &Message{
-		Source: e.Message.Source, ID: e.Message.ID, Body: e.Payload, Attributes: e.Message.Attributes,
+		Source: e.Message.Source, ID: e.Message.ID, Body: e.Payload, Attributes: e.Message.Attributes, TypedAttributes: e.Message.Typed,
 		System: e.Message.System, Received: e.Message.Received, Redelivered: true,
 		Trace: TraceContext{TraceParent: e.TraceParent, TraceState: e.TraceState, XRay: e.XRay},
 		Event: &Event{ID: e.Message.EventID, Received: e.Message.Received},

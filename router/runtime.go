@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -43,8 +44,13 @@ type Message struct {
 	// Body is the message as received, for dead letters.
 	Body []byte
 	// Attributes are the message's attributes (SQS message attributes of
-	// type String or Number), for dead letters.
+	// type String or Number, NATS headers), for dead letters.
 	Attributes map[string]string
+	// TypedAttributes are the message's attributes as they came, with
+	// their types (every SQS message attribute, Binary ones included), for
+	// targets that carry types (SQS dead letters, Lambda batch records).
+	// Nil when the source has no types: Attributes are then all Strings.
+	TypedAttributes map[string]Attribute
 	// System are the source's own attributes of the message (for SQS its
 	// system attributes, such as ApproximateReceiveCount and SentTimestamp,
 	// and QueueArn and Region).
@@ -64,6 +70,35 @@ type Message struct {
 	// does the dispatcher look its deliveries up in the ledger. A source
 	// that cannot tell sets it.
 	Redelivered bool
+}
+
+// Attribute is a typed message attribute, as SQS has them.
+type Attribute struct {
+	// DataType is String, Number or Binary, optionally followed by a
+	// custom label after a dot (Number.int, Binary.png).
+	DataType string
+	// StringValue holds a String or Number value, BinaryValue a Binary one.
+	StringValue string
+	BinaryValue []byte
+}
+
+// IsBinary reports whether the attribute's type is Binary (with or without
+// a label).
+func (a Attribute) IsBinary() bool {
+	return a.DataType == "Binary" || strings.HasPrefix(a.DataType, "Binary.")
+}
+
+// MessageAttributes returns m's attributes with their types:
+// TypedAttributes when the source set them, else Attributes as Strings.
+func (m *Message) MessageAttributes() map[string]Attribute {
+	if m.TypedAttributes != nil || len(m.Attributes) == 0 {
+		return m.TypedAttributes
+	}
+	out := make(map[string]Attribute, len(m.Attributes))
+	for k, v := range m.Attributes {
+		out[k] = Attribute{DataType: "String", StringValue: v}
+	}
+	return out
 }
 
 // Handle settles a message at its source. Ack and Nack are idempotent and

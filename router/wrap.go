@@ -264,17 +264,18 @@ func DecodeOrWrap(env Envelope, body []byte, o Origin, received time.Time) (*Eve
 // DecodeMessage sets m.Event from m.Body as Decode does. A body that does
 // not fit env is wrapped as it is; with malformed dead_letter m.Malformed
 // says why (and the dispatcher dead-letters the message), otherwise the
-// misfit is logged.
-func DecodeMessage(m *Message, env Envelope, malformed string, o Origin, log *slog.Logger) {
+// misfit is logged (log nil: not logged). It returns the misfit, or nil.
+func DecodeMessage(m *Message, env Envelope, malformed string, o Origin, log *slog.Logger) error {
 	ev, err := DecodeOrWrap(env, m.Body, o, m.Received)
 	m.Event = ev
 	if err != nil {
 		if malformed == MalformedDeadLetter {
 			m.Malformed = err
-		} else {
+		} else if log != nil {
 			log.Warn("message does not fit the envelope: wrapped as it is", MessageIDs(m), "envelope", env, "error", err)
 		}
 	}
+	return err
 }
 
 // CheckMalformed validates a source's `malformed` and `dead_letter` keys

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -393,6 +394,80 @@ rules:
 	}
 	if ms, _ := srv.SQS().Messages("jobs"); len(ms) != 1 {
 		t.Errorf("the unresolved message is gone after shutdown")
+	}
+}
+
+// A dead letter sent to SQS carries the original message's attributes as
+// they came (String, Number, Binary, custom labels): with at most one, the
+// record is the nine switchyard-* attributes beside it; with more, the
+// record is one attribute, switchyard-dead-letter, as JSON; beyond SQS's
+// ten, the originals last by name are left out and named in the record.
+func TestRun_SQSDeadLettersKeepTheMessageAttributes(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	srv.SQS().CreateQueue("dlq", nil)
+	startDaemon(t, srv, baseConfig+`
+targets:
+  - {name: missing, type: lambda, function: no-such-function}
+  - {name: dlq, type: sqs, queue_url: "{{URL}}/123456789012/dlq", policy: last}
+policies:
+  default: {retry: {attempts: 1}, dead_letter: dlq}
+  last: {}
+rules: [{name: all, pattern: {source: [aws.s3]}, targets: [missing]}]
+`)
+	str := func(v string) awstest.Attribute { return awstest.Attribute{DataType: "String", StringValue: v} }
+	typed := map[string]awstest.Attribute{
+		"tenant": str("acme"), "priority": {DataType: "Number", StringValue: "7"}, "count": {DataType: "Number.int", StringValue: "42"},
+		"blob": {DataType: "Binary", BinaryValue: []byte{0, 1, 2, 0xff}}, "picture": {DataType: "Binary.png", BinaryValue: []byte{0x89, 'P', 'N', 'G'}},
+	}
+	ten := map[string]awstest.Attribute{}
+	for i := range 10 {
+		ten[fmt.Sprintf("a%d", i)] = str(fmt.Sprint(i))
+	}
+	srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-typed", "k", 1), Attributes: typed})
+	srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-one", "k", 1), Attributes: map[string]awstest.Attribute{"tenant": str("acme")}})
+	srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-ten", "k", 1), Attributes: ten})
+	var dls []awstest.MessageInfo
+	waitFor(t, "three dead letters", func() bool { dls, _ = srv.SQS().Messages("dlq"); return len(dls) == 3 })
+	byEvent := map[string]map[string]awstest.Attribute{}
+	for _, m := range dls {
+		var ev struct{ ID string }
+		json.Unmarshal([]byte(m.Body), &ev)
+		byEvent[ev.ID] = m.Attributes
+	}
+	record := func(t *testing.T, a map[string]awstest.Attribute) map[string]any {
+		t.Helper()
+		var rec map[string]any
+		if v := a["switchyard-dead-letter"]; v.DataType != "String" || json.Unmarshal([]byte(v.StringValue), &rec) != nil {
+			t.Fatalf("switchyard-dead-letter is %+v, want the record as JSON", v)
+		}
+		if rec["target"] != "missing" || rec["rule"] != "all" || rec["source"] != "jobs" || rec["attempts"] != 1.0 ||
+			!strings.Contains(fmt.Sprint(rec["last_error"]), "ResourceNotFoundException") {
+			t.Errorf("record %v", rec)
+		}
+		return rec
+	}
+
+	a := byEvent["e-typed"]
+	for k, want := range typed {
+		if got := a[k]; got.DataType != want.DataType || got.StringValue != want.StringValue || !bytes.Equal(got.BinaryValue, want.BinaryValue) {
+			t.Errorf("attribute %s = %+v, want %+v as it came", k, got, want)
+		}
+	}
+	if rec := record(t, a); rec["dropped_attributes"] != nil || len(a) != len(typed)+1 {
+		t.Errorf("dead letter of five attributes: %d attributes, record %v", len(a), rec)
+	}
+
+	a = byEvent["e-one"]
+	if a["tenant"].StringValue != "acme" || a["switchyard-target"].StringValue != "missing" || a["switchyard-attempts"].DataType != "Number" ||
+		a["switchyard-dead-letter"].DataType != "" || len(a) != 10 {
+		t.Errorf("dead letter of one attribute: %+v, want it and the nine switchyard-* attributes", a)
+	}
+
+	a = byEvent["e-ten"]
+	rec := record(t, a)
+	if dropped := fmt.Sprint(rec["dropped_attributes"]); len(a) != 10 || a["a8"].StringValue != "8" || a["a9"].DataType != "" || dropped != "[a9]" {
+		t.Errorf("dead letter of ten attributes: %+v, dropped %s; want a0 to a8 and the record naming a9", a, dropped)
 	}
 }
 

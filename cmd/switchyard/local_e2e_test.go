@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/switchyard-dev/switchyard/internal/awstest"
 	"github.com/switchyard-dev/switchyard/internal/natstest"
 	"github.com/switchyard-dev/switchyard/internal/syncbuf"
@@ -217,4 +219,95 @@ rules:
 	if want := httpsink.Signature(secret, time.Unix(n, 0), []byte(bodies[0])); sig != want {
 		t.Errorf("signature %q, want %q", sig, want)
 	}
+}
+
+// Credentials written into URLs (a NATS token or password in nats.url, user
+// info and query values in an HTTP target's url or an endpoint's) never
+// reach the log, /status or `switchyard status`, whether the daemon fails
+// to start or runs and fails to deliver: they are shown as xxxxx.
+func TestRun_SecretsInURLsNeverShow(t *testing.T) {
+	secrets := map[string]string{
+		"NATS_TOKEN": "nats-token-123", "NATS_PASSWORD": "nats-pass-123", "HOOK_PASSWORD": "hook-pass-123",
+		"HOOK_TOKEN": "hook-token-123", "EP_PASSWORD": "ep-pass-123", "OTLP_PASSWORD": "otlp-pass-123",
+	}
+	for k, v := range secrets {
+		t.Setenv(k, v)
+	}
+	shows := func(t *testing.T, what, text string) {
+		t.Helper()
+		for _, v := range secrets {
+			if strings.Contains(text, v) {
+				t.Errorf("%s shows %q:\n%s", what, v, text)
+			}
+		}
+	}
+
+	t.Run("startup failures", func(t *testing.T) {
+		gone := freeAddr(t)
+		for _, tc := range []struct{ name, config, want string }{
+			{"nats token", fmt.Sprintf("nats: {url: 'nats://${NATS_TOKEN}@%s'}\nsources: [{name: b, type: nats, subject: x}]\n", gone), "nats: connect to nats://xxxxx@" + gone},
+			{"nats password in a cluster's urls", fmt.Sprintf("nats: {url: 'nats://%s,nats://svc:${NATS_PASSWORD}@%s'}\nsources: [{name: b, type: nats, subject: x}]\n", gone, gone), "nats: connect to nats://" + gone + ",nats://xxxxx@" + gone},
+			{"aws endpoint", fmt.Sprintf("aws: {region: us-east-1, endpoints: {ecs: 'http://ep:${EP_PASSWORD}@%s/?key=${HOOK_TOKEN}'}}\nsources: [{name: tasks, type: ecs, cluster: jobs}]\n", gone), "aws.endpoints.ecs: http://xxxxx@" + gone + "/?key=xxxxx is unreachable"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				file := filepath.Join(t.TempDir(), "s.yaml")
+				os.WriteFile(file, []byte("version: 1\nadmin: {listen: none}\n"+tc.config+"targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n"), 0o644)
+				var stderr syncbuf.Buffer
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				code := run(ctx, []string{"run", "-c", file}, strings.NewReader(""), &syncbuf.Buffer{}, &stderr)
+				if code != exitFail || !strings.Contains(stderr.String(), tc.want) {
+					t.Errorf("exit %d, stderr:\n%s\nwant %q", code, stderr.String(), tc.want)
+				}
+				shows(t, "the log", stderr.String())
+			})
+		}
+	})
+
+	t.Run("running", func(t *testing.T) {
+		nsrv := natstest.Run(t, func(o *server.Options) { o.Authorization = "nats-token-123" })
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest) // for good: dead-lettered
+			fmt.Fprintf(w, "rejected %s", r.RequestURI)
+		}))
+		defer hook.Close()
+		in := freeAddr(t)
+		d := startDaemon(t, awstest.NewTestServer(t, awstest.Options{}), fmt.Sprintf(`
+version: 1
+nats: {url: "nats://${NATS_TOKEN}@%s"}
+tracing: {otlp_endpoint: "http://otlp:${OTLP_PASSWORD}@127.0.0.1:1"}
+sources: [{name: ingest, type: http, listen: %q}]
+targets:
+  - {name: hook, type: http, url: "http://hook:${HOOK_PASSWORD}@%s/in?token=${HOOK_TOKEN}", policy: once}
+  - {name: bus, type: nats, subject: out}
+  - {name: letters, type: log}
+policies:
+  once: {retry: {attempts: 1}, dead_letter: letters}
+rules: [{name: all, pattern: {source: [{prefix: ""}]}, targets: [hook, bus]}]
+`, strings.TrimPrefix(nsrv.URL(), "nats://"), in, hook.Listener.Addr()))
+		addr := adminAddr(t, d.stderr)
+		waitListening(t, in)
+		if status, body := postEvents(t, "http://"+in+"/events", orderEvent("o-1", "eu")); status != http.StatusOK {
+			t.Fatalf("POST answered %d %s", status, body)
+		}
+		code, body := get(t, "http://"+addr+"/status")
+		if code != http.StatusOK || !strings.Contains(body, "token=xxxxx") {
+			t.Errorf("/status: %d, want the hook's last error with its URL redacted:\n%s", code, body)
+		}
+		shows(t, "/status", body)
+		var out, errb strings.Builder
+		if code := run(t.Context(), []string{"status", "--addr", addr}, strings.NewReader(""), &out, &errb); code != exitOK {
+			t.Fatalf("status exited %d: %s", code, errb.String())
+		}
+		shows(t, "switchyard status", out.String()+errb.String())
+		if code := d.stop(); code != exitOK {
+			t.Fatalf("daemon exited %d", code)
+		}
+		logs := d.stderr.String()
+		if !strings.Contains(logs, `"server":"nats://xxxxx@`) || !strings.Contains(logs, "delivery dead-lettered") {
+			t.Errorf("the log lacks the redacted NATS server or the dead letter:\n%s", logs)
+		}
+		shows(t, "the log", logs)
+		shows(t, "standard output", d.stdout.String())
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,7 +153,7 @@ func TestRoute(t *testing.T) {
 	events := "../../examples/events.jsonl"
 
 	code, stdout, stderr := cli(t, "", "route", "-c", cfg, events)
-	if code != exitOK || stderr != "" {
+	if code != exitOK || !strings.HasPrefix(stderr, "switchyard route: without --source each line is taken as an event as it is") {
 		t.Fatalf("route: exit %d, stderr %q", code, stderr)
 	}
 	golden(t, "route.txt", stdout)
@@ -182,6 +183,57 @@ func TestRoute(t *testing.T) {
 		t.Fatalf("route --source: exit %d", code)
 	}
 	golden(t, "route-source-app.txt", stdout)
+}
+
+// With --source, a line goes through the source's own decoding, as what it
+// receives does in run: its envelope (EventBridge events as they are, SNS
+// notifications unwrapped, anything else wrapped in an event of its
+// detail-type), what it does with a body that does not fit (wrapped,
+// dead-lettered, or an http source's 400), an http source's arrays.
+func TestRoute_DecodesAsTheSource(t *testing.T) {
+	cfg := "testdata/route-sources.yaml"
+	sns := func(message string) string {
+		b, _ := json.Marshal(map[string]string{"Type": "Notification", "MessageId": "sns-1", "TopicArn": "arn:aws:sns:eu-west-1:123456789012:orders",
+			"Message": message, "Timestamp": "2026-11-20T11:00:00Z"})
+		return string(b)
+	}
+	order := `{"version":"0","id":"o-1","detail-type":"Order Placed","source":"shop","account":"123456789012","time":"2026-11-20T10:00:00Z","region":"eu-west-1","resources":[],"detail":{"total":12}}`
+	lines := strings.Join([]string{
+		order,
+		`{"action": "closed"}`,
+		`plain text`,
+		sns(`{"action": "opened"}`),
+		sns(order),
+		`[` + order + `, {"action": "closed"}]`,
+	}, "\n") + "\n"
+	var all strings.Builder
+	for _, src := range []string{"jobs", "strict", "lenient", "raw", "bus", "ingest", "strict-ingest", "tasks"} {
+		code, stdout, stderr := cli(t, lines, "route", "-c", cfg, "--source", src, "-")
+		fmt.Fprintf(&all, "== --source %s: exit %d\n%s", src, code, stdout)
+		if stderr != "" {
+			fmt.Fprintf(&all, "(stderr) %s", stderr)
+		}
+	}
+	golden(t, "route-sources.txt", all.String())
+
+	// The README's step 1: plain JSON posted to the quickstart's ingest is
+	// wrapped, so its webhooks rule delivers it.
+	code, stdout, _ := cli(t, `{"action": "closed"}`, "route", "-c", "../../examples/quickstart.yaml", "--source", "ingest", "--json", "-")
+	var res routeResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || code != exitOK {
+		t.Fatalf("exit %d, %v: %s", code, err, stdout)
+	}
+	if res.DetailType != "HTTP Event" || res.Source != "ingest" || len(res.Matches) != 2 || res.Matches[0].Rule != "webhooks" {
+		t.Errorf("plain JSON to ingest: %+v, want it wrapped and matched by webhooks", res)
+	}
+
+	// Without --source, lines are events as they are: said on stderr, and
+	// on a line that is not an EventBridge event.
+	code, stdout, stderr := cli(t, `{"action": "closed"}`, "route", "-c", "../../examples/quickstart.yaml", "-")
+	if code != exitOK || !strings.Contains(stderr, "without --source each line is taken as an event as it is") ||
+		!strings.Contains(stdout, "note: not an EventBridge event") || !strings.Contains(stdout, "--source NAME decodes it") {
+		t.Errorf("without --source: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
 }
 
 func TestRoute_BadInput(t *testing.T) {

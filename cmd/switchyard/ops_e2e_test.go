@@ -188,6 +188,41 @@ rules:
 	}
 }
 
+// An http source's requests are counted as requests whatever their answer
+// (a POST of three events is one accepted request), and the events they
+// carried in switchyard_http_events_total.
+func TestRun_HTTPMetricsCountRequestsAndEventsApart(t *testing.T) {
+	in := freeAddr(t)
+	d := startDaemon(t, awstest.NewTestServer(t, awstest.Options{}), fmt.Sprintf(`
+version: 1
+sources: [{name: ingest, type: http, listen: %q}]
+targets: [{name: out, type: log}]
+rules: [{name: all, pattern: {source: [{prefix: ""}]}, targets: [out]}]
+`, in))
+	addr := adminAddr(t, d.stderr)
+	waitListening(t, in)
+	for _, body := range []string{"[" + orderEvent("o-1", "eu") + "," + orderEvent("o-2", "us") + `, {"plain": 1}]`, orderEvent("o-3", "eu")} {
+		if status, answer := postEvents(t, "http://"+in+"/events", body); status != http.StatusOK {
+			t.Fatalf("POST answered %d %s", status, answer)
+		}
+	}
+	if status, _ := postEvents(t, "http://"+in+"/events", `{"broken": `); status != http.StatusBadRequest {
+		t.Fatalf("a malformed POST answered %d", status)
+	}
+	want := map[string]float64{
+		`switchyard_http_requests_total{outcome="accepted",source="ingest"}`:    2,
+		`switchyard_http_requests_total{outcome="bad_request",source="ingest"}`: 1,
+		`switchyard_http_events_total{source="ingest"}`:                         4,
+		`switchyard_source_received_messages_total{source="ingest"}`:            4,
+	}
+	m := scrape(t, addr)
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+}
+
 func TestRun_ReadyzAndHealth(t *testing.T) {
 	srv := awstest.NewTestServer(t, awstest.Options{})
 	srv.SQS().CreateQueue("jobs", nil)

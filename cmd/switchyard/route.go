@@ -12,8 +12,14 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
 	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/router"
+	httpsource "github.com/switchyard-dev/switchyard/sources/http"
+	natssource "github.com/switchyard-dev/switchyard/sources/nats"
+	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
 )
 
 // cmdRoute is a dry run: for each event (one JSON object per line; blank
@@ -24,7 +30,7 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "route")
 	file := fs.String("c", "", configFlagUsage)
 	asJSON := fs.Bool("json", false, "print one JSON object per event instead of text")
-	source := fs.String("source", "", "route as if the events came from this source (default: ignore rules' source lists)")
+	source := fs.String("source", "", "route each line as if this source received it: decoded as it decodes what it receives, and with rules' source lists applied (default: each line is an event as it is, and rules' source lists are ignored)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage, err
@@ -36,8 +42,18 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	if *source != "" && !slices.ContainsFunc(cfg.Sources, func(s config.Source) bool { return s.Name == *source }) {
-		return exitUsage, fmt.Errorf("%w: --source %q is not a source of %s", errUsage, *source, cfg.File)
+	decode, deadLetter := lineDecoder(asEvents), ""
+	if *source != "" {
+		i := slices.IndexFunc(cfg.Sources, func(s config.Source) bool { return s.Name == *source })
+		if i < 0 {
+			return exitUsage, fmt.Errorf("%w: --source %q is not a source of %s", errUsage, *source, cfg.File)
+		}
+		decode = sourceDecoder(cfg, cfg.Sources[i])
+		if dl, ok := cfg.Sources[i].Config.(interface{ DeadLetterTarget() string }); ok {
+			deadLetter = dl.DeadLetterTarget()
+		}
+	} else {
+		fmt.Fprintln(e.stderr, "switchyard route: without --source each line is taken as an event as it is, and matched against every rule whatever its sources; with --source NAME each line is decoded as that source decodes what it receives (its envelope: SNS unwrapped, other bodies wrapped) and rules' source lists apply")
 	}
 	table, err := router.NewTable(cfg.RouterRules())
 	if err != nil {
@@ -69,18 +85,18 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 			return exitUsage, readErr
 		}
 		if line = bytes.TrimSpace(line); len(line) > 0 {
-			res := routeOne(table, line, *source, matched[:0])
-			if res.Error != "" {
-				bad++
-			}
-			res.Line = lineNo
-			if *asJSON {
-				if err := enc.Encode(res); err != nil {
+			for _, res := range routeLine(table, decode, line, lineNo, *source, deadLetter, matched[:0]) {
+				if res.Error != "" {
 					bad++
-					enc.Encode(routeResult{Line: lineNo, Error: "cannot write the result: " + err.Error(), Matches: []routeMatch{}})
 				}
-			} else {
-				res.writeText(out)
+				if *asJSON {
+					if err := enc.Encode(res); err != nil {
+						bad++
+						enc.Encode(routeResult{Line: lineNo, Error: "cannot write the result: " + err.Error(), Matches: []routeMatch{}})
+					}
+				} else {
+					res.writeText(out)
+				}
 			}
 		}
 		if readErr != nil {
@@ -97,11 +113,21 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 
 // routeResult is one event's dry run; its JSON form is route --json's output.
 type routeResult struct {
-	Line       int          `json:"line"`
-	ID         string       `json:"id,omitempty"`
-	Source     string       `json:"source,omitempty"`
-	DetailType string       `json:"detail_type,omitempty"`
-	Error      string       `json:"error,omitempty"`
+	Line int `json:"line"`
+	// Index is the event's place in an array of events (an http source's
+	// POST body), nil for a line of one event.
+	Index      *int   `json:"index,omitempty"`
+	ID         string `json:"id,omitempty"`
+	Source     string `json:"source,omitempty"`
+	DetailType string `json:"detail_type,omitempty"`
+	Error      string `json:"error,omitempty"`
+	// Note says how the line became the event when that is worth knowing:
+	// wrapped although it does not fit the envelope, or not an EventBridge
+	// event when no --source decodes it.
+	Note string `json:"note,omitempty"`
+	// DeadLetter is the target a malformed line goes to instead of being
+	// routed (the source's malformed: dead_letter).
+	DeadLetter string       `json:"dead_letter,omitempty"`
 	Matches    []routeMatch `json:"matches"`
 }
 
@@ -116,41 +142,122 @@ type routeMatch struct {
 	Whole bool `json:"whole_event,omitempty"`
 }
 
-func routeOne(table *router.Table, line []byte, source string, matched []int) routeResult {
-	res := routeResult{Matches: []routeMatch{}}
+// lineDecoder turns a line into what a source would hand the router for
+// it: its messages, and for each the misfit with the source's envelope
+// (wrapped or dead-lettered as the source's malformed says), or an error
+// when the source would refuse the line (an http source's 400).
+type lineDecoder func(line []byte, lineNo int) ([]*router.Message, []error, error)
+
+// asEvents takes a line as an event as it is, as no source decodes it.
+func asEvents(line []byte, _ int) ([]*router.Message, []error, error) {
 	ev, err := router.ParseEvent(line, now())
 	if err != nil {
-		res.Error = err.Error()
-		return res
+		return nil, nil, err
 	}
-	res.ID, res.Source, res.DetailType = ev.ID, ev.Source, ev.DetailType
-	matched, err = table.Match(ev, source, matched)
-	if err != nil {
-		res.Error = err.Error()
-		return res
+	return []*router.Message{{Event: ev}}, []error{nil}, nil
+}
+
+// sourceDecoder decodes a line with the decoding of the source src, as
+// its package does for what it receives: the line is an SQS message's
+// body, a NATS message's payload, an http source's POST body; an ecs
+// source makes its events itself, so a line is one as it is. A wrapped
+// event's id is line-N (its message id; line-N.I for the I-th event of an
+// array posted to an http source).
+func sourceDecoder(cfg *config.Config, src config.Source) lineDecoder {
+	one := func(m *router.Message, misfit error) ([]*router.Message, []error, error) {
+		return []*router.Message{m}, []error{misfit}, nil
 	}
-	rules := table.Rules()
-	for _, i := range matched {
-		rule := rules[i]
-		m := routeMatch{Rule: rule.Name, Targets: rule.Targets}
-		payload := table.Render(nil, i, ev)
-		switch {
-		case rule.Input == nil:
-			m.Whole = true
-			m.Payload = payload
-		case rule.Input.Text():
-			m.Text = true
-			m.Payload, _ = json.Marshal(string(payload))
-		default:
-			m.Payload = payload
+	switch c := src.Config.(type) {
+	case *sqssource.Config:
+		queue := sqssource.QueueOf(c.QueueURL, cfg.AWS.Region)
+		return func(line []byte, n int) ([]*router.Message, []error, error) {
+			id := fmt.Sprintf("line-%d", n)
+			return one(sqssource.Decode(src.Name, *c, queue, sqstypes.Message{MessageId: &id, Body: aws.String(string(line))}, now(), nil))
 		}
-		res.Matches = append(res.Matches, m)
+	case *natssource.Config:
+		return func(line []byte, n int) ([]*router.Message, []error, error) {
+			return one(natssource.Decode(src.Name, *c, c.Subject, line, fmt.Sprintf("line-%d", n), now()))
+		}
+	case *httpsource.Config:
+		return func(line []byte, n int) ([]*router.Message, []error, error) {
+			// An array's events are line-N.0, line-N.1, ...
+			k, array := 0, line[0] == '['
+			ids := func() string {
+				k++
+				if array {
+					return fmt.Sprintf("line-%d.%d", n, k-1)
+				}
+				return fmt.Sprintf("line-%d", n)
+			}
+			msgs, err := httpsource.Decode(src.Name, *c, line, now(), router.TraceContext{}, ids)
+			if err != nil {
+				return nil, nil, fmt.Errorf("the POST would be answered 400: %w", err)
+			}
+			return msgs, make([]error, len(msgs)), nil
+		}
 	}
-	return res
+	return asEvents
+}
+
+// routeLine routes what a line decodes to: one result per event.
+// A malformed message goes to deadLetter, the source's dead-letter target.
+func routeLine(table *router.Table, decode lineDecoder, line []byte, lineNo int, source, deadLetter string, matched []int) []routeResult {
+	msgs, misfits, err := decode(line, lineNo)
+	if err != nil {
+		return []routeResult{{Line: lineNo, Error: err.Error(), Matches: []routeMatch{}}}
+	}
+	out := make([]routeResult, len(msgs))
+	for i, m := range msgs {
+		res := &out[i]
+		res.Line, res.Matches = lineNo, []routeMatch{}
+		if len(msgs) > 1 {
+			res.Index = &i
+		}
+		ev := m.Event
+		res.ID, res.Source, res.DetailType = ev.ID, ev.Source, ev.DetailType
+		switch {
+		case m.Malformed != nil:
+			res.Note = "does not fit the envelope: " + m.Malformed.Error()
+			res.DeadLetter = deadLetter
+			continue
+		case misfits[i] != nil:
+			res.Note = "wrapped as it is (malformed: wrap), since it does not fit the envelope: " + misfits[i].Error()
+		case source == "":
+			if _, err := router.Decode(router.EnvelopeEventBridge, line, router.Origin{}, now()); err != nil {
+				res.Note = "not an EventBridge event (source, detail-type and detail): a source would wrap it (envelope auto or raw) or refuse it (eventbridge); --source NAME decodes it as that source does"
+			}
+		}
+		matched, err = table.Match(ev, source, matched[:0])
+		if err != nil {
+			res.Error = err.Error()
+			continue
+		}
+		rules := table.Rules()
+		for _, i := range matched {
+			rule := rules[i]
+			rm := routeMatch{Rule: rule.Name, Targets: rule.Targets}
+			payload := table.Render(nil, i, ev)
+			switch {
+			case rule.Input == nil:
+				rm.Whole = true
+				rm.Payload = payload
+			case rule.Input.Text():
+				rm.Text = true
+				rm.Payload, _ = json.Marshal(string(payload))
+			default:
+				rm.Payload = payload
+			}
+			res.Matches = append(res.Matches, rm)
+		}
+	}
+	return out
 }
 
 func (res *routeResult) writeText(w io.Writer) {
 	fmt.Fprintf(w, "line %d", res.Line)
+	if res.Index != nil {
+		fmt.Fprintf(w, " [%d]", *res.Index)
+	}
 	var about []string
 	if res.ID != "" {
 		about = append(about, "id "+res.ID)
@@ -165,9 +272,14 @@ func (res *routeResult) writeText(w io.Writer) {
 		fmt.Fprintf(w, " (%s)", strings.Join(about, ", "))
 	}
 	fmt.Fprintln(w)
+	if res.Note != "" {
+		fmt.Fprintf(w, "  note: %s\n", res.Note)
+	}
 	switch {
 	case res.Error != "":
 		fmt.Fprintf(w, "  invalid: %s\n", res.Error)
+	case res.DeadLetter != "":
+		fmt.Fprintf(w, "  not routed: dead-lettered to %s (malformed: dead_letter), then acked\n", res.DeadLetter)
 	case len(res.Matches) == 0:
 		fmt.Fprintln(w, "  no rule matched: the message would be acked")
 	}

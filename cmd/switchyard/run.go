@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/redact"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/router"
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
@@ -292,7 +293,12 @@ func checkEndpoints(ctx context.Context, ep config.Endpoints) error {
 		}
 		p, err := url.Parse(u)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("aws.endpoints.%s: %w", name, err))
+			// url.Error quotes the URL whole: keep only what is wrong.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			errs = append(errs, fmt.Errorf("aws.endpoints.%s: %s: %w", name, redact.URL(u), err))
 			continue
 		}
 		host := p.Host
@@ -307,7 +313,7 @@ func checkEndpoints(ctx context.Context, ep config.Endpoints) error {
 		conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", host)
 		cancel()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("aws.endpoints.%s: %s is unreachable: %w", name, u, err))
+			errs = append(errs, fmt.Errorf("aws.endpoints.%s: %s is unreachable: %w", name, redact.URL(u), err))
 			continue
 		}
 		conn.Close()

@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-dev/switchyard/internal/redact"
 )
 
 // Bus is an open NATS connection, and the embedded server behind it if
@@ -57,7 +59,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+			log.Info("reconnected to NATS", "server", redact.URL(nc.ConnectedUrl()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if sub != nil {
@@ -89,7 +91,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		if cfg.Embedded() {
 			return nil, fmt.Errorf("nats: connect to the embedded server: %w", err)
 		}
-		return nil, fmt.Errorf("nats: connect to %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("nats: connect to %s: %w", redact.URLs(cfg.URL), err)
 	}
 	b.nc = nc
 	js, err := jetstream.New(nc)
@@ -101,7 +103,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	if b.srv != nil {
 		log.Info("embedded NATS server started", "store_dir", cfg.StoreDir, "listen", listenAddr(b.srv, cfg))
 	} else {
-		log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
+		log.Info("connected to NATS", "server", redact.URL(nc.ConnectedUrl()))
 	}
 	return b, nil
 }

@@ -29,6 +29,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/switchyard-dev/switchyard/internal/bodycopy"
+	"github.com/switchyard-dev/switchyard/internal/redact"
 )
 
 // Where the config is looked for when no -c flag is given.
@@ -94,7 +95,8 @@ func Load(ctx context.Context, ref string, lookup func(string) (string, bool)) (
 
 // Read reads the config at ref: s3://BUCKET/KEY, ssm:NAME, ssm:/PATH,
 // arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME, or a file path. name is
-// ref as given. Every call fetches anew.
+// ref as given, with any user info and query values in it shown as xxxxx
+// (it is logged and shown in /status). Every call fetches anew.
 func Read(ctx context.Context, ref string) (name string, data []byte, err error) {
 	switch {
 	case strings.HasPrefix(ref, "s3://"):
@@ -107,7 +109,7 @@ func Read(ctx context.Context, ref string) (name string, data []byte, err error)
 	if err != nil {
 		return "", nil, err
 	}
-	return ref, data, nil
+	return redact.URL(ref), data, nil
 }
 
 func readFile(path string) ([]byte, error) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -260,24 +261,42 @@ func (s *Source) message(m jetstream.Msg) *router.Message {
 	if sent.IsZero() {
 		sent = now
 	}
-	attrs := Headers(m.Headers())
-	origin := router.Origin{
-		Source: s.cfg.Source, DetailType: s.cfg.DetailType, ID: id, Time: sent,
-		Resources: []string{m.Subject()}, Attributes: attrs,
-	}
+	msg, _ := s.cfg.Decode(m.Subject(), m.Headers(), body, id, sent, now, s.log)
+	maps.Copy(msg.System, system)
 	h := &handle{s: s, m: m, id: id}
-	msg := &router.Message{
-		Handle: h, Source: s.cfg.Source, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
-		Trace: router.CleanTrace(m.Headers().Get), Redelivered: redelivered,
-	}
-	if !s.cfg.Raw {
-		router.DecodeMessage(msg, s.cfg.Envelope, s.cfg.Malformed, origin, s.log)
-	}
+	msg.Handle, msg.Redelivered = h, redelivered
 	h.log = router.MessageIDs(msg)
 	s.mu.Lock()
 	s.inflight[h] = struct{}{}
 	s.mu.Unlock()
 	return msg
+}
+
+// Decode makes the router message that a NATS source with c's Source,
+// Envelope, Malformed and DetailType hands out for a payload received on
+// subject with headers h, without its handle: its attributes (the headers,
+// as Headers gives them), system attributes (the subject), trace context
+// (traceparent, tracestate) and event, decoded with the envelope (wrapped
+// events have the source's name as source, DetailType, id as id, sent as
+// time and the subject as resource). A payload that does not fit the
+// envelope is handled as Malformed says (logged to log, if not nil, when
+// wrapped), and the misfit returned. This source, the core NATS source and
+// the dry run (switchyard route) use it.
+func (c *Config) Decode(subject string, h nats.Header, body []byte, id string, sent, now time.Time, log *slog.Logger) (*router.Message, error) {
+	attrs := Headers(h)
+	origin := router.Origin{
+		Source: c.Source, DetailType: c.DetailType, ID: id, Time: sent,
+		Resources: []string{subject}, Attributes: attrs,
+	}
+	msg := &router.Message{
+		Source: c.Source, ID: id, Body: body, Attributes: attrs, System: map[string]string{"Subject": subject}, Received: now,
+		Trace: router.CleanTrace(h.Get),
+	}
+	if c.Raw {
+		return msg, nil
+	}
+	err := router.DecodeMessage(msg, c.Envelope, c.Malformed, origin, log)
+	return msg, err
 }
 
 // Headers flattens NATS headers into attributes (the first value of each,

@@ -97,20 +97,32 @@ func NewLogger(w io.Writer, level, format string, terminal bool) (*slog.Logger, 
 }
 
 // Summarizer is a slog.Handler that keeps a streak of identical warnings
-// or errors from flooding the log (a dead target fails every delivery).
-// Records are identical when they have the same level, message, target
-// and source (their other attributes, ids and errors included, may
-// differ). The first is written at once; those that follow within the
-// window are counted, not written; when the window ends, the latest of
-// them is written with `suppressed`, the number not written since the
-// previous line. Records below warn, and records that name neither a
-// target nor a source (a rejected reload, say), pass through. It is safe for
-// concurrent use; Close writes what is pending and stops its timer.
+// or errors from flooding the log (a source whose receives fail, a message
+// that comes back and fails again). Records are identical when they have
+// the same level and message and name the same target, source, event,
+// delivery and message (target, source, event_id, delivery_id and
+// message_id; other attributes, the error included, may differ): lines
+// about different events are never folded together, so every event a line
+// is about appears in the log. The first record of a streak is written at
+// once; identical ones within the window that follows are counted, not
+// written. When the window ends (checked at least every tenth of a
+// window), if any were held back, one summary line is written: the latest
+// of them, stamped with the time it is written (so the log stays in time
+// order), with `suppressed`, the number of records it stands for, none of
+// them written. Records below warn, and records that name none of those
+// keys (a rejected reload, say), pass through. At most maxStreaks streaks
+// are followed at once; beyond that records are written as they come. It
+// is safe for concurrent use; Close writes what is pending and stops its
+// timer.
 type Summarizer struct {
 	next  slog.Handler
 	st    *summaryState
-	scope string // target and source given by WithAttrs
+	scope string // the keys above given by WithAttrs
 }
+
+// maxStreaks bounds the streaks followed at once (a streak per event, so
+// per failing event within a window).
+const maxStreaks = 10000
 
 type summaryState struct {
 	window time.Duration
@@ -152,8 +164,8 @@ func (s *Summarizer) WithGroup(name string) slog.Handler {
 	return &Summarizer{next: s.next.WithGroup(name), st: s.st, scope: s.scope}
 }
 
-// appendScope adds a target or source attribute (also inside an inlined
-// group, as router.LogAttrs makes) to a key.
+// appendScope adds an attribute that says what a record is about (also
+// inside an inlined group, as router.LogAttrs makes) to a key.
 func appendScope(key string, a slog.Attr) string {
 	v := a.Value.Resolve()
 	switch {
@@ -161,7 +173,8 @@ func appendScope(key string, a slog.Attr) string {
 		for _, g := range v.Group() {
 			key = appendScope(key, g)
 		}
-	case a.Key == router.LogTarget || a.Key == router.LogSource:
+	case a.Key == router.LogTarget || a.Key == router.LogSource ||
+		a.Key == router.LogEventID || a.Key == router.LogDeliveryID || a.Key == router.LogMessageID:
 		key += "\x00" + a.Key + "=" + v.String()
 	}
 	return key
@@ -184,30 +197,66 @@ func (s *Summarizer) Handle(ctx context.Context, r slog.Record) error {
 	st.mu.Lock()
 	now := time.Now()
 	k := st.seen[key]
-	if k != nil && now.Before(k.until) && !st.closed {
+	if st.closed {
+		st.mu.Unlock()
+		return s.next.Handle(ctx, r)
+	}
+	if k != nil && now.Before(k.until) {
 		k.suppressed++
 		k.last, k.h = r.Clone(), s.next
-		if st.timer == nil {
-			st.timer = time.AfterFunc(time.Until(k.until), st.sweep)
-		}
 		st.mu.Unlock()
 		return nil
 	}
-	n := 0
-	if k != nil {
-		n = k.suppressed
+	// A new streak. One whose window is over but not yet swept is summed
+	// up first.
+	var pending *summary
+	if k != nil && k.suppressed > 0 {
+		pending = k.summary(now)
 	}
-	st.seen[key] = &streak{until: now.Add(st.window)}
+	if k != nil || len(st.seen) < maxStreaks {
+		st.seen[key] = &streak{until: now.Add(st.window)}
+		st.arm(now)
+	}
 	st.mu.Unlock()
-	if n > 0 {
-		r = r.Clone()
-		r.AddAttrs(slog.Int("suppressed", n))
+	if pending != nil {
+		pending.write()
 	}
 	return s.next.Handle(ctx, r)
 }
 
+// summary is a summary line to write, and the handler to write it with.
+type summary struct {
+	r slog.Record
+	h slog.Handler
+}
+
+func (k *streak) summary(now time.Time) *summary {
+	r := k.last.Clone()
+	r.Time = now
+	r.AddAttrs(slog.Int("suppressed", k.suppressed))
+	return &summary{r, k.h}
+}
+
+func (p *summary) write() { p.h.Handle(context.Background(), p.r) }
+
+// arm sets the sweep timer if it is not set, for when the earliest streak
+// may end: no sooner than a tenth of a window from now, so that a stream
+// of new streaks does not sweep the map for each. Called with mu held.
+func (st *summaryState) arm(now time.Time) {
+	if st.timer != nil || st.closed || len(st.seen) == 0 {
+		return
+	}
+	var next time.Time
+	for _, k := range st.seen {
+		if next.IsZero() || k.until.Before(next) {
+			next = k.until
+		}
+	}
+	st.timer = time.AfterFunc(max(next.Sub(now), st.window/10), st.sweep)
+}
+
 // sweep writes the summaries of streaks whose window is over, and forgets
-// the streaks that have nothing to summarise.
+// those streaks.
 func (st *summaryState) sweep() { st.flush(false) }
 
 // Close writes every pending summary and stops the timer. Later records
@@ -226,34 +275,19 @@ func (st *summaryState) flush(all bool) {
 		st.timer = nil
 	}
 	now := time.Now()
-	type pending struct {
-		r slog.Record
-		h slog.Handler
-	}
-	var out []pending
-	var next time.Time
+	var out []*summary
 	for key, k := range st.seen {
 		if !all && now.Before(k.until) {
-			if k.suppressed > 0 && (next.IsZero() || k.until.Before(next)) {
-				next = k.until
-			}
 			continue
 		}
 		if k.suppressed > 0 {
-			// The latest is written; the others before it are counted.
-			r := k.last.Clone()
-			if k.suppressed > 1 {
-				r.AddAttrs(slog.Int("suppressed", k.suppressed-1))
-			}
-			out = append(out, pending{r, k.h})
+			out = append(out, k.summary(now))
 		}
 		delete(st.seen, key)
 	}
-	if !next.IsZero() && !st.closed {
-		st.timer = time.AfterFunc(time.Until(next), st.sweep)
-	}
+	st.arm(now)
 	st.mu.Unlock()
 	for _, p := range out {
-		p.h.Handle(context.Background(), p.r)
+		p.write()
 	}
 }

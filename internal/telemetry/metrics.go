@@ -196,6 +196,7 @@ var (
 	dSrcRecvErrors = counter("switchyard_source_receive_errors_total", "Receives that failed, by source.", "source")
 	dSrcPaused     = counter("switchyard_source_paused_seconds_total", "Time receive loops waited for room under max_in_flight, summed over pollers, by source.", "source")
 	dHTTPRequests  = counter("switchyard_http_requests_total", "Requests to http sources, by answer: accepted, unauthorized, wrong_method, wrong_type, not_found, too_large, bad_request, throttled (429), unavailable (503).", "source", "outcome")
+	dHTTPEvents    = counter("switchyard_http_events_total", "Events in the requests http sources accepted (answered 2xx), by source.", "source")
 	dRuleMatched   = counter("switchyard_rule_matched_events_total", "Events a rule matched, by rule.", "rule")
 	dTgtAttempts   = counter("switchyard_target_attempts_total", "Calls made to a target, by target.", "target")
 	dTgtDeliveries = counter("switchyard_target_deliveries_total", "Deliveries by how they ended: delivered, dead_lettered, or unresolved (the message comes back), by target.", "target", "outcome")
@@ -220,7 +221,7 @@ var (
 	dLedgerSkipped = counter("switchyard_ledger_skipped_total", "Ledger calls not made because the ledger had just failed.")
 
 	allDescs = []desc{dReady, dInFlight, dMaxInFlight, dSettleErrors, dSrcReceived, dSrcAcked, dSrcNacked, dSrcUnmatched,
-		dSrcRecvErrors, dSrcPaused, dHTTPRequests, dRuleMatched, dTgtAttempts, dTgtDeliveries, dTgtRetries, dTgtThrottled,
+		dSrcRecvErrors, dSrcPaused, dHTTPRequests, dHTTPEvents, dRuleMatched, dTgtAttempts, dTgtDeliveries, dTgtRetries, dTgtThrottled,
 		dTgtDLFailures, dTgtInFlight, dTgtWaiting, dTgtLimit, dTgtBreaker, dBacklogged, dBacklogErrors, dBacklogDrain, dBacklogBack,
 		dBacklogBad, dBacklogDepth, dBacklogAge, dLedgerLookups, dLedgerHits, dLedgerWrites, dLedgerErrors, dLedgerSkipped}
 )
@@ -263,6 +264,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			for _, o := range httpOutcomes(h) {
 				emit(dHTTPRequests, float64(o.n), src.Name, o.name)
 			}
+			emit(dHTTPEvents, float64(h.Events.Load()), src.Name)
 		}
 	}
 	s.Dispatcher.EachRule(func(name string, rs *router.RuleStats) {

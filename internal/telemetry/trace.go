@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/switchyard-dev/switchyard/internal/redact"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -48,11 +49,15 @@ func (c *TracingConfig) Validate() error {
 	var errs []error
 	if c.OTLPEndpoint != "" {
 		u, err := url.Parse(c.OTLPEndpoint)
+		var ue *url.Error
 		switch {
+		case errors.As(err, &ue):
+			// ue quotes the URL whole, credentials included: not shown.
+			errs = append(errs, router.Fieldf("otlp_endpoint", "%q is not a URL: %v", redact.URL(c.OTLPEndpoint), ue.Err))
 		case err != nil:
-			errs = append(errs, router.Fieldf("otlp_endpoint", "%q is not a URL: %v", c.OTLPEndpoint, err))
+			errs = append(errs, router.Fieldf("otlp_endpoint", "%q is not a URL", redact.URL(c.OTLPEndpoint)))
 		case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
-			errs = append(errs, router.Fieldf("otlp_endpoint", "%q: want an http:// or https:// URL of an OTLP/HTTP collector, such as http://127.0.0.1:4318", c.OTLPEndpoint))
+			errs = append(errs, router.Fieldf("otlp_endpoint", "%q: want an http:// or https:// URL of an OTLP/HTTP collector, such as http://127.0.0.1:4318", redact.URL(c.OTLPEndpoint)))
 		}
 	}
 	if c.SampleRatio < 0 || c.SampleRatio > 1 {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/switchyard-dev/switchyard/internal/redact"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -152,7 +153,7 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 	defer cancel()
 	req, err := retryablehttp.NewRequestWithContext(cctx, http.MethodPost, target, body)
 	if err != nil {
-		return router.PermanentError(fmt.Errorf("http %s: POST %s: %w", s.name, redact(target), unwrapURL(err)))
+		return router.PermanentError(fmt.Errorf("http %s: POST %s: %w", s.name, redact.URL(target), unwrapURL(err)))
 	}
 	s.header(req.Header, d, body, contentType)
 	resp, err := s.client.Do(req)
@@ -234,7 +235,7 @@ func Signature(secret string, t time.Time, body []byte) string {
 // retryablehttp's DefaultRetryPolicy judges: connection failures are
 // retryable, TLS verification failures and invalid requests are permanent.
 func (s *Sink) callError(ctx, cctx context.Context, target string, err error) error {
-	where := fmt.Sprintf("http %s: POST %s", s.name, redact(target))
+	where := fmt.Sprintf("http %s: POST %s", s.name, redact.URL(target))
 	switch {
 	case ctx.Err() != nil:
 		return router.RetryableError(fmt.Errorf("%s: %w", where, unwrapURL(err)), 0)
@@ -300,7 +301,7 @@ func (s *Sink) classify(target string, resp *http.Response, body []byte) error {
 		return nil
 	}
 	se := &StatusError{StatusCode: code, Status: resp.Status, Body: s.quote(body)}
-	wrap := func(se *StatusError) error { return fmt.Errorf("http %s: POST %s: %w", s.name, redact(target), se) }
+	wrap := func(se *StatusError) error { return fmt.Errorf("http %s: POST %s: %w", s.name, redact.URL(target), se) }
 	switch {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		// With min and max 0, DefaultBackoff is the Retry-After or 0.
@@ -308,7 +309,7 @@ func (s *Sink) classify(target string, resp *http.Response, body []byte) error {
 		return router.ThrottledError(wrap(se), se.RetryAfter)
 	case code >= 300 && code < 400:
 		if loc, err := resp.Location(); err == nil {
-			se.Location = s.mask.Replace(redact(loc.String()))
+			se.Location = s.mask.Replace(redact.URL(loc.String()))
 		}
 		return router.PermanentError(wrap(se))
 	case code == http.StatusRequestTimeout || code == http.StatusTooEarly:

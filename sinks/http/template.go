@@ -43,27 +43,6 @@ func (s *Sink) target(d *router.Delivery) (string, error) {
 	return b.String(), nil
 }
 
-// redact is a URL for errors: user info and query values are replaced by
-// xxxxx (they often hold credentials), the fragment is dropped.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	if u.User != nil {
-		u.User = url.User("xxxxx")
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{"xxxxx"}
-		}
-		u.RawQuery = q.Encode()
-	}
-	u.Fragment, u.RawFragment = "", ""
-	return u.String()
-}
-
 // masker hides configured secrets in text a server sends back (a receiver
 // may echo the request): the signing secret and the URL's password always;
 // header values, their words and the URL's query values when they are 8

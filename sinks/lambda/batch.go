@@ -278,8 +278,12 @@ type record struct {
 	AWSRegion         string                      `json:"awsRegion"`
 }
 
+// messageAttribute is a record's message attribute: stringValue for String
+// and Number, binaryValue (base64) for Binary, as an event-source mapping
+// writes them.
 type messageAttribute struct {
-	StringValue      string   `json:"stringValue"`
+	StringValue      string   `json:"stringValue,omitempty"`
+	BinaryValue      []byte   `json:"binaryValue,omitempty"`
 	StringListValues []string `json:"stringListValues"`
 	BinaryListValues []string `json:"binaryListValues"`
 	DataType         string   `json:"dataType"`
@@ -310,8 +314,14 @@ func newRecord(d *router.Delivery) record {
 			r.Attributes[k] = v
 		}
 	}
-	for k, v := range m.Attributes {
-		r.MessageAttributes[k] = messageAttribute{StringValue: v, StringListValues: []string{}, BinaryListValues: []string{}, DataType: "String"}
+	for k, v := range m.MessageAttributes() {
+		a := messageAttribute{StringListValues: []string{}, BinaryListValues: []string{}, DataType: v.DataType}
+		if v.IsBinary() {
+			a.BinaryValue = v.BinaryValue
+		} else {
+			a.StringValue = v.StringValue
+		}
+		r.MessageAttributes[k] = a
 	}
 	return r
 }

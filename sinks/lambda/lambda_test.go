@@ -214,6 +214,10 @@ func TestLambdaSink_Batch(t *testing.T) {
 	s := sink(t, srv, Config{Function: "fn", Batch: &Batch{Size: 3, Window: time.Second}})
 	ds := []*router.Delivery{delivery("1", `{"ok":1}`), delivery("2", `{"fail":2}`), delivery("3", `{"ok":3}`)}
 	ds[0].Whole = true // no input: the record's body is the original body
+	// Attributes keep their types, as an event-source mapping gives them.
+	ds[0].Message.Attributes = map[string]string{"tenant": "acme", "priority": "7"}
+	ds[0].Message.TypedAttributes = map[string]router.Attribute{"tenant": {DataType: "String", StringValue: "acme"},
+		"priority": {DataType: "Number", StringValue: "7"}, "blob": {DataType: "Binary", BinaryValue: []byte{0, 0xff}}}
 	errs := make([]error, len(ds))
 	var wg sync.WaitGroup
 	for i, d := range ds {
@@ -242,6 +246,13 @@ func TestLambdaSink_Batch(t *testing.T) {
 		first["awsRegion"] != "us-east-1" || attrs["ApproximateReceiveCount"] != "2" || attrs["SentTimestamp"] != "1700000000000" ||
 		mattrs["stringValue"] != "acme" || mattrs["dataType"] != "String" || first["md5OfBody"] != "135b5bdcc4432ce16f0bc5a40579bdb6" {
 		t.Errorf("record: %v", first)
+	}
+	typed := first["messageAttributes"].(map[string]any)
+	priority, _ := typed["priority"].(map[string]any)
+	blob, _ := typed["blob"].(map[string]any)
+	if _, hasString := blob["stringValue"]; priority["dataType"] != "Number" || priority["stringValue"] != "7" ||
+		blob["dataType"] != "Binary" || blob["binaryValue"] != "AP8=" || hasString || len(typed) != 3 {
+		t.Errorf("typed message attributes: %v", typed)
 	}
 }
 

@@ -2,10 +2,14 @@ package sqs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -76,20 +80,67 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 	return nil
 }
 
+// maxAttributes is SQS's limit of message attributes on a message.
+const maxAttributes = 10
+
 // Attributes are the message attributes of a delivery sent to SQS (at
-// most 10, SQS's limit): for a dead letter its record, otherwise the
-// delivery's origin.
+// most 10, SQS's limit). A delivery carries its origin: switchyard-source,
+// -message-id, -rule, -delivery-id and -event-id. A dead letter carries
+// the original message's attributes as they came (String, Number and
+// Binary, custom labels kept), then its record: as the nine attributes
+// switchyard-source, -message-id, -rule, -target, -attempts, -first-error,
+// -last-error, -first-attempt and -last-attempt when they fit beside them
+// (the original had at most one and none was left out), otherwise as one,
+// switchyard-dead-letter, holding the record as JSON (router.DeadLetter's
+// fields, without attributes, and dropped_attributes). Of the original's
+// attributes, those named switchyard-* (an earlier hop's record) give way
+// to the dead letter's own; those SQS would refuse (a NATS header's name
+// with characters SQS does not allow, an empty value) and, beyond nine,
+// those last by name are left out and named in dropped_attributes.
 func Attributes(d *router.Delivery) map[string]types.MessageAttributeValue {
 	a := map[string]types.MessageAttributeValue{}
 	str := func(k, v string) {
 		if v != "" {
-			if len(v) > maxErrorAttribute {
-				v = v[:maxErrorAttribute]
-			}
-			a[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+			a[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(truncate(v))}
 		}
 	}
 	if dl := d.DeadLetter; dl != nil {
+		var orig map[string]router.Attribute
+		if d.Message != nil {
+			orig = d.Message.MessageAttributes()
+		} else {
+			orig = (&router.Message{Attributes: dl.Attributes}).MessageAttributes()
+		}
+		var dropped []string
+		for _, k := range slices.Sorted(maps.Keys(orig)) {
+			v := orig[k]
+			switch {
+			case strings.HasPrefix(k, "switchyard-"):
+				continue
+			case !validAttribute(k, v) || len(a) == maxAttributes-1:
+				dropped = append(dropped, k)
+				continue
+			}
+			w := types.MessageAttributeValue{DataType: aws.String(v.DataType)}
+			if v.IsBinary() {
+				w.BinaryValue = v.BinaryValue
+			} else {
+				w.StringValue = aws.String(v.StringValue)
+			}
+			a[k] = w
+		}
+		if len(a) > 1 || len(dropped) > 0 {
+			rec := struct {
+				router.DeadLetter
+				Dropped []string `json:"dropped_attributes,omitempty"`
+			}{DeadLetter: *dl, Dropped: dropped}
+			rec.Attributes = nil
+			rec.FirstError, rec.LastError = truncate(rec.FirstError), truncate(rec.LastError)
+			rec.FirstAttempt, rec.LastAttempt = rec.FirstAttempt.UTC(), rec.LastAttempt.UTC()
+			b, _ := json.Marshal(rec)
+			a["switchyard-dead-letter"] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(string(b))}
+			return a
+		}
 		str("switchyard-source", dl.Source)
 		str("switchyard-message-id", dl.MessageID)
 		str("switchyard-rule", dl.Rule)
@@ -109,6 +160,58 @@ func Attributes(d *router.Delivery) map[string]types.MessageAttributeValue {
 		str("switchyard-event-id", d.Message.Event.ID)
 	}
 	return a
+}
+
+// truncate bounds an error kept in an attribute to maxErrorAttribute bytes,
+// cutting at a character boundary.
+func truncate(v string) string {
+	if len(v) <= maxErrorAttribute {
+		return v
+	}
+	v = v[:maxErrorAttribute]
+	for len(v) > 0 {
+		if r, n := utf8.DecodeLastRuneInString(v); r != utf8.RuneError || n > 1 {
+			break
+		}
+		v = v[:len(v)-1] // a character cut in two
+	}
+	return v
+}
+
+// validAttribute reports whether SQS accepts a message attribute: a name
+// of at most 256 letters, digits, '_', '-' and '.', not starting with AWS.
+// or Amazon., with no leading, trailing or doubled '.'; a type of String,
+// Number or Binary (with a label); a non-empty value of valid characters.
+func validAttribute(name string, a router.Attribute) bool {
+	if name == "" || len(name) > 256 || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
+		return false
+	}
+	lower := strings.ToLower(name)
+	if strings.HasPrefix(lower, "aws.") || strings.HasPrefix(lower, "amazon.") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	base, _, _ := strings.Cut(a.DataType, ".")
+	switch base {
+	case "Binary":
+		return len(a.BinaryValue) > 0
+	case "String", "Number":
+		if a.StringValue == "" || !utf8.ValidString(a.StringValue) {
+			return false
+		}
+		for _, r := range a.StringValue {
+			if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r >= 0xD800 && r < 0xE000 || r == 0xFFFE || r == 0xFFFF {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // classify turns a SendMessage error into a delivery error.

@@ -1,9 +1,12 @@
 package sqs
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/goleak"
 
@@ -118,5 +121,42 @@ func TestSQSSink_SendsAWSTraceHeader(t *testing.T) {
 		if m.TraceHeader != want[i] {
 			t.Errorf("message %d: AWSTraceHeader %q, want %q", i, m.TraceHeader, want[i])
 		}
+	}
+}
+
+// Attributes without types (NATS headers) go to a dead letter as Strings;
+// names SQS refuses are left out and named in the record, and an earlier
+// hop's switchyard-* attributes give way to this dead letter's record.
+func TestSQSSink_DeadLetterKeepsTheOriginalAttributes(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	url, _ := srv.SQS().CreateQueue("dlq", nil)
+	s := New("dlq", Config{QueueURL: url}, srv.SQSClient())
+	d := delivery()
+	d.Payload = d.Message.Body
+	d.Message.Attributes = map[string]string{"Tenant": "acme", "Content-Type": "application/json", "X weird": "v", "switchyard-rule": "old"}
+	d.DeadLetter = &router.DeadLetter{Source: "jobs", MessageID: "m-1", Rule: "r", Target: "thumbs", Attempts: 2,
+		LastError: "boom", Attributes: d.Message.Attributes}
+	if err := s.Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := srv.SQS().Messages("dlq")
+	a := ms[0].Attributes
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(a["switchyard-dead-letter"].StringValue), &rec); err != nil {
+		t.Fatalf("switchyard-dead-letter: %v (%+v)", err, a)
+	}
+	if len(a) != 3 || a["Tenant"].StringValue != "acme" || a["Tenant"].DataType != "String" || a["Content-Type"].StringValue != "application/json" ||
+		rec["rule"] != "r" || rec["attempts"] != 2.0 || rec["last_error"] != "boom" || fmt.Sprint(rec["dropped_attributes"]) != "[X weird]" || rec["attributes"] != nil {
+		t.Errorf("dead letter attributes %+v, record %v", a, rec)
+	}
+}
+
+// An error cut to fit an attribute is cut between characters.
+func TestAttributes_TruncatesErrorsAtACharacter(t *testing.T) {
+	d := delivery()
+	d.DeadLetter = &router.DeadLetter{Source: "jobs", LastError: strings.Repeat("€", 1000)}
+	v := *Attributes(d)["switchyard-last-error"].StringValue
+	if !utf8.ValidString(v) || len(v) > maxErrorAttribute || len(v) < maxErrorAttribute-3 {
+		t.Errorf("a %d-byte error is cut to %d bytes, valid UTF-8 %v", 3000, len(v), utf8.ValidString(v))
 	}
 }

@@ -36,15 +36,16 @@ const handoffWait = 250 * time.Millisecond
 // maxEvents is the most events one POST may carry.
 const maxEvents = 1000
 
-// Stats count requests by outcome.
+// Stats count requests by outcome, and the events of accepted ones.
 type Stats struct {
 	// Requests is every request received.
 	Requests atomic.Int64
-	// Accepted counts events answered 2xx; Rejected requests answered 4xx
-	// for what they were (bad auth, method, type, body).
-	Accepted atomic.Int64
+	// Accepted counts requests answered 2xx; Events the events they
+	// carried (a POST of an array is one request, many events).
+	Accepted, Events atomic.Int64
 	// Unauthorized, WrongMethod, WrongType, NotFound, TooLarge and
-	// BadRequest break Rejected down.
+	// BadRequest count requests answered 4xx for what they were (bad
+	// auth, method, type, body).
 	Unauthorized, WrongMethod, WrongType, NotFound, TooLarge, BadRequest atomic.Int64
 	// Throttled counts 429 answers (backpressure); Unavailable 503 answers
 	// (a delivery failed and will be retried by the caller, a timeout, a
@@ -290,26 +291,11 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, "reading the body: "+err.Error())
 		return
 	}
-	raws, err := split(body)
+	msgs, err := Decode(s.name, s.cfg, body, time.Now(), router.CleanTrace(r.Header.Get), newID)
 	if err != nil {
 		s.stats.BadRequest.Add(1)
 		s.fail(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	now := time.Now()
-	trace := router.CleanTrace(r.Header.Get)
-	msgs := make([]*router.Message, len(raws))
-	for i, raw := range raws {
-		m, err := s.message(raw, now, trace)
-		if err != nil {
-			s.stats.BadRequest.Add(1)
-			if len(raws) > 1 {
-				err = fmt.Errorf("event [%d]: %w", i, err)
-			}
-			s.fail(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		msgs[i] = m
 	}
 	if s.stored != nil {
 		s.persist(w, r, msgs)
@@ -403,17 +389,35 @@ func split(body []byte) ([]json.RawMessage, error) {
 	return nil, errors.New("the body must be a JSON object (one event) or an array of objects")
 }
 
-// message decodes one posted event.
-func (s *Source) message(raw []byte, now time.Time, trace router.TraceContext) (*router.Message, error) {
-	origin := router.Origin{Source: s.name, DetailType: detailType, ID: newID(), Time: now}
-	ev, err := router.Decode(s.cfg.Envelope, raw, origin, now)
+// Decode makes the router messages that the source named name with cfg
+// hands out for a POST's body received at now, without their handles: the
+// body's events (one JSON object, or an array of them), each decoded with
+// cfg's envelope (wrapped events have detail-type HTTP Event, the source's
+// name as source and an id from newID). An error is what the POST is
+// answered 400 with: a body that is not an object or an array of them, an
+// event that does not fit the envelope (naming it in an array). The
+// handler uses it, and so does the dry run (switchyard route).
+func Decode(name string, cfg Config, body []byte, now time.Time, trace router.TraceContext, newID func() string) ([]*router.Message, error) {
+	raws, err := split(body)
 	if err != nil {
 		return nil, err
 	}
-	// A request may be a caller retrying one that failed (a 503, a lost
-	// answer): an event that brought its own id may have been delivered
-	// before. A wrapped one has a new id each time.
-	return &router.Message{Event: ev, Source: s.name, ID: ev.ID, Body: raw, Received: now, Trace: trace, Redelivered: ev.ID != origin.ID}, nil
+	msgs := make([]*router.Message, len(raws))
+	for i, raw := range raws {
+		origin := router.Origin{Source: name, DetailType: detailType, ID: newID(), Time: now}
+		ev, err := router.Decode(cfg.Envelope, raw, origin, now)
+		if err != nil {
+			if len(raws) > 1 {
+				err = fmt.Errorf("event [%d]: %w", i, err)
+			}
+			return nil, err
+		}
+		// A request may be a caller retrying one that failed (a 503, a
+		// lost answer): an event that brought its own id may have been
+		// delivered before. A wrapped one has a new id each time.
+		msgs[i] = &router.Message{Event: ev, Source: name, ID: ev.ID, Body: raw, Received: now, Trace: trace, Redelivered: ev.ID != origin.ID}
+	}
+	return msgs, nil
 }
 
 // deliver hands the events to the router and answers once all are
@@ -467,7 +471,7 @@ handoff:
 		s.retryLater(w, http.StatusServiceUnavailable, after, fmt.Sprintf("%d of %d events could not be delivered yet; retry", nacked, len(msgs)))
 		return
 	}
-	s.stats.Accepted.Add(int64(len(msgs)))
+	s.stats.accepted(len(msgs))
 	s.ok(w, http.StatusOK, msgs)
 }
 
@@ -515,8 +519,14 @@ func (s *Source) persist(w http.ResponseWriter, r *http.Request, msgs []*router.
 		s.retryLater(w, http.StatusServiceUnavailable, time.Second, "could not persist the events; retry")
 		return
 	}
-	s.stats.Accepted.Add(int64(len(msgs)))
+	s.stats.accepted(len(msgs))
 	s.ok(w, http.StatusAccepted, msgs)
+}
+
+// accepted counts a request answered 2xx and its n events.
+func (st *Stats) accepted(n int) {
+	st.Accepted.Add(1)
+	st.Events.Add(int64(n))
 }
 
 func (s *Source) ok(w http.ResponseWriter, status int, msgs []*router.Message) {

@@ -171,6 +171,9 @@ func TestDeliveredArrayAndWrapped(t *testing.T) {
 	if ms[1].Event.ID == ms[2].Event.ID {
 		t.Errorf("two wrapped events share id %s", ms[1].Event.ID)
 	}
+	if st := s.Stats(); st.Accepted.Load() != 1 || st.Events.Load() != 3 || st.Requests.Load() != 1 {
+		t.Errorf("stats: %d requests, %d accepted, %d events; want 1 request, accepted, with 3 events", st.Requests.Load(), st.Accepted.Load(), st.Events.Load())
+	}
 }
 
 // A nacked event fails its POST with 503 and the nack's delay as

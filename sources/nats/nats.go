@@ -27,16 +27,15 @@ func Open(ctx context.Context, name string, cfg Config, nc *nats.Conn, js jetstr
 		log = slog.Default()
 	}
 	if cfg.JetStream() {
-		src, err := jsconsumer.Open(ctx, js, jsconsumer.Config{
-			Source: name, Stream: cfg.Stream, Subject: cfg.Subject, Durable: cfg.DurableFor(name),
-			AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, Batch: cfg.Batch, Wait: 20 * time.Second,
-			Envelope: cfg.Envelope, Malformed: cfg.Malformed, DetailType: "NATS Message",
-			CreateStream: &jetstream.StreamConfig{
-				Subjects:  []string{cfg.Subject},
-				Retention: jetstream.WorkQueuePolicy,
-				Storage:   jetstream.FileStorage,
-			},
-		}, log)
+		jc := consumerConfig(name, cfg)
+		jc.Stream, jc.Subject, jc.Durable = cfg.Stream, cfg.Subject, cfg.DurableFor(name)
+		jc.AckWait, jc.MaxAckPending, jc.Batch, jc.Wait = cfg.AckWait, cfg.MaxAckPending, cfg.Batch, 20*time.Second
+		jc.CreateStream = &jetstream.StreamConfig{
+			Subjects:  []string{cfg.Subject},
+			Retention: jetstream.WorkQueuePolicy,
+			Storage:   jetstream.FileStorage,
+		}
+		src, err := jsconsumer.Open(ctx, js, jc, log)
 		if err != nil {
 			return nil, err // not a typed nil in the interface
 		}
@@ -47,6 +46,23 @@ func Open(ctx context.Context, name string, cfg Config, nc *nats.Conn, js jetstr
 		return nil, err
 	}
 	return src, nil
+}
+
+// detailType is the detail-type of the events the source wraps payloads in.
+const detailType = "NATS Message"
+
+// consumerConfig is how both kinds of NATS source make events of payloads.
+func consumerConfig(name string, cfg Config) jsconsumer.Config {
+	return jsconsumer.Config{Source: name, Envelope: cfg.Envelope, Malformed: cfg.Malformed, DetailType: detailType}
+}
+
+// Decode makes the router message that the source named name with cfg
+// hands out for a payload received on subject (no headers), with id as
+// its message id, at now, without its handle, as jsconsumer.Config.Decode
+// says; log nil logs nothing. The dry run (switchyard route) uses it.
+func Decode(name string, cfg Config, subject string, body []byte, id string, now time.Time) (*router.Message, error) {
+	jc := consumerConfig(name, cfg)
+	return jc.Decode(subject, nil, body, id, now, now, nil)
 }
 
 // maxPendingBytes bounds the bytes of core NATS messages waiting for the
@@ -160,16 +176,9 @@ func (c *Core) message(m *nats.Msg, now time.Time) *router.Message {
 	if id == "" {
 		id = c.name + ":" + c.start + ":" + strconv.FormatUint(c.seq.Add(1), 10)
 	}
-	attrs := jsconsumer.Headers(m.Header)
-	origin := router.Origin{
-		Source: c.name, DetailType: "NATS Message", ID: id, Time: now,
-		Resources: []string{m.Subject}, Attributes: attrs,
-	}
-	msg := &router.Message{
-		Handle: coreHandle{c: c, id: id}, Source: c.name, ID: id, Body: m.Data, Attributes: attrs,
-		System: map[string]string{"Subject": m.Subject}, Received: now, Trace: router.CleanTrace(m.Header.Get),
-	}
-	router.DecodeMessage(msg, c.cfg.Envelope, c.cfg.Malformed, origin, c.log)
+	jc := consumerConfig(c.name, c.cfg)
+	msg, _ := jc.Decode(m.Subject, m.Header, m.Data, id, now, now, c.log)
+	msg.Handle = coreHandle{c: c, id: id}
 	return msg
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/switchyard-dev/switchyard/internal/awserr"
+	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/internal/streak"
 	"github.com/switchyard-dev/switchyard/router"
 )
@@ -40,8 +42,8 @@ type Source struct {
 	now  func() time.Time
 
 	// Learnt by Open.
-	arn, account, region string
-	fifo                 bool
+	queue Queue
+	fifo  bool
 
 	start   sync.Once
 	closing chan struct{}
@@ -89,13 +91,55 @@ func (s *Source) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqs source %s: queue %s: %w", s.name, s.cfg.QueueURL, err)
 	}
-	s.arn = out.Attributes[string(types.QueueAttributeNameQueueArn)]
+	s.queue = queueOfARN(out.Attributes[string(types.QueueAttributeNameQueueArn)])
 	s.fifo = out.Attributes[string(types.QueueAttributeNameFifoQueue)] == "true" || strings.HasSuffix(s.cfg.QueueURL, ".fifo")
-	// arn:aws:sqs:REGION:ACCOUNT:NAME
-	if parts := strings.Split(s.arn, ":"); len(parts) == 6 {
-		s.region, s.account = parts[3], parts[4]
-	}
 	return nil
+}
+
+// Queue is what a source knows of its queue, for the events it wraps: its
+// ARN, and the account and region in it.
+type Queue struct{ ARN, Account, Region string }
+
+// queueOfARN reads arn:PARTITION:sqs:REGION:ACCOUNT:NAME.
+func queueOfARN(arn string) Queue {
+	q := Queue{ARN: arn}
+	if parts := strings.Split(arn, ":"); len(parts) == 6 {
+		q.Region, q.Account = parts[3], parts[4]
+	}
+	return q
+}
+
+// QueueOf is the Queue a queue URL names, for a dry run, which asks SQS
+// nothing (Open asks SQS for the queue's ARN). The account is the URL's;
+// the region is the host's (sqs.REGION.amazonaws.com, or
+// REGION.queue.amazonaws.com), else region, and with both the ARN is
+// arn:PARTITION:sqs:REGION:ACCOUNT:NAME.
+func QueueOf(queueURL, region string) Queue {
+	q, err := names.ParseQueueURL(queueURL)
+	if err != nil {
+		return Queue{}
+	}
+	if u, err := url.Parse(queueURL); err == nil {
+		labels := strings.Split(u.Hostname(), ".")
+		switch {
+		case len(labels) >= 4 && labels[0] == "sqs" && labels[2] == "amazonaws":
+			region = labels[1]
+		case len(labels) >= 4 && labels[1] == "queue" && labels[2] == "amazonaws":
+			region = labels[0]
+		}
+	}
+	out := Queue{Account: q.Account, Region: region}
+	if region != "" {
+		partition := "aws"
+		switch {
+		case strings.HasPrefix(region, "cn-"):
+			partition = "aws-cn"
+		case strings.HasPrefix(region, "us-gov-"):
+			partition = "aws-us-gov"
+		}
+		out.ARN = "arn:" + partition + ":sqs:" + region + ":" + q.Account + ":" + q.Name
+	}
+	return out
 }
 
 func (s *Source) startWorkers() {
@@ -145,12 +189,35 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error
 // message turns an SQS message into a router message that stays invisible
 // until visibleUntil.
 func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.Message {
+	msg, _ := Decode(s.name, s.cfg, s.queue, m, now, s.log)
+	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: msg.ID, visibleUntil: visibleUntil, received: now}
+	msg.Handle = h
+	h.log = router.MessageIDs(msg)
+	s.mu.Lock()
+	s.inflight[h] = struct{}{}
+	s.mu.Unlock()
+	return msg
+}
+
+// Decode makes the router message that the source named name with cfg
+// hands out for m, received from q at now, without its handle: its
+// attributes (typed and as strings), system attributes, FIFO group, trace
+// context, and its event, decoded with cfg's envelope (wrapped events have
+// detail-type SQS Message, the source's name as source, the message id as
+// id, the queue as resource). A body that does not fit the envelope is
+// handled as cfg's malformed says (logged to log, if not nil, when
+// wrapped), and the misfit returned. Receive uses it, and so does the dry
+// run (switchyard route).
+func Decode(name string, cfg Config, q Queue, m types.Message, now time.Time, log *slog.Logger) (*router.Message, error) {
 	body := []byte(aws.ToString(m.Body))
 	id := aws.ToString(m.MessageId)
 	attrs := map[string]string{}
+	typed := make(map[string]router.Attribute, len(m.MessageAttributes))
 	for k, v := range m.MessageAttributes {
-		if v.StringValue != nil {
-			attrs[k] = *v.StringValue
+		a := router.Attribute{DataType: aws.ToString(v.DataType), StringValue: aws.ToString(v.StringValue), BinaryValue: v.BinaryValue}
+		typed[k] = a
+		if !a.IsBinary() && v.StringValue != nil {
+			attrs[k] = a.StringValue
 		}
 	}
 	sent := now
@@ -158,18 +225,17 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 		sent = time.UnixMilli(ms)
 	}
 	origin := router.Origin{
-		Source: s.name, DetailType: "SQS Message", ID: id, Time: sent,
-		Account: s.account, Region: s.region, Resources: []string{s.arn}, Attributes: attrs,
+		Source: name, DetailType: "SQS Message", ID: id, Time: sent,
+		Account: q.Account, Region: q.Region, Resources: []string{q.ARN}, Attributes: attrs,
 	}
-	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: id, visibleUntil: visibleUntil, received: now}
 	// The response's own map: nothing else holds it.
 	system := m.Attributes
 	if system == nil {
 		system = make(map[string]string, 2)
 	}
-	system["QueueArn"], system["Region"] = s.arn, s.region
+	system["QueueArn"], system["Region"] = q.ARN, q.Region
 	msg := &router.Message{
-		Handle: h, Source: s.name, ID: id, Body: body, Attributes: attrs, System: system, Received: now,
+		Source: name, ID: id, Body: body, Attributes: attrs, TypedAttributes: typed, System: system, Received: now,
 		Group: m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)],
 		// A count missing, or above 1: it may have been handed out before.
 		Redelivered: system[string(types.MessageSystemAttributeNameApproximateReceiveCount)] != "1",
@@ -180,14 +246,11 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 			return ""
 		}),
 	}
-	if !s.cfg.Raw {
-		router.DecodeMessage(msg, s.cfg.Envelope, s.cfg.Malformed, origin, s.log)
+	if cfg.Raw {
+		return msg, nil
 	}
-	h.log = router.MessageIDs(msg)
-	s.mu.Lock()
-	s.inflight[h] = struct{}{}
-	s.mu.Unlock()
-	return msg
+	err := router.DecodeMessage(msg, cfg.Envelope, cfg.Malformed, origin, log)
+	return msg, err
 }
 
 // Close stops the workers within ctx. Messages not yet settled become

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,6 +120,29 @@ func receive(t *testing.T, s *Source, want int) []*router.Message {
 		t.Fatalf("received %d messages, want %d", len(got), want)
 	}
 	return got
+}
+
+// A message's attributes keep their types (Number, Binary, custom labels)
+// for the targets that carry them; Attributes has the String and Number
+// values, for the wrapped event and JSON dead letters.
+func TestSQSSource_KeepsAttributeTypes(t *testing.T) {
+	f := newFixture(t, nil)
+	s := f.source(t, nil)
+	f.send(t, awstest.Message{Body: `{"order":"o-1"}`, Attributes: map[string]awstest.Attribute{
+		"tenant": {DataType: "String", StringValue: "acme"}, "priority": {DataType: "Number.int", StringValue: "7"},
+		"blob": {DataType: "Binary", BinaryValue: []byte{0, 0xff}},
+	}})
+	m := receive(t, s, 1)[0]
+	want := map[string]router.Attribute{
+		"tenant": {DataType: "String", StringValue: "acme"}, "priority": {DataType: "Number.int", StringValue: "7"},
+		"blob": {DataType: "Binary", BinaryValue: []byte{0, 0xff}},
+	}
+	if !reflect.DeepEqual(m.TypedAttributes, want) {
+		t.Errorf("typed attributes %+v, want %+v", m.TypedAttributes, want)
+	}
+	if !maps.Equal(m.Attributes, map[string]string{"tenant": "acme", "priority": "7"}) {
+		t.Errorf("attributes %v", m.Attributes)
+	}
 }
 
 func TestSQSSource_Envelopes(t *testing.T) {
