@@ -3,34 +3,36 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/configsrc"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 )
-
-// defaultAdmin is admin.listen's default, where health, status and reload
-// look unless told otherwise.
-const defaultAdmin = "127.0.0.1:9090"
 
 // adminOpts are the flags of the commands that talk to a running daemon:
 // where its admin endpoint is, and how long to wait for it.
 type adminOpts struct {
-	addr    string
-	timeout time.Duration
+	file, addr string
+	timeout    time.Duration
 }
 
-// adminFlags parses --addr and --timeout, and the command's own flags
+// adminFlags parses -c, --addr and --timeout, and the command's own flags
 // (more).
 func adminFlags(e *env, name string, args []string, wait time.Duration, more func(fs *flag.FlagSet)) (adminOpts, error) {
 	fs := newFlags(e, name)
-	addr := fs.String("addr", defaultAdmin, "the daemon's admin endpoint (admin.listen)")
+	file := fs.String("c", "", "the config whose admin.listen to ask, found as run finds it (default $SWITCHYARD_CONFIG, then $SWITCHYARD_CONFIG_YAML, then ./switchyard.yaml; admin.listen's default "+config.DefaultAdminListen+" when there is none)")
+	addr := fs.String("addr", "", "the daemon's admin endpoint, host:port, instead of the config's admin.listen")
 	timeout := fs.Duration("timeout", wait, "how long to wait for an answer")
 	if more != nil {
 		more(fs)
@@ -46,7 +48,7 @@ func adminFlags(e *env, name string, args []string, wait time.Duration, more fun
 			return adminOpts{}, fmt.Errorf("%w: --addr %q: want host:port, as admin.listen", errUsage, *addr)
 		}
 	}
-	return adminOpts{addr: *addr, timeout: *timeout}, nil
+	return adminOpts{file: *file, addr: *addr, timeout: *timeout}, nil
 }
 
 // adminTarget is the daemon's admin endpoint, and where its address came
@@ -55,9 +57,19 @@ type adminTarget struct {
 	addr, from string
 }
 
-// target is the admin endpoint --addr names.
-func (o adminOpts) target(context.Context) (adminTarget, error) {
+// target finds the admin endpoint: --addr, else admin.listen of the config
+// (read as run reads it, within ctx), else, when no config is given and
+// there is no ./switchyard.yaml, admin.listen's default. A config that
+// cannot be read, or says none, is an error that says so: guessing would
+// ask the wrong place.
+func (o adminOpts) target(ctx context.Context) (adminTarget, error) {
 	t := adminTarget{addr: o.addr, from: "--addr"}
+	if t.addr == "" {
+		var err error
+		if t.addr, t.from, err = configuredAdmin(ctx, o.file); err != nil {
+			return adminTarget{}, err
+		}
+	}
 	host, port, err := net.SplitHostPort(t.addr)
 	if err != nil {
 		return adminTarget{}, fmt.Errorf("%s %q: want host:port", t.from, t.addr)
@@ -71,9 +83,31 @@ func (o adminOpts) target(context.Context) (adminTarget, error) {
 	return t, nil
 }
 
+// configuredAdmin returns admin.listen of the config run would read (file,
+// or the environment's), and where it came from.
+func configuredAdmin(ctx context.Context, file string) (addr, from string, err error) {
+	name, data, err := configsrc.Load(ctx, file, os.LookupEnv)
+	if err != nil {
+		_, yamlSet := os.LookupEnv(configsrc.EnvYAML)
+		if file == "" && os.Getenv(configsrc.EnvRef) == "" && !yamlSet && errors.Is(err, fs.ErrNotExist) {
+			return config.DefaultAdminListen, "admin.listen's default: no -c, $" + configsrc.EnvRef + ", $" + configsrc.EnvYAML + " or ./" + configsrc.DefaultFile, nil
+		}
+		return "", "", fmt.Errorf("reading the config for admin.listen (or give --addr): %w", err)
+	}
+	listen, err := config.AdminListen(name, data, os.LookupEnv)
+	if err != nil {
+		return "", "", fmt.Errorf("reading the config for admin.listen (or give --addr):\n%w", err)
+	}
+	if listen == "none" {
+		return "", "", fmt.Errorf("%s: admin.listen is none: the daemon serves no admin endpoint to ask", name)
+	}
+	return listen, "admin.listen in " + name, nil
+}
+
 // cmdHealth exits 0 when the daemon has started and works (/healthz), or
 // with --ready when it is ready (/readyz), else 1 with the reason: a
-// container health check in an image with no shell or curl.
+// container health check in an image with no shell or curl. A config that
+// cannot be read exits 2, within --timeout as everything else.
 func cmdHealth(ctx context.Context, e *env, args []string) (int, error) {
 	var ready *bool
 	o, err := adminFlags(e, "health", args, 5*time.Second, func(fs *flag.FlagSet) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/awstest"
+	"github.com/switchyard-dev/switchyard/internal/configsrc"
 )
 
 // logConfig is baseConfig (one SQS source) delivering everything to a log
@@ -154,4 +155,101 @@ func TestRun_HealthIsLivenessReadinessIsAFlag(t *testing.T) {
 	}
 	remove()
 	waitFor(t, "ready again", func() bool { c, _ := get(t, "http://"+addr+"/readyz"); return c == http.StatusOK })
+}
+
+// health, status and reload find the admin endpoint where the config puts
+// it, the config found as run finds it; --addr wins; a config that cannot
+// be read, or has no endpoint, is said so (exit 2), never guessed around.
+func TestAdminCommands_FindTheEndpointInTheConfig(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	srv.SQS().CreateQueue("jobs", nil)
+	addr := freeAddr(t)
+	cfg := strings.Replace(logConfig, "version: 1\n", "version: 1\nadmin: {listen: \"${ADMIN_ADDR}\"}\n", 1)
+	t.Setenv("ADMIN_ADDR", addr)
+	d := startDaemon(t, srv, cfg)
+	file := configFileOf(t, d)
+	waitFor(t, "ready", func() bool { c, _ := get(t, "http://"+addr+"/readyz"); return c == http.StatusOK })
+
+	t.Chdir(t.TempDir()) // no ./switchyard.yaml
+	for _, k := range []string{configsrc.EnvRef, configsrc.EnvYAML} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	if code, out := runCmd(t, "health", "-c", file); code != exitOK || out != "ok\n" {
+		t.Errorf("health -c FILE: exit %d, %q", code, out)
+	}
+	if code, out := runCmd(t, "status", "-c", file); code != exitOK || !strings.Contains(out, "SOURCE") {
+		t.Errorf("status -c FILE: exit %d, %q", code, out)
+	}
+	if code, out := runCmd(t, "health", "-c", file, "--addr", "127.0.0.1:1"); code != exitFail || !strings.Contains(out, "127.0.0.1:1 (--addr)") {
+		t.Errorf("health -c FILE --addr elsewhere: exit %d, %q; want --addr to win", code, out)
+	}
+
+	t.Setenv(configsrc.EnvRef, file)
+	if code, out := runCmd(t, "health"); code != exitOK {
+		t.Errorf("health with $%s: exit %d, %q", configsrc.EnvRef, code, out)
+	}
+	os.Unsetenv(configsrc.EnvRef)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(configsrc.EnvYAML, string(data))
+	if code, out := runCmd(t, "health"); code != exitOK {
+		t.Errorf("health with $%s (as on ECS): exit %d, %q", configsrc.EnvYAML, code, out)
+	}
+	os.Unsetenv(configsrc.EnvYAML)
+
+	// A reload of a config the daemon rejects still finds it, and fails.
+	bad := strings.Replace(string(data), "targets: [out]}]", "targets: [nowhere]}]", 1)
+	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runCmd(t, "reload", "-c", file); code != exitFail || !strings.Contains(out, "rejected") || !strings.Contains(out, `unknown target "nowhere"`) {
+		t.Errorf("reload -c FILE of a rejected config: exit %d, %q; want 1 and the problems", code, out)
+	}
+	if code, out := runCmd(t, "health", "-c", file); code != exitOK {
+		t.Errorf("health -c FILE edited into an invalid config: exit %d, %q; want 0: its admin.listen is fine", code, out)
+	}
+
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"missing file", []string{"-c", filepath.Join(dir, "nope.yaml")}, exitUsage, "nope.yaml: no such file or directory"},
+		{"no endpoint", []string{"-c", write("none.yaml", "version: 1\nadmin: {listen: none}\n")}, exitUsage, "admin.listen is none"},
+		{"broken YAML", []string{"-c", write("broken.yaml", "version: 1\nadmin: {listen: [\n")}, exitUsage, "broken.yaml:"},
+		{"unset variable", []string{"-c", write("unset.yaml", "admin: {listen: '${NO_SUCH_VARIABLE_HERE}'}\n")}, exitUsage, "NO_SUCH_VARIABLE_HERE is not set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, out := runCmd(t, append([]string{"health"}, tc.args...)...); code != tc.code || !strings.Contains(out, tc.want) || !strings.Contains(out, "admin.listen") {
+				t.Errorf("exit %d, %q; want %d and %q", code, out, tc.code, tc.want)
+			}
+		})
+	}
+	// Nothing given and no ./switchyard.yaml: the default, and it says so.
+	if code, out := runCmd(t, "health", "--timeout", "2s"); code != exitOK && !strings.Contains(out, "127.0.0.1:9090 (admin.listen's default") {
+		t.Errorf("health with no config: exit %d, %q; want it to say it asked the default", code, out)
+	}
+}
+
+// A config that cannot be fetched in time ends health within --timeout.
+func TestHealth_ConfigFetchIsBounded(t *testing.T) {
+	s, _, _ := configServer(t)
+	s.InjectFault(awstest.FaultRule{Op: "ssm:GetParameter", Fault: awstest.Fault{Latency: time.Minute}})
+	start := time.Now()
+	code, out := runCmd(t, "health", "-c", "ssm:/switchyard/prod", "--timeout", "300ms")
+	if took := time.Since(start); code != exitUsage || took > 5*time.Second || !strings.Contains(out, "reading the config for admin.listen") || !strings.Contains(out, "within 300ms") {
+		t.Errorf("health with a config that does not come: exit %d after %s, %q; want 2 within the timeout, and why", code, took.Round(time.Millisecond), out)
+	}
 }
