@@ -238,11 +238,16 @@ func renderStatus(w io.Writer, st *telemetry.Status, now time.Time) {
 		ready = "NOT READY: " + strings.Join(st.NotReady, "; ")
 	}
 	fmt.Fprintf(w, "switchyard %s, up %s, %s\n", st.Version, now.Sub(st.Started).Round(time.Second), ready)
-	fmt.Fprintf(w, "config %s, loaded %s ago, %d reloads", st.Config.File, now.Sub(st.Config.LoadedAt).Round(time.Second), st.Config.Reloads)
-	if st.Config.LastReject != "" {
-		fmt.Fprintf(w, ", last reload REJECTED: %s", firstLine(st.Config.LastReject))
+	fmt.Fprintf(w, "config %s, loaded %s ago, %d reloads\n", st.Config.File, now.Sub(st.Config.LoadedAt).Round(time.Second), st.Config.Reloads)
+	if r := strings.TrimSpace(st.Config.LastReject); r != "" {
+		// Whole, a problem per line: the reason is what to fix.
+		fmt.Fprintln(w, "last reload REJECTED, the running config is kept:")
+		for line := range strings.Lines(r) {
+			fmt.Fprintf(w, "  %s", line)
+		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "\nin flight %d of %d; rates per second over %gs\n\n", st.InFlight, st.MaxInFlight, st.RateWindow)
+	fmt.Fprintf(w, "in flight %d of %d; rates per second over %gs\n\n", st.InFlight, st.MaxInFlight, st.RateWindow)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tTYPE\tRATE\tRECEIVED\tACKED\tNACKED\tUNMATCHED\tERRORS\tLAST ERROR")
