@@ -147,7 +147,9 @@ func (td *taskDefinition) container(name string) *containerDefinition {
 func TestTaskDefinitions(t *testing.T) {
 	t.Parallel()
 	cfn := loadTemplate(t)
-	logGroup := cfn.parameterDefault(t, "LogGroupName")
+	// The JSON files log where a stack of the template named switchyard
+	// does.
+	logGroup := cfn.defaultLogGroup(t, "switchyard")
 	tests := []struct {
 		name   string
 		file   string
