@@ -210,7 +210,7 @@ func (eng *engine) openClients(ctx context.Context, cfg *config.Config) error {
 	if c.awsLoaded || !needsAWS(cfg) {
 		return nil
 	}
-	if err := checkEndpoints(ctx, cfg.AWS.Endpoints); err != nil {
+	if err := eng.retryStartup(ctx, "aws.endpoints", unreachableForNow, func() error { return checkEndpoints(ctx, cfg.AWS.Endpoints) }); err != nil {
 		return err
 	}
 	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithHTTPClient(awsHTTPClient(cfg.MaxInFlight))}

@@ -78,7 +78,7 @@ func TestRun_TransientStartupFailuresAreRetried(t *testing.T) {
 			}
 			srv.SQS().Send("jobs", awstest.Message{Body: s3Event("e-1", "a.png", 1)})
 			waitFor(t, "the queue to drain", queueEmpty(t, srv, "jobs"))
-			if !strings.Contains(d.stderr.String(), "startup: a source could not be opened; trying again") {
+			if !strings.Contains(d.stderr.String(), "startup: trying again after a failure that may pass") {
 				t.Error("the retried startup was not logged")
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/awserr"
@@ -17,31 +18,44 @@ import (
 // shorten it.
 var startupBackoff = struct{ initial, max time.Duration }{time.Second, 30 * time.Second}
 
-// openSource builds and opens source s. A transient failure (a throttle, a
-// 5xx, no answer or DNS: awserr.Transient; or the open's own timeout) is
-// tried again with backoff until ctx ends, and /readyz and /healthz say
-// why meanwhile: an outage of a dependency at startup delays the daemon
-// instead of stopping it. Anything else (no such queue, access denied) is
-// returned at once, with the source if one was made, to be closed.
+// openSource builds and opens source s, trying again while it fails
+// transiently (see retryStartup). A source that failed to open is closed.
 func (eng *engine) openSource(ctx context.Context, s config.Source) (router.Source, error) {
+	var src router.Source
+	err := eng.retryStartup(ctx, "source "+s.Name, transientAtStartup, func() error {
+		var err error
+		src, err = sourceKinds[s.Type](ctx, s, eng.c, eng.log)
+		if err != nil && src != nil {
+			closeAll([]any{src}, eng.log)
+			src = nil
+		}
+		return err
+	})
+	return src, err
+}
+
+// retryStartup calls try until it succeeds, fails in a way transient does
+// not forgive, or ctx ends. Between attempts it waits startupBackoff, and
+// /readyz and /healthz say what it waits for: an outage of a dependency
+// at startup (a throttle, a 5xx, no answer, DNS) delays the daemon instead
+// of stopping it, while what will not pass by itself (no such queue,
+// access denied) is returned at once.
+func (eng *engine) retryStartup(ctx context.Context, what string, transient func(error) bool, try func() error) error {
 	defer eng.startupState.Store(nil)
 	for attempt := 1; ; attempt++ {
-		src, err := sourceKinds[s.Type](ctx, s, eng.c, eng.log)
-		if err == nil || ctx.Err() != nil || !transientAtStartup(err) {
-			return src, err
-		}
-		if src != nil {
-			closeAll([]any{src}, eng.log)
+		err := try()
+		if err == nil || ctx.Err() != nil || !transient(err) {
+			return err
 		}
 		wait := startupWait(attempt)
-		why := fmt.Sprintf("source %s: attempt %d failed, next in %s: %v", s.Name, attempt, wait.Round(time.Millisecond), err)
+		why := fmt.Sprintf("%s: attempt %d failed, next in %s: %v", what, attempt, wait.Round(time.Millisecond), err)
 		eng.startupState.Store(&why)
-		eng.log.Warn("startup: a source could not be opened; trying again", "source", s.Name, "attempt", attempt, "retry_in", wait, "error", err)
+		eng.log.Warn("startup: trying again after a failure that may pass", "of", what, "attempt", attempt, "retry_in", wait, "error", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("source %s: %w (after %d attempts, the last: %v)", s.Name, ctx.Err(), attempt, err)
+			return fmt.Errorf("%s: %w (after %d attempts, the last: %v)", what, ctx.Err(), attempt, err)
 		case <-t.C:
 		}
 	}
@@ -52,6 +66,24 @@ func (eng *engine) openSource(ctx context.Context, s config.Source) (router.Sour
 // context ending is checked before.
 func transientAtStartup(err error) bool {
 	return awserr.Transient(err) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// unreachableForNow reports whether every failure to connect to a
+// configured endpoint (checkEndpoints) may pass by itself: a DNS failure or
+// a timeout. A refused connection says the address is wrong.
+func unreachableForNow(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		for _, e := range errs {
+			if !unreachableForNow(e) {
+				return false
+			}
+		}
+		return len(errs) > 0
+	}
+	var dns *net.DNSError
+	var ne net.Error
+	return errors.As(err, &dns) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // startupWait is the wait before attempt+1: startupBackoff.initial
