@@ -29,13 +29,17 @@ func AdminListen(file string, data []byte, lookup func(string) (string, bool)) (
 	if root == nil {
 		return "", Errors{{File: file, Msg: "the file is empty (see docs/config.md for its shape)"}}
 	}
-	admin := mapValue(deref(root), "admin")
+	if root = deref(root); root.Kind != yaml.MappingNode {
+		d.errorf(root, "", "expected a mapping of keys (see docs/config.md for its shape), got %s", d.describe(root))
+		return "", d.errs
+	}
+	admin := mapValue(root, "admin")
 	if admin == nil || isNull(deref(admin)) {
 		return DefaultAdminListen, nil
 	}
 	admin = deref(admin)
 	if admin.Kind != yaml.MappingNode {
-		d.errorf(admin, "admin", "want a mapping, such as {listen: 127.0.0.1:9090}")
+		d.errorf(admin, "admin", "expected a mapping, such as {listen: 127.0.0.1:9090}, got %s", d.describe(admin))
 		return "", d.errs
 	}
 	n := mapValue(admin, "listen")

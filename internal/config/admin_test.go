@@ -30,7 +30,8 @@ func TestAdminListen(t *testing.T) {
 		{"through an alias", "x: &a {listen: 127.0.0.1:9400}\nadmin: *a\n", "127.0.0.1:9400", ""},
 		{"not host:port", "version: 1\nadmin:\n  listen: 9090\n", "", "f.yaml:3:11: admin.listen: want host:port"},
 		{"unset variable", "admin: {listen: '${NOPE}'}\n", "", "f.yaml:1:17: admin.listen: environment variable NOPE is not set"},
-		{"admin not a mapping", "admin: 127.0.0.1:9090\n", "", "f.yaml:1:8: admin: want a mapping"},
+		{"admin not a mapping", "admin: 127.0.0.1:9090\n", "", "f.yaml:1:8: admin: expected a mapping"},
+		{"not a mapping at all", "- admin: {listen: 127.0.0.1:9300}\n", "", "f.yaml:1:1: expected a mapping of keys"},
 		{"broken YAML", "admin: {listen: [\n", "", "f.yaml:"},
 		{"empty", "", "", "the file is empty"},
 	}
