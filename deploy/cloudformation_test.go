@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -156,6 +157,95 @@ func (tpl *template) parameterDefault(t *testing.T, name string) string {
 	return fmt.Sprint(p["Default"])
 }
 
+// eval evaluates v as CloudFormation would for a stack named stack made
+// with every parameter's default: Ref, Fn::Sub (of parameters and pseudo
+// parameters), Fn::If, Fn::Equals and Fn::Not, which is what names in the
+// template use. Anything else is an error.
+func (tpl *template) eval(v any, stack string) (any, error) {
+	pseudo := map[string]string{"AWS::StackName": stack, "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+	lookup := func(name string) (string, error) {
+		if v, ok := pseudo[name]; ok {
+			return v, nil
+		}
+		p, ok := tpl.Parameters[name]
+		if !ok {
+			return "", fmt.Errorf("%s: not a parameter", name)
+		}
+		d, ok := p["Default"]
+		if !ok {
+			return "", fmt.Errorf("parameter %s has no default", name)
+		}
+		return fmt.Sprint(d), nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return v, nil
+	}
+	for fn, arg := range m {
+		args, _ := arg.([]any)
+		switch fn {
+		case "Ref":
+			return lookup(fmt.Sprint(arg))
+		case "Fn::Sub":
+			str, ok := arg.(string)
+			if !ok {
+				return nil, fmt.Errorf("Fn::Sub with variables is not evaluated")
+			}
+			var err error
+			out := subVarRE.ReplaceAllStringFunc(str, func(m string) string {
+				v, e := lookup(m[2 : len(m)-1])
+				err = cmp.Or(err, e)
+				return v
+			})
+			return out, err
+		case "Fn::If":
+			if len(args) != 3 {
+				return nil, fmt.Errorf("Fn::If %v", arg)
+			}
+			cond, err := tpl.eval(tpl.Conditions[fmt.Sprint(args[0])], stack)
+			if err != nil {
+				return nil, err
+			}
+			if cond == true {
+				return tpl.eval(args[1], stack)
+			}
+			return tpl.eval(args[2], stack)
+		case "Fn::Equals":
+			if len(args) != 2 {
+				return nil, fmt.Errorf("Fn::Equals %v", arg)
+			}
+			a, err := tpl.eval(args[0], stack)
+			if err != nil {
+				return nil, err
+			}
+			b, err := tpl.eval(args[1], stack)
+			return fmt.Sprint(a) == fmt.Sprint(b), err
+		case "Fn::Not":
+			if len(args) != 1 {
+				return nil, fmt.Errorf("Fn::Not %v", arg)
+			}
+			c, err := tpl.eval(args[0], stack)
+			return c != true, err
+		}
+		return nil, fmt.Errorf("%s is not evaluated", fn)
+	}
+	return nil, nil
+}
+
+// defaultLogGroup is the log group's name in a stack named stack.
+func (tpl *template) defaultLogGroup(t *testing.T, stack string) string {
+	t.Helper()
+	name, err := tpl.eval(tpl.Resources["LogGroup"].Properties["LogGroupName"], stack)
+	if err != nil {
+		t.Fatalf("LogGroup's LogGroupName: %v", err)
+	}
+	return fmt.Sprint(name)
+}
+
+// physicalNames are the properties that name a resource in its account and
+// region: two stacks that give one the same value collide.
+var physicalNames = []string{"QueueName", "LogGroupName", "RoleName", "Family", "ServiceName", "Name", "FunctionName", "TopicName", "ClusterName"}
+
 // ref, getAtt and sub build intrinsics to compare with.
 func ref(name string) any         { return map[string]any{"Ref": name} }
 func getAtt(res, attr string) any { return map[string]any{"Fn::GetAtt": []any{res, attr}} }
@@ -283,6 +373,29 @@ func TestCloudFormation(t *testing.T) {
 			}
 			if !used {
 				t.Errorf("parameter %s is never used", name)
+			}
+		}
+	})
+
+	// A second stack from the template, with its defaults, creates its own
+	// resources rather than failing on names the first one took.
+	t.Run("names are the stack's", func(t *testing.T) {
+		t.Parallel()
+		for name, r := range tpl.Resources {
+			for _, prop := range physicalNames {
+				v, ok := r.Properties[prop]
+				if !ok {
+					continue
+				}
+				a, err := tpl.eval(v, "shop-switchyard")
+				if err != nil {
+					t.Errorf("%s %s: %v", name, prop, err)
+					continue
+				}
+				b, _ := tpl.eval(v, "billing-switchyard")
+				if fmt.Sprint(a) == "" || fmt.Sprint(a) == fmt.Sprint(b) {
+					t.Errorf("%s %s is %q in two stacks: want a name of the stack's own (unset, or with ${AWS::StackName})", name, prop, a)
+				}
 			}
 		}
 	})
@@ -486,8 +599,8 @@ func TestCloudFormation(t *testing.T) {
 			}
 		}
 		lg := tpl.Resources["LogGroup"]
-		if !equal(lg.Properties["LogGroupName"], ref("LogGroupName")) || lg.Properties["RetentionInDays"] == nil {
-			t.Errorf("LogGroup %v: want LogGroupName from its parameter, and a retention", lg.Properties)
+		if got := tpl.defaultLogGroup(t, "shop"); got != "/ecs/shop" || lg.Properties["RetentionInDays"] == nil {
+			t.Errorf("LogGroup %v: want /ecs/STACK_NAME by default (got %q), and a retention", lg.Properties, got)
 		}
 		svc := tpl.Resources["Service"]
 		if svc.Type != "AWS::ECS::Service" || !equal(svc.Properties["TaskDefinition"], ref("TaskDefinition")) ||

@@ -14,6 +14,8 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/switchyard-dev/switchyard/internal/bus"
 )
 
 // stage is one FROM ... of the Dockerfile and its instructions.
@@ -306,5 +308,163 @@ func TestDockerfile_BuildsStaticBinary(t *testing.T) {
 	validate.Env = []string{"PATH=" + os.Getenv("PATH")} // no ${VAR}s set: the defaults apply
 	if out, err := validate.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Errorf("switchyard validate -c %s: %q, %v", sidecarConfig, out, err)
+	}
+}
+
+// imageEntry is a path in a model of an image: a directory, or a symbolic
+// link, and its owner.
+type imageEntry struct {
+	link  string // the link's target; "" for a directory
+	owner string // uid:gid
+}
+
+// imageFS models the file system a stage makes, as far as what the image's
+// writable paths depend on: directories and symbolic links, their owners,
+// the working directory and the volumes. RUN lines are modelled for
+// mkdir -p and ln -s, COPY --from of such paths, WORKDIR and VOLUME.
+type imageFS struct {
+	entries map[string]imageEntry
+	workdir string
+	volumes []string
+}
+
+// modelStage builds the model of stage s; stages are the models of the
+// stages before it, by name.
+func modelStage(t *testing.T, s *stage, stages map[string]*imageFS) *imageFS {
+	t.Helper()
+	fs := &imageFS{entries: map[string]imageEntry{}, workdir: "/"}
+	mkdir := func(p, owner string) {
+		for d := p; d != "/" && d != "."; d = filepath.Dir(d) {
+			if _, ok := fs.entries[d]; !ok {
+				fs.entries[d] = imageEntry{owner: owner}
+			}
+		}
+	}
+	lex := shell.NewLex('\\')
+	for _, n := range s.instructions {
+		a := args(n)
+		switch n.Value {
+		case "workdir":
+			fs.workdir = fs.abs(a[0])
+			mkdir(fs.workdir, "0:0")
+		case "volume":
+			for _, v := range a {
+				fs.volumes = append(fs.volumes, filepath.Clean(v))
+			}
+		case "run":
+			if n.Attributes["json"] {
+				continue
+			}
+			for cmd := range strings.SplitSeq(strings.Join(a, " "), "&&") {
+				words, err := lex.ProcessWords(strings.TrimSpace(cmd), shell.EnvsFromSlice(nil))
+				if err != nil {
+					t.Fatalf("Dockerfile:%d: %v", n.StartLine, err)
+				}
+				switch {
+				case len(words) > 2 && words[0] == "mkdir" && words[1] == "-p":
+					for _, d := range words[2:] {
+						mkdir(fs.abs(d), "0:0")
+					}
+				case len(words) == 4 && words[0] == "ln" && words[1] == "-s":
+					link := fs.abs(words[3])
+					mkdir(filepath.Dir(link), "0:0")
+					fs.entries[link] = imageEntry{link: words[2], owner: "0:0"}
+				}
+			}
+		case "copy":
+			var from, owner string
+			for _, f := range n.Flags {
+				if v, ok := strings.CutPrefix(f, "--from="); ok {
+					from = v
+				}
+				if v, ok := strings.CutPrefix(f, "--chown="); ok {
+					owner = v
+				}
+			}
+			src := stages[from]
+			if src == nil || len(a) != 2 {
+				continue // the build context: files, not modelled
+			}
+			if owner == "" {
+				owner = "0:0"
+			}
+			dir, dst := filepath.Clean(a[0]), fs.abs(a[1])
+			if e, ok := src.entries[dir]; !ok || e.link != "" {
+				continue // a file
+			}
+			// A directory's contents are copied, links as links.
+			mkdir(dst, owner)
+			fs.entries[dst] = imageEntry{owner: owner}
+			for p, e := range src.entries {
+				if rel, ok := strings.CutPrefix(p, dir+"/"); ok {
+					e.owner = owner
+					fs.entries[filepath.Join(dst, rel)] = e
+				}
+			}
+		}
+	}
+	return fs
+}
+
+// abs is p, absolute or relative to the working directory, made absolute.
+func (fs *imageFS) abs(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(fs.workdir, p)
+}
+
+// resolve follows the symbolic links along p (absolute, or relative to the
+// working directory).
+func (fs *imageFS) resolve(p string) string {
+	p = fs.abs(p)
+	for range 40 {
+		changed := false
+		for d := p; d != "/"; d = filepath.Dir(d) {
+			if e, ok := fs.entries[d]; ok && e.link != "" {
+				p = filepath.Join(e.link, strings.TrimPrefix(p, d))
+				changed = true
+				break
+			}
+		}
+		if !changed {
+			return p
+		}
+	}
+	return p
+}
+
+// The embedded NATS server's default store, ./data/nats, is writable in
+// the image as its user with the root file system read-only (ECS
+// readonlyRootFilesystem, docker run --read-only): it lies on a volume the
+// image's user owns.
+func TestDockerfile_DefaultStoreDirIsWritable(t *testing.T) {
+	t.Parallel()
+	d := parseDockerfile(t)
+	stages := map[string]*imageFS{}
+	var final *imageFS
+	for i := range d.stages {
+		final = modelStage(t, &d.stages[i], stages)
+		if d.stages[i].name != "" {
+			stages[d.stages[i].name] = final
+		}
+	}
+	var nats bus.Config
+	nats.SetDefaults()
+	dir := final.resolve(nats.StoreDir)
+	var volume string
+	for _, v := range final.volumes {
+		if dir == v || strings.HasPrefix(dir, v+"/") {
+			volume = v
+		}
+	}
+	if volume == "" {
+		t.Fatalf("the default nats.store_dir %s is %s in the image, on no volume (volumes %v): not writable with a read-only root", nats.StoreDir, dir, final.volumes)
+	}
+	if e := final.entries[volume]; e.owner != imageUser {
+		t.Errorf("the default nats.store_dir %s is %s, on volume %s owned by %q: want %s, the image's user", nats.StoreDir, dir, volume, e.owner, imageUser)
+	}
+	if volume != imageDataDir {
+		t.Errorf("the default nats.store_dir is on volume %s, want %s, where the task definitions mount theirs", volume, imageDataDir)
 	}
 }

@@ -117,9 +117,11 @@ const (
 	imageBinary  = "/usr/local/bin/switchyard"
 	imageUser    = "65532:65532"
 	imageDataDir = "/var/lib/switchyard"
-	// defaultAdminListen is where `switchyard health` asks without --addr:
-	// admin.listen's default.
-	defaultAdminListen = "127.0.0.1:9090"
+	// minStartPeriod is the least healthCheck startPeriod: startup waits
+	// out a dependency's transient outage (trying again with backoff up to
+	// 30s), and failed checks within the start period do not count, so two
+	// minutes of it at startup do not get the task replaced.
+	minStartPeriod = 120
 	// fargateMaxStopTimeout is the longest stopTimeout Fargate allows.
 	fargateMaxStopTimeout = 120
 )
@@ -145,7 +147,9 @@ func (td *taskDefinition) container(name string) *containerDefinition {
 func TestTaskDefinitions(t *testing.T) {
 	t.Parallel()
 	cfn := loadTemplate(t)
-	logGroup := cfn.parameterDefault(t, "LogGroupName")
+	// The JSON files log where a stack of the template named switchyard
+	// does.
+	logGroup := cfn.defaultLogGroup(t, "switchyard")
 	tests := []struct {
 		name   string
 		file   string
@@ -317,20 +321,26 @@ func checkDependencies(t *testing.T, td *taskDefinition) {
 }
 
 // checkHealthCheck checks the container health check: `switchyard health`
-// (no shell in the image), asking where the config's admin endpoint
-// listens, within ECS's bounds.
+// (no shell in the image), within ECS's bounds. It asks /healthz, whether
+// switchyard has started and works, not /readyz (--ready), whether its
+// sources receive now: an outage of SQS must make it not ready, never get
+// the task replaced. And it asks where the config's admin.listen says,
+// reading the config from SWITCHYARD_CONFIG_YAML as run does, so it needs
+// no --addr that could disagree with the config.
 func checkHealthCheck(t *testing.T, hc *healthCheck, cfg *config.Config) {
 	t.Helper()
 	if hc == nil {
 		t.Error("switchyard has no healthCheck")
 		return
 	}
-	want := []string{"CMD", imageBinary, "health"}
-	if cfg.Admin.Listen != defaultAdminListen {
-		want = append(want, "--addr", cfg.Admin.Listen)
+	if want := []string{"CMD", imageBinary, "health"}; !slices.Equal(hc.Command, want) {
+		t.Errorf("healthCheck command %q, want %q: liveness, at the config's admin.listen", hc.Command, want)
 	}
-	if !slices.Equal(hc.Command, want) {
-		t.Errorf("healthCheck command %q, want %q", hc.Command, want)
+	if cfg.Admin.Listen == "none" {
+		t.Error("admin.listen is none: the health check has nothing to ask")
+	}
+	if hc.StartPeriod < minStartPeriod {
+		t.Errorf("healthCheck startPeriod %d: want at least %d, so that startup can wait out a dependency's outage", hc.StartPeriod, minStartPeriod)
 	}
 	if hc.Interval < 5 || hc.Interval > 300 || hc.Timeout < 2 || hc.Timeout > 60 || hc.Timeout >= hc.Interval ||
 		hc.Retries < 1 || hc.Retries > 10 || hc.StartPeriod < 0 || hc.StartPeriod > 300 {

@@ -123,7 +123,9 @@ func TestSystemdUnit(t *testing.T) {
 	required := []struct{ key, want string }{
 		{"Type", "simple"}, // switchyard does not implement sd_notify
 		{"ExecStart", "/usr/local/bin/switchyard run -c " + conf},
-		{"ExecReload", "/bin/kill -HUP $MAINPID"},
+		// Exits 1 when the daemon rejects the new config, so that
+		// systemctl reload fails; kill -HUP succeeds either way.
+		{"ExecReload", "/usr/local/bin/switchyard reload -c " + conf},
 		{"Restart", "on-failure"},
 		{"DynamicUser", "yes"},
 		{"StateDirectory", "switchyard"},
@@ -185,6 +187,10 @@ func TestSystemdUnit(t *testing.T) {
 		if dir := path.Clean(cfg.NATS.StoreDir); !strings.HasPrefix(dir, "/var/lib/"+sd+"/") {
 			t.Errorf("%s: nats.store_dir %s is not under the unit's StateDirectory /var/lib/%s", ec2Config, dir, sd)
 		}
+	}
+	// ExecReload asks the admin endpoint.
+	if cfg.Admin.Listen == "none" {
+		t.Errorf("%s: admin.listen is none: ExecReload has nothing to ask", ec2Config)
 	}
 	if !strings.Contains(string(readRepoFile(t, ec2Config)), "/etc/switchyard/switchyard.yaml") {
 		t.Errorf("%s does not say it is installed as %s", ec2Config, conf)

@@ -3,57 +3,130 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/configsrc"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 )
 
-// defaultAdmin is admin.listen's default, where health, status and reload
-// look unless told otherwise.
-const defaultAdmin = "127.0.0.1:9090"
+// adminOpts are the flags of the commands that talk to a running daemon:
+// where its admin endpoint is, and how long to wait for it.
+type adminOpts struct {
+	file, addr string
+	timeout    time.Duration
+}
 
-// adminFlags parses --addr and --timeout, the flags of the commands that
-// talk to a running daemon.
-func adminFlags(e *env, name string, args []string, wait time.Duration, more func(fs *flag.FlagSet)) (addr string, client *http.Client, err error) {
+// adminFlags parses -c, --addr and --timeout, and the command's own flags
+// (more).
+func adminFlags(e *env, name string, args []string, wait time.Duration, more func(fs *flag.FlagSet)) (adminOpts, error) {
 	fs := newFlags(e, name)
-	a := fs.String("addr", defaultAdmin, "the daemon's admin endpoint (admin.listen)")
+	file := fs.String("c", "", "the config whose admin.listen to ask, found as run finds it (default $SWITCHYARD_CONFIG, then $SWITCHYARD_CONFIG_YAML, then ./switchyard.yaml; admin.listen's default "+config.DefaultAdminListen+" when there is none)")
+	addr := fs.String("addr", "", "the daemon's admin endpoint, host:port, instead of the config's admin.listen")
 	timeout := fs.Duration("timeout", wait, "how long to wait for an answer")
 	if more != nil {
 		more(fs)
 	}
 	if err := parseFlags(fs, args); err != nil {
-		return "", nil, err
+		return adminOpts{}, err
 	}
-	host, port, err := net.SplitHostPort(*a)
+	if *timeout <= 0 {
+		return adminOpts{}, fmt.Errorf("%w: --timeout must be positive", errUsage)
+	}
+	if *addr != "" {
+		if _, _, err := net.SplitHostPort(*addr); err != nil {
+			return adminOpts{}, fmt.Errorf("%w: --addr %q: want host:port, as admin.listen", errUsage, *addr)
+		}
+	}
+	return adminOpts{file: *file, addr: *addr, timeout: *timeout}, nil
+}
+
+// adminTarget is the daemon's admin endpoint, and where its address came
+// from, for messages.
+type adminTarget struct {
+	addr, from string
+}
+
+// target finds the admin endpoint: --addr, else admin.listen of the config
+// (read as run reads it, within ctx), else, when no config is given and
+// there is no ./switchyard.yaml, admin.listen's default. A config that
+// cannot be read, or says none, is an error that says so: guessing would
+// ask the wrong place.
+func (o adminOpts) target(ctx context.Context) (adminTarget, error) {
+	t := adminTarget{addr: o.addr, from: "--addr"}
+	if t.addr == "" {
+		var err error
+		if t.addr, t.from, err = configuredAdmin(ctx, o.file); err != nil {
+			return adminTarget{}, err
+		}
+	}
+	host, port, err := net.SplitHostPort(t.addr)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: --addr %q: want host:port, as admin.listen", errUsage, *a)
+		return adminTarget{}, fmt.Errorf("%s %q: want host:port", t.from, t.addr)
 	}
 	// admin.listen may name every interface (":9090", "0.0.0.0:9090"):
 	// the daemon is then reached on loopback.
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	if *timeout <= 0 {
-		return "", nil, fmt.Errorf("%w: --timeout must be positive", errUsage)
-	}
-	return net.JoinHostPort(host, port), &http.Client{Timeout: *timeout}, nil
+	t.addr = net.JoinHostPort(host, port)
+	return t, nil
 }
 
-// cmdHealth exits 0 when the daemon answers /readyz with 200, else 1: an
-// ECS container health check in an image with no shell or curl.
+// configuredAdmin returns admin.listen of the config run would read (file,
+// or the environment's), and where it came from.
+func configuredAdmin(ctx context.Context, file string) (addr, from string, err error) {
+	name, data, err := configsrc.Load(ctx, file, os.LookupEnv)
+	if err != nil {
+		_, yamlSet := os.LookupEnv(configsrc.EnvYAML)
+		if file == "" && os.Getenv(configsrc.EnvRef) == "" && !yamlSet && errors.Is(err, fs.ErrNotExist) {
+			return config.DefaultAdminListen, "admin.listen's default: no -c, $" + configsrc.EnvRef + ", $" + configsrc.EnvYAML + " or ./" + configsrc.DefaultFile, nil
+		}
+		return "", "", fmt.Errorf("reading the config for admin.listen (or give --addr): %w", err)
+	}
+	listen, err := config.AdminListen(name, data, os.LookupEnv)
+	if err != nil {
+		return "", "", fmt.Errorf("reading the config for admin.listen (or give --addr):\n%w", err)
+	}
+	if listen == "none" {
+		return "", "", fmt.Errorf("%s: admin.listen is none: the daemon serves no admin endpoint to ask", name)
+	}
+	return listen, "admin.listen in " + name, nil
+}
+
+// cmdHealth exits 0 when the daemon has started and works (/healthz), or
+// with --ready when it is ready (/readyz), else 1 with the reason: a
+// container health check in an image with no shell or curl. A config that
+// cannot be read exits 2, within --timeout as everything else.
 func cmdHealth(ctx context.Context, e *env, args []string) (int, error) {
-	addr, client, err := adminFlags(e, "health", args, 5*time.Second, nil)
+	var ready *bool
+	o, err := adminFlags(e, "health", args, 5*time.Second, func(fs *flag.FlagSet) {
+		ready = fs.Bool("ready", false, "ask whether the daemon is ready (/readyz: its sources receive), not whether it works (/healthz)")
+	})
 	if err != nil {
 		return exitUsage, err
 	}
-	code, body, err := call(ctx, client, http.MethodGet, addr, "/readyz")
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	t, err := o.target(ctx)
+	if err != nil {
+		return exitUsage, err
+	}
+	path := "/healthz"
+	if *ready {
+		path = "/readyz"
+	}
+	code, body, err := call(ctx, &http.Client{}, http.MethodGet, t, path)
 	if err != nil {
 		return exitFail, err
 	}
@@ -67,11 +140,17 @@ func cmdHealth(ctx context.Context, e *env, args []string) (int, error) {
 // cmdReload asks the daemon to reload its config, as SIGHUP does, and says
 // whether the new config runs or why it was rejected.
 func cmdReload(ctx context.Context, e *env, args []string) (int, error) {
-	addr, client, err := adminFlags(e, "reload", args, 2*time.Minute, nil)
+	o, err := adminFlags(e, "reload", args, 2*time.Minute, nil)
 	if err != nil {
 		return exitUsage, err
 	}
-	code, body, err := call(ctx, client, http.MethodPost, addr, "/reload")
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	t, err := o.target(ctx)
+	if err != nil {
+		return exitUsage, err
+	}
+	code, body, err := call(ctx, &http.Client{}, http.MethodPost, t, "/reload")
 	if err != nil {
 		return exitFail, err
 	}
@@ -81,7 +160,7 @@ func cmdReload(ctx context.Context, e *env, args []string) (int, error) {
 		fmt.Fprintf(e.stderr, "switchyard reload: rejected, the running config is kept:\n%s", body)
 		return exitFail, errReported
 	default:
-		return exitFail, fmt.Errorf("%s/reload answered %d: %s", addr, code, strings.TrimSpace(body))
+		return exitFail, fmt.Errorf("%s/reload answered %d: %s", t.addr, code, strings.TrimSpace(body))
 	}
 	fmt.Fprint(e.stdout, body)
 	return exitOK, nil
@@ -91,7 +170,7 @@ func cmdReload(ctx context.Context, e *env, args []string) (int, error) {
 func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 	var watch *bool
 	var every *time.Duration
-	addr, client, err := adminFlags(e, "status", args, 5*time.Second, func(fs *flag.FlagSet) {
+	o, err := adminFlags(e, "status", args, 5*time.Second, func(fs *flag.FlagSet) {
 		watch = fs.Bool("watch", false, "refresh until interrupted")
 		every = fs.Duration("interval", 2*time.Second, "how often --watch refreshes")
 	})
@@ -101,8 +180,15 @@ func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	tctx, cancel := context.WithTimeout(ctx, o.timeout)
+	t, err := o.target(tctx)
+	cancel()
+	if err != nil {
+		return exitUsage, err
+	}
+	client := &http.Client{Timeout: o.timeout}
 	for {
-		code, body, err := call(ctx, client, http.MethodGet, addr, "/status")
+		code, body, err := call(ctx, client, http.MethodGet, t, "/status")
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitOK, nil
@@ -111,7 +197,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 		}
 		var st telemetry.Status
 		if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
-			return exitFail, fmt.Errorf("%s/status answered %d: %.200s", addr, code, body)
+			return exitFail, fmt.Errorf("%s/status answered %d: %.200s", t.addr, code, body)
 		}
 		if *watch {
 			fmt.Fprint(e.stdout, "\x1b[H\x1b[2J") // home, clear screen
@@ -129,19 +215,19 @@ func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 }
 
 // call makes one request to the admin endpoint.
-func call(ctx context.Context, client *http.Client, method, addr, path string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
+func call(ctx context.Context, client *http.Client, method string, t adminTarget, path string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+t.addr+path, nil)
 	if err != nil {
-		return 0, "", fmt.Errorf("%w: --addr %q: %v", errUsage, addr, err)
+		return 0, "", fmt.Errorf("%s %q: %v", t.from, t.addr, err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, "", fmt.Errorf("the daemon's admin endpoint: %w", err)
+		return 0, "", fmt.Errorf("the daemon's admin endpoint %s (%s): %w", t.addr, t.from, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return 0, "", fmt.Errorf("the daemon's admin endpoint: %w", err)
+		return 0, "", fmt.Errorf("the daemon's admin endpoint %s (%s): %w", t.addr, t.from, err)
 	}
 	return resp.StatusCode, string(b), nil
 }
@@ -152,11 +238,16 @@ func renderStatus(w io.Writer, st *telemetry.Status, now time.Time) {
 		ready = "NOT READY: " + strings.Join(st.NotReady, "; ")
 	}
 	fmt.Fprintf(w, "switchyard %s, up %s, %s\n", st.Version, now.Sub(st.Started).Round(time.Second), ready)
-	fmt.Fprintf(w, "config %s, loaded %s ago, %d reloads", st.Config.File, now.Sub(st.Config.LoadedAt).Round(time.Second), st.Config.Reloads)
-	if st.Config.LastReject != "" {
-		fmt.Fprintf(w, ", last reload REJECTED: %s", firstLine(st.Config.LastReject))
+	fmt.Fprintf(w, "config %s, loaded %s ago, %d reloads\n", st.Config.File, now.Sub(st.Config.LoadedAt).Round(time.Second), st.Config.Reloads)
+	if r := strings.TrimSpace(st.Config.LastReject); r != "" {
+		// Whole, a problem per line: the reason is what to fix.
+		fmt.Fprintln(w, "last reload REJECTED, the running config is kept:")
+		for line := range strings.Lines(r) {
+			fmt.Fprintf(w, "  %s", line)
+		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "\nin flight %d of %d; rates per second over %gs\n\n", st.InFlight, st.MaxInFlight, st.RateWindow)
+	fmt.Fprintf(w, "in flight %d of %d; rates per second over %gs\n\n", st.InFlight, st.MaxInFlight, st.RateWindow)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tTYPE\tRATE\tRECEIVED\tACKED\tNACKED\tUNMATCHED\tERRORS\tLAST ERROR")

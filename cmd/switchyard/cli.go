@@ -50,9 +50,9 @@ var commands = []command{
 	{"test-pattern", "--pattern JSON|@FILE --event JSON|@FILE", "match one event against one pattern, like EventBridge's TestEventPattern", cmdTestPattern},
 	{"route", "-c FILE [--json] [--source NAME] [EVENTS.jsonl|-]", "dry run: the rules, targets and payloads for each event; calls nothing", cmdRoute},
 	{"iam-policy", "-c FILE", "print the least-privilege IAM policy the config needs, as JSON", cmdIAMPolicy},
-	{"health", "[--addr HOST:PORT] [--timeout D]", "exit 0 when the daemon is ready (/readyz), else 1: for container health checks", cmdHealth},
-	{"status", "[--addr HOST:PORT] [--watch] [--interval D]", "the daemon's per-source, per-rule and per-target figures, as tables", cmdStatus},
-	{"reload", "[--addr HOST:PORT]", "reload the daemon's config, as SIGHUP does, and say whether it took", cmdReload},
+	{"health", "[-c FILE | --addr HOST:PORT] [--ready] [--timeout D]", "exit 0 when the daemon has started and works (/healthz; --ready: is ready, /readyz), else 1: for container health checks", cmdHealth},
+	{"status", "[-c FILE | --addr HOST:PORT] [--watch] [--interval D]", "the daemon's per-source, per-rule and per-target figures, as tables", cmdStatus},
+	{"reload", "[-c FILE | --addr HOST:PORT]", "reload the daemon's config, as SIGHUP does, and say whether it took", cmdReload},
 	{"schema", "", "print the config file's JSON Schema (draft 2020-12), for editors", cmdSchema},
 	{"version", "", "print the version", cmdVersion},
 }

@@ -53,6 +53,9 @@ type engine struct {
 
 	backlogViews map[string]*telemetry.Backlog // by target name, kept across reloads (their depth is cached)
 
+	started      atomic.Bool            // startup is over: /healthz is 200 from then on
+	startupState atomic.Pointer[string] // what startup waits for, while it waits
+
 	mu       sync.Mutex // serialises build, reloads and close; guards what follows
 	cfg      *config.Config
 	closed   bool
@@ -110,7 +113,7 @@ func (eng *engine) run(ctx context.Context, cfg *config.Config) (int, error) {
 
 	if cfg.Admin.Listen != "none" {
 		admin, err := telemetry.ListenAdmin(telemetry.AdminConfig{
-			Listen: cfg.Admin.Listen, Version: versionString(), Metrics: eng.metrics, NotReady: eng.notReady,
+			Listen: cfg.Admin.Listen, Version: versionString(), Metrics: eng.metrics, NotReady: eng.notReady, NotStarted: eng.notStarted,
 			Reload: eng.reload, Config: eng.configStatus, Logger: log, Pprof: cfg.Admin.Pprof,
 		})
 		if err != nil {
@@ -121,8 +124,15 @@ func (eng *engine) run(ctx context.Context, cfg *config.Config) (int, error) {
 	}
 	defer eng.close()
 	if err := eng.build(ctx, cfg); err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM while starting (waiting out a dependency's outage,
+			// say): asked to stop, not failed.
+			log.Info("switchyard stopped while starting", "error", err)
+			return exitOK, nil
+		}
 		return exitFail, fmt.Errorf("startup: %w", err)
 	}
+	eng.started.Store(true)
 	d := eng.d.Load()
 	stopDraining := context.AfterFunc(ctx, func() { eng.draining.Store(true) })
 	defer stopDraining()
@@ -163,7 +173,7 @@ func (eng *engine) build(ctx context.Context, cfg *config.Config) error {
 	eng.commitStats(stats)
 	var sources []router.Source
 	for _, s := range cfg.Sources {
-		src, err := sourceKinds[s.Type](ctx, s, eng.c, eng.log)
+		src, err := eng.openSource(ctx, s)
 		if src != nil {
 			eng.closers = append(eng.closers, src)
 		}
@@ -209,7 +219,7 @@ func (eng *engine) openClients(ctx context.Context, cfg *config.Config) error {
 	if c.awsLoaded || !needsAWS(cfg) {
 		return nil
 	}
-	if err := checkEndpoints(ctx, cfg.AWS.Endpoints); err != nil {
+	if err := eng.retryStartup(ctx, "aws.endpoints", unreachableForNow, func() error { return checkEndpoints(ctx, cfg.AWS.Endpoints) }); err != nil {
 		return err
 	}
 	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithHTTPClient(awsHTTPClient(cfg.MaxInFlight))}
@@ -568,7 +578,7 @@ func (eng *engine) notReady() []string {
 	}
 	d := eng.d.Load()
 	if d == nil || !d.Receiving() {
-		return []string{"starting"}
+		return []string{eng.startingWhy()}
 	}
 	var why []string
 	if eng.c.bus != nil && !eng.c.bus.Conn().IsConnected() {

@@ -262,8 +262,12 @@ rules: [{name: all, pattern: {source: [{prefix: ""}]}, targets: [slow]}]
 	if code, _ := get(t, "http://"+addr+"/healthz"); code != 200 {
 		t.Errorf("/healthz while draining = %d, want 200 (alive)", code)
 	}
-	if code, out := health(); code != exitFail || !strings.Contains(out, "draining") {
-		t.Errorf("health while draining: exit %d, %q; want 1 and the reason", code, out)
+	if code, out := health(); code != exitOK {
+		t.Errorf("health while draining: exit %d, %q; want 0 (it works: it is finishing its deliveries)", code, out)
+	}
+	var out, errb strings.Builder
+	if code := run(t.Context(), []string{"health", "--ready", "--addr", addr}, strings.NewReader(""), &out, &errb); code != exitFail || !strings.Contains(out.String(), "draining") {
+		t.Errorf("health --ready while draining: exit %d, %q; want 1 and the reason", code, out.String()+errb.String())
 	}
 	if code := d.stop(); code != exitOK {
 		t.Fatalf("daemon exited %d", code)

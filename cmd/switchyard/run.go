@@ -282,8 +282,9 @@ func needsAWS(cfg *config.Config) bool {
 	return false
 }
 
-// checkEndpoints fails fast when configured endpoints cannot be reached,
-// naming each of them.
+// checkEndpoints fails when configured endpoints cannot be reached, naming
+// each of them (startup tries again when each failure may pass:
+// unreachableForNow).
 func checkEndpoints(ctx context.Context, ep config.Endpoints) error {
 	var errs []error
 	for _, e := range []struct{ name, url string }{{"sqs", ep.SQS}, {"lambda", ep.Lambda}, {"ecs", ep.ECS}, {"eventbridge", ep.EventBridge}} {

@@ -165,7 +165,7 @@ func readS3(ctx context.Context, ref string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	ctx, cancel, budget := withTimeout(ctx)
 	defer cancel()
 	cfg, err := awsConfig(ctx)
 	if err != nil {
@@ -190,7 +190,7 @@ func readS3(ctx context.Context, ref string) ([]byte, error) {
 		}
 	}
 	if err != nil {
-		return nil, s3Error(ctx, ref, bucket, key, cfg.Region, err)
+		return nil, s3Error(ctx, budget, ref, bucket, key, cfg.Region, err)
 	}
 	return data, nil
 }
@@ -229,7 +229,7 @@ func bucketRegion(err error) string {
 	return re.Response.Header.Get("X-Amz-Bucket-Region")
 }
 
-func s3Error(ctx context.Context, ref, bucket, key, region string, err error) error {
+func s3Error(ctx context.Context, budget time.Duration, ref, bucket, key, region string, err error) error {
 	if errors.Is(err, ErrTooLarge) {
 		return fmt.Errorf("%s: %w", ref, err)
 	}
@@ -249,7 +249,7 @@ func s3Error(ctx context.Context, ref, bucket, key, region string, err error) er
 	case "SlowDown", "ThrottlingException", "RequestThrottled", "TooManyRequestsException":
 		return fmt.Errorf("%s: %w: S3 answered %s, still after the SDK's retries", ref, ErrThrottled, code)
 	}
-	return fetchError(ctx, ref, "S3", err)
+	return fetchError(ctx, budget, ref, "S3", err)
 }
 
 // SSM
@@ -259,7 +259,7 @@ func readSSM(ctx context.Context, ref string) ([]byte, error) {
 	if name == "" {
 		return nil, fmt.Errorf("%s: want ssm:NAME, ssm:/PATH or a parameter ARN", ref)
 	}
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	ctx, cancel, budget := withTimeout(ctx)
 	defer cancel()
 	cfg, err := awsConfig(ctx)
 	if err != nil {
@@ -273,7 +273,7 @@ func readSSM(ctx context.Context, ref string) ([]byte, error) {
 	}
 	out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
 	if err != nil {
-		return nil, ssmError(ctx, ref, name, cfg.Region, err)
+		return nil, ssmError(ctx, budget, ref, name, cfg.Region, err)
 	}
 	if out.Parameter == nil || out.Parameter.Value == nil {
 		return nil, fmt.Errorf("%s: SSM answered no value", ref)
@@ -285,7 +285,7 @@ func readSSM(ctx context.Context, ref string) ([]byte, error) {
 	return []byte(v), nil
 }
 
-func ssmError(ctx context.Context, ref, name, region string, err error) error {
+func ssmError(ctx context.Context, budget time.Duration, ref, name, region string, err error) error {
 	code, msg := apiError(err)
 	switch code {
 	case "ParameterNotFound", "ParameterVersionNotFound":
@@ -295,16 +295,27 @@ func ssmError(ctx context.Context, ref, name, region string, err error) error {
 	case "ThrottlingException", "TooManyUpdates":
 		return fmt.Errorf("%s: %w: SSM answered %s, still after the SDK's retries", ref, ErrThrottled, code)
 	}
-	return fetchError(ctx, ref, "SSM", err)
+	return fetchError(ctx, budget, ref, "SSM", err)
 }
 
-// fetchError describes what is left: no answer in time, no connection, or
-// another AWS error.
-func fetchError(ctx context.Context, ref, svc string, err error) error {
+// withTimeout bounds ctx by Timeout, and returns the time that leaves
+// (less when ctx ends sooner), for messages.
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc, time.Duration) {
+	budget := Timeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < budget {
+		budget = time.Until(dl).Round(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	return ctx, cancel, budget
+}
+
+// fetchError describes what is left: no answer within budget, no
+// connection, or another AWS error.
+func fetchError(ctx context.Context, budget time.Duration, ref, svc string, err error) error {
 	var rse *smithyhttp.RequestSendError
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("%s: %w: no answer from %s within %s: %w", ref, ErrUnreachable, svc, Timeout, err)
+		return fmt.Errorf("%s: %w: no answer from %s within %s: %w", ref, ErrUnreachable, svc, budget, err)
 	case errors.As(err, &rse):
 		return fmt.Errorf("%s: %w: cannot reach %s (AWS_ENDPOINT_URL_%s overrides its endpoint): %w", ref, ErrUnreachable, svc, strings.ToUpper(svc), rse.Err)
 	}

@@ -1,6 +1,7 @@
 package configsrc_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"os"
@@ -239,5 +240,17 @@ func TestLoadPrecedence(t *testing.T) {
 	})
 	if err == nil || err.Error() != "ambiguous config: both SWITCHYARD_CONFIG (s3://b/k) and SWITCHYARD_CONFIG_YAML are set; unset one, or name the config with -c" {
 		t.Errorf("ambiguous: %v", err)
+	}
+}
+
+// A caller's deadline shorter than Timeout is the time the message names.
+func TestReadTimeout_CallersDeadline(t *testing.T) {
+	s := server(t)
+	s.InjectFault(awstest.FaultRule{Op: "ssm:GetParameter", Fault: awstest.Fault{Latency: time.Minute}})
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, _, err := configsrc.Read(ctx, "ssm:/switchyard/prod")
+	if !errors.Is(err, configsrc.ErrUnreachable) || !strings.Contains(err.Error(), "no answer from SSM within 300ms") {
+		t.Errorf("slow, with the caller's deadline: %v", err)
 	}
 }

@@ -38,6 +38,11 @@ type AdminConfig struct {
 	// NotReady returns why the daemon is not ready, or nothing when it is.
 	// Required.
 	NotReady func() []string
+	// NotStarted returns why the daemon has not started yet, or nothing
+	// once it has, which it then keeps returning whatever its
+	// dependencies do: /healthz answers 503 until then, and 200 from then
+	// on. Nil: started from the first request.
+	NotStarted func() []string
 	// Reload reloads the config and returns the problems that kept the new
 	// one out, or nil. Nil: POST /reload answers 501.
 	Reload func(ctx context.Context) error
@@ -76,7 +81,7 @@ func ListenAdmin(cfg AdminConfig) (*Admin, error) {
 	a := &Admin{cfg: cfg, ln: ln, served: make(chan error, 1), started: time.Now(), stop: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry(), promhttp.HandlerOpts{ErrorLog: slogPrinter{cfg.Logger}}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /status", a.status)
 	mux.Handle("POST /reload", loopbackOnly(http.HandlerFunc(a.reload)))
@@ -122,6 +127,22 @@ func (a *Admin) sample() {
 		case <-t.C:
 		}
 	}
+}
+
+// healthz answers whether the process works: 503 until it has started
+// (once ready), 200 from then on, while its sources fail or it drains
+// included. A container health check asks it: a dependency's outage makes
+// the daemon not ready, and must not get it replaced.
+func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
+	if a.cfg.NotStarted != nil {
+		if why := a.cfg.NotStarted(); len(why) > 0 {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not started:", strings.Join(why, "; "))
+			return
+		}
+	}
+	fmt.Fprintln(w, "ok")
 }
 
 func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {

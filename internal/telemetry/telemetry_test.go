@@ -160,3 +160,38 @@ func TestAdmin_PprofOnlyWhenOnAndFromLoopback(t *testing.T) {
 		t.Errorf("from 10.0.0.7: %d, want 403", w.Code)
 	}
 }
+
+// /healthz is 503 until the daemon has started, then 200 whatever
+// readiness says: a source's outage makes it not ready, never not live.
+func TestAdmin_HealthzIsLivenessOnceStarted(t *testing.T) {
+	var started bool
+	a := &Admin{cfg: AdminConfig{
+		NotStarted: func() []string {
+			if started {
+				return nil
+			}
+			return []string{"starting: source jobs: retrying in 2s"}
+		},
+		NotReady: func() []string { return []string{"source jobs: the last 5 receives failed"} },
+	}}
+	get := func(h http.HandlerFunc) (int, string) {
+		w := httptest.NewRecorder()
+		h(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		return w.Code, w.Body.String()
+	}
+	if code, body := get(a.healthz); code != http.StatusServiceUnavailable || body != "not started: starting: source jobs: retrying in 2s\n" {
+		t.Errorf("/healthz while starting = %d %q, want 503 and why", code, body)
+	}
+	started = true
+	if code, body := get(a.healthz); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz once started, its source failing = %d %q, want 200 ok", code, body)
+	}
+	if code, _ := get(a.readyz); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with a failing source = %d, want 503", code)
+	}
+	// Without NotStarted, /healthz answers as soon as it is served.
+	a.cfg.NotStarted = nil
+	if code, _ := get(a.healthz); code != http.StatusOK {
+		t.Errorf("/healthz without NotStarted = %d, want 200", code)
+	}
+}
