@@ -22,7 +22,7 @@ func TestEntry_RoundTrip(t *testing.T) {
 			Message: &Message{Source: "jobs", ID: "m1", Body: []byte(`{"id":"e1","detail":{"k":"v"}}`), Received: first,
 				Event: &Event{ID: "e1"}, Attributes: map[string]string{"a": "1"}, System: map[string]string{"QueueArn": "arn"},
 				TypedAttributes: map[string]Attribute{"a": {DataType: "Number", StringValue: "1"}, "b": {DataType: "Binary.png", BinaryValue: []byte{0, 1}}},
-				Trace: TraceContext{TraceParent: "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01", TraceState: "k=v"}}}},
+				Trace:           TraceContext{TraceParent: "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01", TraceState: "k=v"}}}},
 		{"text payload, other body", &Delivery{ID: "d2", Rule: "r", Target: "t", Payload: []byte("order <o-1> placed"), Text: true,
 			Attempt: 3, Failures: 2, FirstAttempt: first, Generation: 2, FirstErr: errors.New("first"), LastErr: errors.New("last"),
 			Message: &Message{Source: "ingest", ID: "m2", Body: []byte(`{"Type":"Notification","Message":"..."}`), Received: first, Event: &Event{ID: "e2"},

@@ -138,6 +138,9 @@ func (eng *engine) run(ctx context.Context, cfg *config.Config) (int, error) {
 	defer stopDraining()
 
 	log.Info("switchyard running", "version", versionString(), "config", cfg.File, "sources", len(cfg.Sources), "targets", len(cfg.Targets), "rules", len(cfg.Rules))
+	for _, n := range cfg.Notes() {
+		log.Info("note: " + n)
+	}
 	if err := d.Run(ctx, cfg.ShutdownGrace); err != nil {
 		return exitFail, err
 	}

@@ -89,6 +89,12 @@ func TestValidate(t *testing.T) {
 		t.Errorf("valid config: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 
+	// A config with no backlog is valid, and validate says what that means.
+	code, stdout, stderr = cli(t, "", "validate", "-c", "../../examples/fanout.yaml")
+	if code != exitOK || stdout != "ok\n" || !strings.HasPrefix(stderr, "note: no target has a backlog: ") {
+		t.Errorf("config without a backlog: exit %d, stdout %q, stderr %q; want ok and a note", code, stdout, stderr)
+	}
+
 	code, stdout, stderr = cli(t, "", "validate", "-c", "../../internal/config/testdata/many-mistakes.yaml")
 	if code != exitFail || stdout != "" {
 		t.Errorf("invalid config: exit %d, stdout %q", code, stdout)

@@ -18,8 +18,12 @@ func cmdValidate(ctx context.Context, e *env, args []string) (int, error) {
 	if err := parseFlags(fs, args); err != nil {
 		return exitUsage, err
 	}
-	if _, err := loadConfig(ctx, e, *file); err != nil {
+	c, err := loadConfig(ctx, e, *file)
+	if err != nil {
 		return exitFail, err
+	}
+	for _, n := range c.Notes() {
+		fmt.Fprintln(e.stderr, "note: "+n)
 	}
 	fmt.Fprintln(e.stdout, "ok")
 	return exitOK, nil

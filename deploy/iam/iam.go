@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/internal/names"
 	ecssource "github.com/switchyard-dev/switchyard/sources/ecs"
@@ -81,6 +82,7 @@ const (
 	sidListTasks     = "ListClusterTasks"
 	sidDescribeTasks = "DescribeClusterTasks"
 	sidSend          = "SendToTargetQueues"
+	sidBacklog       = "UseTargetBacklogQueues"
 	sidInvoke        = "InvokeFunctions"
 	sidInvokeQual    = "InvokeFunctionVersionsAndAliases"
 	sidRunTasks      = "RunTasksIn"
@@ -88,7 +90,7 @@ const (
 	sidPassRole      = "PassRolesToTasks"
 )
 
-var sidOrder = []string{sidReceive, sidListTasks, sidDescribeTasks, sidSend, sidInvoke, sidInvokeQual, sidRunTasks, sidTag, sidPassRole}
+var sidOrder = []string{sidReceive, sidListTasks, sidDescribeTasks, sidSend, sidBacklog, sidInvoke, sidInvokeQual, sidRunTasks, sidTag, sidPassRole}
 
 func rank(sid string) int {
 	for i, s := range sidOrder {
@@ -118,6 +120,17 @@ func Policy(cfg *config.Config) (*Document, error) {
 	}
 	used := usedTargets(cfg)
 	for i, t := range cfg.Targets {
+		if t.Backlog != nil && t.Backlog.Type == backlog.TypeSQS {
+			// internal/backlog: GetQueueAttributes at start and for its
+			// depth; SendMessage to push; the SQS source's calls to drain.
+			// A backlog is opened whether or not a rule uses its target.
+			arn, err := b.queueARN(t.Backlog.QueueURL)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("targets[%d] %s: backlog: %w", i, t.Name, err))
+			} else {
+				b.add(sidBacklog, []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"}, arn, nil)
+			}
+		}
 		if !used[t.Name] {
 			continue
 		}

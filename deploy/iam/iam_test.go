@@ -448,3 +448,28 @@ func checkIAM(t *testing.T, doc []byte) {
 		}
 	}
 }
+
+// A target's SQS backlog is granted what the backlog does with it (send,
+// receive, delete, change visibility, read attributes), on that queue
+// alone; a JetStream backlog needs nothing from IAM.
+func TestPolicy_BacklogQueues(t *testing.T) {
+	d := policy(t, parse(t, `version: 1
+aws: {region: eu-west-1}
+sources: [{name: in, type: http}]
+targets:
+  - {name: app, type: http, url: "http://127.0.0.1:3000/", backlog: {type: sqs, queue_url: "https://sqs.eu-west-1.amazonaws.com/123456789012/app-backlog"}}
+  - {name: audit, type: log, backlog: {type: jetstream}}
+rules: [{name: r, pattern: {source: [x]}, targets: [app, audit]}]
+`))
+	s := statement(d, "UseTargetBacklogQueues")
+	if s == nil {
+		t.Fatalf("no backlog statement in %+v", d.Statement)
+	}
+	wantActions := []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"}
+	if !slices.Equal(s.Action, wantActions) || !slices.Equal(s.Resource, []string{"arn:aws:sqs:eu-west-1:123456789012:app-backlog"}) {
+		t.Errorf("backlog statement %+v, want %v on the backlog queue", s, wantActions)
+	}
+	if len(d.Statement) != 1 {
+		t.Errorf("%d statements, want the backlog's only (the http and log targets need none)", len(d.Statement))
+	}
+}

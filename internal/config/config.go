@@ -246,6 +246,20 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Notes are what a valid config means that its author may not expect:
+// `validate` prints them, `run` logs them.
+func (c *Config) Notes() []string {
+	var notes []string
+	if !slices.ContainsFunc(c.Targets, func(t Target) bool { return t.Backlog != nil }) {
+		notes = append(notes, "no target has a backlog: while a target is down its deliveries wait in memory, holding their messages, "+
+			"and a long outage of one target fills max_in_flight and holds back the others (see Backlogs in docs/config.md)")
+	}
+	if !c.Ledger.On() {
+		notes = append(notes, "the ledger is off: a message that comes back is delivered again to every target, and its attempts start over")
+	}
+	return notes
+}
+
 // natsEndpoints reports whether the config has a NATS source or target.
 func (c *Config) natsEndpoints() bool {
 	return slices.ContainsFunc(c.Sources, func(s Source) bool { return s.Type == "nats" }) ||
