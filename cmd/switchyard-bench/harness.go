@@ -47,7 +47,13 @@ type options struct {
 	// devBuild builds switchyard as `go build` does by default (sharing the
 	// build cache with tests) instead of static and stripped.
 	devBuild bool
+	// ledgerOff adds runs of switchyard with the delivery ledger off
+	// (program ledgerOffProgram), to measure what the ledger costs.
+	ledgerOff bool
 }
+
+// ledgerOffProgram is switchyard run with `ledger: {enabled: false}`.
+const ledgerOffProgram = "switchyard-ledger-off"
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("switchyard-bench", flag.ContinueOnError)
@@ -68,6 +74,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.noCeiling, "no-ceiling", false, "skip the ceiling runs")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "`directory` to write profiles to: of each switchyard run a CPU profile (5 s), then heap and goroutine profiles, from its admin endpoint's /debug/pprof; of each ceiling run a CPU profile from ready to exit")
 	fs.DurationVar(&o.latency, "lambda-latency", 0, "latency of every Lambda invocation in awstestd")
+	fs.BoolVar(&o.ledgerOff, "ledger-off", false, "also run switchyard with the delivery ledger off, after each switchyard run, and compare")
 	fs.StringVar(&o.memLimit, "gomemlimit", "", "GOMEMLIMIT for switchyard (such as 48MiB), as 90% of a container's memory limit sets it")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -143,6 +150,9 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) ([][]result
 		programs := []string{"switchyard"}
 		if sc.ceiling != nil && !o.noCeiling {
 			programs = []string{"ceiling", "switchyard"}
+		}
+		if o.ledgerOff {
+			programs = append(programs, ledgerOffProgram)
 		}
 		for i := range o.runs {
 			for _, prog := range programs {
@@ -274,7 +284,11 @@ func runOnce(ctx context.Context, o options, sc scenario, program string, run in
 		p, err = startProc("ceiling", dir, self, args, env)
 	} else {
 		file := filepath.Join(dir, "switchyard.yaml")
-		if err := os.WriteFile(file, []byte(sc.config(w)), 0o644); err != nil {
+		config := sc.config(w)
+		if program == ledgerOffProgram {
+			config = strings.Replace(config, "version: 1\n", "version: 1\nledger: {enabled: false}\n", 1)
+		}
+		if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
 			return r, err
 		}
 		if o.memLimit != "" {

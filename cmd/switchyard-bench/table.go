@@ -29,13 +29,22 @@ func of(rs []result, program string, f func(result) float64) []float64 {
 	return out
 }
 
-// pairRatios is f(switchyard)/f(ceiling) for each run, the ceiling run being
-// the one just before.
-func pairRatios(rs []result, f func(result) float64) []float64 {
+// pairRatios is f(prog)/f(base) for each run of prog, the base run being
+// the latest before it (runs alternate: ceiling, switchyard, and with
+// -ledger-off switchyard-ledger-off).
+func pairRatios(rs []result, prog, base string, f func(result) float64) []float64 {
 	var out []float64
-	for i := 1; i < len(rs); i++ {
-		if rs[i].program == "switchyard" && rs[i-1].program == "ceiling" && f(rs[i-1]) > 0 {
-			out = append(out, f(rs[i])/f(rs[i-1]))
+	for i, r := range rs {
+		if r.program != prog {
+			continue
+		}
+		for j := i - 1; j >= 0; j-- {
+			if rs[j].program == base {
+				if f(rs[j]) > 0 {
+					out = append(out, f(r)/f(rs[j]))
+				}
+				break
+			}
 		}
 	}
 	return out
@@ -47,18 +56,18 @@ func writeTable(w io.Writer, all [][]result) {
 	fmt.Fprintln(w, "| scenario | program | runs | events | events/s | ratio to ceiling | CPU s / 1k events | CPU ratio | r→i p50 ms | p90 ms | p99 ms | ready ms | RSS ready / peak / steady MB | anon peak MB |")
 	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
 	for _, rs := range all {
-		for _, prog := range []string{"ceiling", "switchyard"} {
+		for _, prog := range []string{"ceiling", "switchyard", ledgerOffProgram} {
 			n := len(of(rs, prog, func(result) float64 { return 0 }))
 			if n == 0 {
 				continue
 			}
 			m := func(f func(result) float64) float64 { return median(of(rs, prog, f)) }
 			ratio, cpuRatio := "", ""
-			if prog == "switchyard" {
-				if rr := pairRatios(rs, result.rate); len(rr) > 0 {
+			if prog != "ceiling" {
+				if rr := pairRatios(rs, prog, "ceiling", result.rate); len(rr) > 0 {
 					ratio = fmt.Sprintf("%.2f", median(rr))
 				}
-				if rr := pairRatios(rs, result.cpuPer1k); len(rr) > 0 {
+				if rr := pairRatios(rs, prog, "ceiling", result.cpuPer1k); len(rr) > 0 {
 					cpuRatio = fmt.Sprintf("%.2f", median(rr))
 				}
 			}
@@ -81,6 +90,16 @@ func writeTable(w io.Writer, all [][]result) {
 		}
 	}
 	for _, rs := range all {
+		// The ledger's cost: each switchyard run against the ledger-off run
+		// just after it (runs alternate: ceiling, switchyard, ledger off).
+		if rr := pairRatios(rs, ledgerOffProgram, "switchyard", result.rate); len(rr) > 0 {
+			for i := range rr {
+				rr[i] = 1 / rr[i]
+			}
+			fmt.Fprintf(w, "\n%s: switchyard with the ledger / with it off, events/s: median %.2f (runs %s)\n", rs[0].scenario, median(rr), fmtList(rr))
+		}
+	}
+	for _, rs := range all {
 		for _, r := range rs {
 			if r.idleMem.rss > 0 {
 				fmt.Fprintf(w, "\n%s %s run: idle RSS %.1f MB (anonymous %.1f MB) after 2 s at rest, %.3f CPU s while idle, ready in %.1f ms\n",
@@ -93,4 +112,15 @@ func writeTable(w io.Writer, all [][]result) {
 			}
 		}
 	}
+}
+
+func fmtList(xs []float64) string {
+	s := ""
+	for i, x := range xs {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%.2f", x)
+	}
+	return s
 }
