@@ -273,7 +273,14 @@ func (eng *engine) openState(ctx context.Context, cfg *config.Config) error {
 		case backlog.TypeJetStream:
 			b, err = backlog.OpenJetStream(octx, eng.c.bus.JetStream(), t.Name, *t.Backlog, eng.log)
 		case backlog.TypeSQS:
-			b, err = backlog.OpenSQS(octx, eng.c.sqs(true), t.Name, *t.Backlog, cfg.Policies[t.Policy].Retry.MaxAge, eng.log)
+			// As a source queue: SQS's hiccups at startup delay it.
+			err = eng.retryStartup(ctx, "backlog of "+t.Name, transientAtStartup, func() error {
+				qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				defer cancel()
+				var err error
+				b, err = backlog.OpenSQS(qctx, eng.c.sqs(true), t.Name, *t.Backlog, cfg.Policies[t.Policy].Retry.MaxAge, eng.log)
+				return err
+			})
 		}
 		if err != nil {
 			return err

@@ -264,7 +264,12 @@ func (b *Bus) Close(ctx context.Context) error {
 			ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 		}
-		if ferr := b.nc.FlushWithContext(ctx); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
+		// A connection that is down has nothing to flush to: what it
+		// buffered is lost either way, and waiting would only hold the
+		// shutdown up.
+		if !b.nc.IsConnected() {
+			b.log.Warn("closing while disconnected from NATS: publishes buffered since are dropped")
+		} else if ferr := b.nc.FlushWithContext(ctx); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 			err = fmt.Errorf("nats: flush: %w", ferr)
 		}
 		b.nc.Close()
