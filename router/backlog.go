@@ -291,7 +291,7 @@ func (d *Dispatcher) drainOne(ctx context.Context, target string, m *Message, st
 	if m.Redelivered && d.cfg.Ledger != nil {
 		if rec, found := d.cfg.Ledger.Get(ctx, del.ID); found {
 			if rec.State.Resolved() {
-				d.cfg.Ledger.stats.Hits.Add(1)
+				d.cfg.Ledger.stats.hit(del.Target)
 				d.settleEntry(m, true, 0)
 				return
 			}

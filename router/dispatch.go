@@ -576,7 +576,7 @@ func (d *Dispatcher) lookUp(ctx context.Context, ds []*Delivery) []*Delivery {
 			continue
 		}
 		if rec.State != Pending {
-			d.cfg.Ledger.stats.Hits.Add(1)
+			d.cfg.Ledger.stats.hit(del.Target)
 			if d.log.Enabled(ctx, slog.LevelDebug) {
 				d.log.Debug("delivery skipped: the ledger has it "+rec.State.String(), LogAttrs(del))
 			}

@@ -100,6 +100,27 @@ type LedgerStats struct {
 	Errors, Skipped atomic.Int64
 	// LastError is the latest failure, or nil.
 	LastError atomic.Pointer[LastError]
+
+	byTarget sync.Map // target → *atomic.Int64: its share of Hits
+}
+
+// hit counts a delivery to target skipped because of its record.
+func (s *LedgerStats) hit(target string) {
+	s.Hits.Add(1)
+	n, ok := s.byTarget.Load(target)
+	if !ok {
+		n, _ = s.byTarget.LoadOrStore(target, new(atomic.Int64))
+	}
+	n.(*atomic.Int64).Add(1)
+}
+
+// HitsOf returns how many of target's deliveries were skipped because the
+// ledger had them resolved or backlogged.
+func (s *LedgerStats) HitsOf(target string) int64 {
+	if n, ok := s.byTarget.Load(target); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 // LedgerGuard bounds a Ledger's calls and keeps delivering when it fails:

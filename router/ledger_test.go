@@ -154,8 +154,8 @@ func TestDispatcher_RedeliveredMessageSkipsWhatResolved(t *testing.T) {
 		if aCalls.Load() != 1 || bCalls.Load() != 2 {
 			t.Errorf("calls: a %d, b %d; want a 1 (it had succeeded), b 2", aCalls.Load(), bCalls.Load())
 		}
-		if hits := d.LedgerStats().Hits.Load(); hits != 1 {
-			t.Errorf("ledger hits = %d, want 1", hits)
+		if st := d.LedgerStats(); st.Hits.Load() != 1 || st.HitsOf("a") != 1 || st.HitsOf("b") != 0 {
+			t.Errorf("ledger hits = %d (a %d, b %d), want 1, of a", st.Hits.Load(), st.HitsOf("a"), st.HitsOf("b"))
 		}
 	})
 }

@@ -201,6 +201,9 @@ func (a *Admin) Status() *Status {
 			Throttled: ts.Throttled.Load(), Rate: a.rates.rate("t/"+t.Name, now, ts.Delivered.Load()),
 			LastError: lastError(ts.LastError.Load()), Backlog: backlogStatus(t),
 		})
+		if s.Ledger != nil {
+			out.Targets[len(out.Targets)-1].LedgerHits = s.Ledger.HitsOf(t.Name)
+		}
 	}
 	if l := s.Ledger; l != nil {
 		out.Ledger = &LedgerStatus{Lookups: l.Lookups.Load(), Hits: l.Hits.Load(), Writes: l.Writes.Load(), Errors: l.Errors.Load(),

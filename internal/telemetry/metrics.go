@@ -215,7 +215,7 @@ var (
 	dBacklogDepth  = gauge("switchyard_target_backlog_depth", "Deliveries in the target's backlog (approximate for SQS), by target.", "target")
 	dBacklogAge    = gauge("switchyard_target_backlog_age_seconds", "How long the oldest delivery in the target's backlog has waited (for SQS: since the queue was last seen empty), by target.", "target")
 	dLedgerLookups = counter("switchyard_ledger_lookups_total", "Ledger lookups that answered (deliveries of messages that came back).")
-	dLedgerHits    = counter("switchyard_ledger_hits_total", "Deliveries skipped because the ledger had them resolved or backlogged.")
+	dLedgerHits    = counter("switchyard_ledger_hits_total", "Deliveries skipped because the ledger had them resolved or backlogged, by target.", "target")
 	dLedgerWrites  = counter("switchyard_ledger_writes_total", "Ledger records written.")
 	dLedgerErrors  = counter("switchyard_ledger_errors_total", "Ledger calls that failed (the delivery went on without it).")
 	dLedgerSkipped = counter("switchyard_ledger_skipped_total", "Ledger calls not made because the ledger had just failed.")
@@ -296,7 +296,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if l := s.Ledger; l != nil {
 		emit(dLedgerLookups, float64(l.Lookups.Load()))
-		emit(dLedgerHits, float64(l.Hits.Load()))
+		for _, t := range s.Targets {
+			emit(dLedgerHits, float64(l.HitsOf(t.Name)), t.Name)
+		}
 		emit(dLedgerWrites, float64(l.Writes.Load()))
 		emit(dLedgerErrors, float64(l.Errors.Load()))
 		emit(dLedgerSkipped, float64(l.Skipped.Load()))

@@ -96,6 +96,9 @@ type TargetStatus struct {
 	LastError    *LastError `json:"last_error,omitempty"`
 	// Backlog is the target's backlog; absent when it has none.
 	Backlog *BacklogStatus `json:"backlog,omitempty"`
+	// LedgerHits counts the target's deliveries skipped because the ledger
+	// had them resolved or backlogged.
+	LedgerHits int64 `json:"ledger_hits"`
 }
 
 // LastError is the latest failure of a source or target.
