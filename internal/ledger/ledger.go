@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -108,15 +109,24 @@ func parseState(s string) (router.State, bool) {
 const maxError = 512
 
 func encode(r router.Record) []byte {
-	v := value{State: r.State.String(), Attempts: r.Attempts, Failures: r.Failures, LastError: r.LastError, Generation: r.Generation}
-	if len(v.LastError) > maxError {
-		v.LastError = v.LastError[:maxError]
-	}
+	v := value{State: r.State.String(), Attempts: r.Attempts, Failures: r.Failures, LastError: truncate(r.LastError), Generation: r.Generation}
 	if !r.FirstAttempt.IsZero() {
 		v.First = r.FirstAttempt.UnixMilli()
 	}
 	b, _ := json.Marshal(v)
 	return append([]byte{version}, b...)
+}
+
+// truncate cuts an error to maxError bytes, on a character boundary.
+func truncate(s string) string {
+	if len(s) <= maxError {
+		return s
+	}
+	cut := maxError
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // ErrCorrupt marks a value that is not a record this switchyard reads.
@@ -136,7 +146,7 @@ func decode(b []byte) (router.Record, error) {
 	if !ok || v.Attempts < 0 || v.Failures < 0 || v.Generation < 0 {
 		return router.Record{}, fmt.Errorf("%w: state %q", ErrCorrupt, v.State)
 	}
-	r := router.Record{State: st, Attempts: v.Attempts, Failures: v.Failures, LastError: v.LastError, Generation: v.Generation}
+	r := router.Record{State: st, Attempts: v.Attempts, Failures: v.Failures, LastError: truncate(v.LastError), Generation: v.Generation}
 	if v.First > 0 {
 		r.FirstAttempt = time.UnixMilli(v.First).UTC()
 	}
