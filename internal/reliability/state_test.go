@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/switchyard-dev/switchyard/internal/awstest"
+	"github.com/switchyard-dev/switchyard/internal/metricstest"
 )
 
 // The scenarios of the delivery ledger and the targets' backlogs: a
@@ -41,36 +40,11 @@ func (p *proc) metrics() map[string]float64 {
 		}
 		return m != nil
 	})
-	resp, err := http.Get("http://" + addr + "/metrics")
+	m, err := metricstest.Scrape(addr)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for name, f := range families {
-		for _, m := range f.Metric {
-			var labels []string
-			for _, l := range m.Label {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			key := name
-			if len(labels) > 0 {
-				key += "{" + strings.Join(labels, ",") + "}"
-			}
-			switch {
-			case m.Counter != nil:
-				out[key] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[key] = m.Gauge.GetValue()
-			}
-		}
-	}
-	return out
+	return m
 }
 
 // metric is one value of the daemon's metrics.
