@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/switchyard-dev/switchyard/internal/awstest"
 	"github.com/switchyard-dev/switchyard/internal/metricstest"
 	"github.com/switchyard-dev/switchyard/internal/syncbuf"

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/switchyard-dev/switchyard/internal/awstest"
 	"github.com/switchyard-dev/switchyard/internal/metricstest"
 )
