@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 
+	goccyparser "github.com/goccy/go-yaml/parser"
+	goccytoken "github.com/goccy/go-yaml/token"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard-dev/switchyard/router"
@@ -42,7 +44,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	d := &decoder{file: file, raw: map[*yaml.Node]string{}, nodes: map[string]*yaml.Node{}, failed: map[string]bool{}}
 	root, err := parseYAML(data)
 	if err != nil {
-		return nil, Errors{d.syntaxError(err)}
+		return nil, Errors{d.syntaxError(data, err)}
 	}
 	if root == nil {
 		return nil, Errors{{File: file, Msg: "the file is empty (see docs/config.md for its shape)"}}
@@ -60,6 +62,8 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	return c, nil
 }
 
+var errSecondDocument = errors.New("a config file holds one YAML document, found another")
+
 // parseYAML parses exactly one YAML document and returns its root, or nil
 // for an empty file.
 func parseYAML(data []byte) (*yaml.Node, error) {
@@ -76,7 +80,7 @@ func parseYAML(data []byte) (*yaml.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("yaml: line %d: a config file holds one YAML document, found another", more.Line)
+		return nil, fmt.Errorf("yaml: line %d: %w", more.Line, errSecondDocument)
 	}
 	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 		return nil, nil
@@ -86,16 +90,53 @@ func parseYAML(data []byte) (*yaml.Node, error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func (d *decoder) syntaxError(err error) *Error {
+// syntaxError turns a YAML parser error into an Error. yaml.v3 reports the
+// line where the construct being parsed began (a list two lines up, say),
+// not where the problem is, and no column; so the problem is located again
+// with a second parser, whose line and column point at the offending
+// token. Its finding is used when it is at or after yaml.v3's line (the
+// same mistake, placed exactly); otherwise yaml.v3's line stands alone.
+func (d *decoder) syntaxError(data []byte, err error) *Error {
 	msg := err.Error()
 	e := &Error{File: d.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
-		e.Col = 1
 		e.Msg = m[2]
+		if errors.Is(err, errSecondDocument) {
+			e.Col = 1
+		}
+	}
+	if !errors.Is(err, errSecondDocument) {
+		if line, col, what, ok := locateSyntaxError(data); ok && line >= e.Line {
+			e.Line, e.Col, e.Msg = line, col, what
+		}
 	}
 	e.Msg = "invalid YAML: " + e.Msg
 	return e
+}
+
+// locateSyntaxError parses data with goccy/go-yaml and returns the position
+// and message of the syntax error it finds, if any.
+func locateSyntaxError(data []byte) (line, col int, msg string, ok bool) {
+	defer func() {
+		if recover() != nil { // its failure must not become ours
+			ok = false
+		}
+	}()
+	_, err := goccyparser.ParseBytes(data, 0)
+	var se interface {
+		GetMessage() string
+		GetToken() *goccytoken.Token
+	}
+	if !errors.As(err, &se) {
+		return 0, 0, "", false
+	}
+	tk := se.GetToken()
+	if tk == nil || tk.Position == nil || tk.Position.Line < 1 || tk.Position.Column < 1 {
+		return 0, 0, "", false
+	}
+	// It quotes the offending character as it is, a tab included.
+	return tk.Position.Line, tk.Position.Column, strings.ReplaceAll(se.GetMessage(), "\t", `\t`), true
 }
 
 // mapValue returns the value of key in a mapping node, or nil.
