@@ -54,6 +54,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	c := &Config{File: file}
 	d.decode(root, reflect.ValueOf(c).Elem(), "")
 	c.setDefaults()
+	d.defaultedZeros()
 	d.validate(c)
 	if len(d.errs) > 0 {
 		d.errs.sort()
