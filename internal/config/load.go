@@ -235,6 +235,7 @@ func (p *Pattern) decodeNode(d *decoder, n *yaml.Node, path string) {
 		return
 	}
 	p.Pattern, p.JSON = pat, data
+	d.envelopeTypes(n, path, data)
 }
 
 // joinPattern appends a pattern error's path (keys and [i] positions).
