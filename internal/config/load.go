@@ -374,6 +374,7 @@ func (d *decoder) validate(c *Config) {
 		}
 	}
 	d.sharedConsumers(c)
+	d.queueRegions(c)
 	policies := slices.Sorted(maps.Keys(c.Policies))
 	for i, t := range c.Targets {
 		p := indexPath("targets", i)

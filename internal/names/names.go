@@ -6,8 +6,10 @@ package names
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -15,6 +17,12 @@ import (
 type Queue struct {
 	Account string
 	Name    string
+	// Region is the region the URL's host names (sqs.REGION.amazonaws.com,
+	// REGION.queue.amazonaws.com, a VPC endpoint's
+	// vpce-ID.sqs.REGION.vpce.amazonaws.com, FIPS and dual-stack hosts, in
+	// any partition; queue.amazonaws.com is us-east-1), or empty when it
+	// names none (a custom endpoint).
+	Region string
 }
 
 // ParseQueueURL checks that u looks like an SQS queue URL,
@@ -31,7 +39,62 @@ func ParseQueueURL(u string) (Queue, error) {
 	if len(parts) != 2 || parts[0] == "" || !queueName.MatchString(parts[1]) {
 		return Queue{}, errors.New("not a queue URL: the path must be /ACCOUNT/NAME, where NAME has 1 to 80 letters, digits, - or _ (and .fifo for FIFO queues)")
 	}
-	return Queue{Account: parts[0], Name: parts[1]}, nil
+	return Queue{Account: parts[0], Name: parts[1], Region: hostRegion(p.Hostname())}, nil
+}
+
+// awsDomains are the domains of AWS endpoints in each partition, whose host
+// names carry the region.
+var awsDomains = []string{".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov", ".sc2s.sgov.gov", ".cloud.adc-e.uk", ".csp.hci.ic.gov", ".api.amazonwebservices.com.cn"}
+
+// hostRegion is the region an AWS endpoint's host name names, or "": the
+// regional hosts (sqs.REGION.amazonaws.com), the legacy
+// REGION.queue.amazonaws.com and queue.amazonaws.com (us-east-1), VPC
+// endpoint, FIPS and dual-stack hosts, each in any partition; any other host
+// (a custom endpoint) names none.
+func hostRegion(host string) string {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if net.ParseIP(host) != nil {
+		return ""
+	}
+	if host == "queue.amazonaws.com" {
+		return "us-east-1"
+	}
+	if !slices.ContainsFunc(awsDomains, func(d string) bool { return strings.HasSuffix(host, d) }) {
+		return ""
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if isRegion(label) {
+			return label
+		}
+	}
+	return ""
+}
+
+// isRegion reports whether s is shaped like a region name: us-east-1,
+// eu-central-2, us-gov-west-1, cn-north-1.
+func isRegion(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 || len(parts[0]) != 2 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" {
+			return false
+		}
+	}
+	for _, r := range parts[len(parts)-1] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	for _, p := range parts[:len(parts)-1] {
+		for _, r := range p {
+			if r < 'a' || r > 'z' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 var queueName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,75}(\.fifo|[A-Za-z0-9_-]{0,5})$`)
