@@ -398,7 +398,6 @@ func (d *decoder) validate(c *Config) {
 			d.errorf(d.at(p+".dead_letter"), p+".dead_letter", "unknown target %q%s", dl, suggestName(dl, slices.Sorted(maps.Keys(targets))))
 		}
 	}
-	d.deadLetterLoops(c)
 
 	for i, r := range c.Rules {
 		p := indexPath("rules", i)
@@ -505,37 +504,6 @@ func firstDuplicate(s []string) int {
 		}
 	}
 	return -1
-}
-
-// deadLetterLoops reports targets whose dead letters lead back to
-// themselves: target → its policy's dead_letter → that target's policy's
-// dead_letter → ...
-func (d *decoder) deadLetterLoops(c *Config) {
-	next := map[string]string{}
-	policyOf := map[string]string{}
-	for _, t := range c.Targets {
-		if p := c.Policies[t.Policy]; p != nil && p.DeadLetter != "" {
-			next[t.Name] = p.DeadLetter
-			policyOf[t.Name] = t.Policy
-		}
-	}
-	reported := map[string]bool{}
-	for _, start := range slices.Sorted(maps.Keys(next)) {
-		chain := []string{start}
-		for cur := next[start]; cur != ""; cur = next[cur] {
-			if i := slices.Index(chain, cur); i >= 0 {
-				loop := append(chain[i:], cur)
-				key := slices.Min(chain[i:])
-				if !reported[key] {
-					reported[key] = true
-					p := "policies." + policyOf[loop[0]] + ".dead_letter"
-					d.errorf(d.at(p), p, "dead letters loop: %s (each target's policy dead-letters to the next; give a dead-letter target a policy without dead_letter)", strings.Join(loop, " → "))
-				}
-				break
-			}
-			chain = append(chain, cur)
-		}
-	}
 }
 
 // sharedConsumers reports JetStream sources of one file that would share a
