@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -101,7 +102,10 @@ func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	for {
+	// On a terminal --watch redraws the screen; anywhere else (a pipe, a
+	// file) it writes plain snapshots, a blank line between them.
+	redraw := *watch && isTerminal(e.stdout)
+	for n := 0; ; n++ {
 		code, body, err := call(ctx, client, http.MethodGet, addr, "/status")
 		if err != nil {
 			if ctx.Err() != nil {
@@ -113,8 +117,11 @@ func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 		if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
 			return exitFail, fmt.Errorf("%s/status answered %d: %.200s", addr, code, body)
 		}
-		if *watch {
+		switch {
+		case redraw:
 			fmt.Fprint(e.stdout, "\x1b[H\x1b[2J") // home, clear screen
+		case n > 0:
+			fmt.Fprintln(e.stdout)
 		}
 		renderStatus(e.stdout, &st, time.Now())
 		if !*watch {
@@ -126,6 +133,16 @@ func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 		case <-time.After(*every):
 		}
 	}
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // call makes one request to the admin endpoint.
