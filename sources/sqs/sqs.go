@@ -41,7 +41,6 @@ type Source struct {
 
 	// Learnt by Open.
 	arn, account, region string
-	fifo                 bool
 
 	start   sync.Once
 	closing chan struct{}
@@ -80,17 +79,16 @@ func (s *Source) Pollers() int { return s.cfg.Pollers }
 func (s *Source) BatchSize() int { return s.cfg.MaxMessages }
 
 // Open checks that the queue exists and is reachable with the credentials
-// at hand, and learns its ARN and whether it is FIFO.
+// at hand, and learns its ARN.
 func (s *Source) Open(ctx context.Context) error {
 	out, err := s.api.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl:       aws.String(s.cfg.QueueURL),
-		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn, types.QueueAttributeNameFifoQueue},
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
 	})
 	if err != nil {
 		return fmt.Errorf("sqs source %s: queue %s: %w", s.name, s.cfg.QueueURL, err)
 	}
 	s.arn = out.Attributes[string(types.QueueAttributeNameQueueArn)]
-	s.fifo = out.Attributes[string(types.QueueAttributeNameFifoQueue)] == "true" || strings.HasSuffix(s.cfg.QueueURL, ".fifo")
 	// arn:aws:sqs:REGION:ACCOUNT:NAME
 	if parts := strings.Split(s.arn, ":"); len(parts) == 6 {
 		s.region, s.account = parts[3], parts[4]
@@ -161,7 +159,7 @@ func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.M
 		Source: s.name, DetailType: "SQS Message", ID: id, Time: sent,
 		Account: s.account, Region: s.region, Resources: []string{s.arn}, Attributes: attrs,
 	}
-	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: id, visibleUntil: visibleUntil, received: now}
+	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: id, visibleUntil: visibleUntil}
 	// The response's own map: nothing else holds it.
 	system := m.Attributes
 	if system == nil {
@@ -208,7 +206,6 @@ type handle struct {
 	s            *Source
 	receipt, id  string
 	log          slog.Attr // the message's correlation ids
-	received     time.Time
 	settled      atomic.Bool
 	visibleUntil time.Time // guarded by s.mu
 }
