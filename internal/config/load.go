@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	goccyparser "github.com/goccy/go-yaml/parser"
 	goccytoken "github.com/goccy/go-yaml/token"
@@ -89,7 +90,7 @@ func parseYAML(data []byte) (*yaml.Node, error) {
 	return doc.Content[0], nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // syntaxError turns a YAML parser error into an Error. yaml.v3 reports the
 // line where the construct being parsed began (a list two lines up, say),
@@ -100,7 +101,7 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 func (d *decoder) syntaxError(data []byte, err error) *Error {
 	msg := err.Error()
 	e := &Error{File: d.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+	if m := yamlLine().FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = m[2]
 		if errors.Is(err, errSecondDocument) {
@@ -321,7 +322,9 @@ func (d *decoder) fieldErrors(n *yaml.Node, path string, err error) {
 	}
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// nameRE is compiled on first use, as are the package's other expressions:
+// a command that reads no config (version) does not pay for them.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`) })
 
 // validate checks the decoded file as a whole.
 func (d *decoder) validate(c *Config) {
@@ -390,7 +393,7 @@ func (d *decoder) validate(c *Config) {
 		if d.nodes[p] == nil {
 			continue // the built-in default
 		}
-		if !nameRE.MatchString(name) {
+		if !nameRE().MatchString(name) {
 			d.errorf(d.keyNode("policies", name), p, "invalid policy name: use 1 to 64 letters, digits, '.', '-' or '_'")
 		}
 		d.fieldErrors(d.nodes[p], p, c.Policies[name].Validate())
@@ -465,7 +468,7 @@ func (d *decoder) names(list, what string, n int, name func(int) string) map[str
 		switch {
 		case nm == "":
 			// reported as a missing key
-		case !nameRE.MatchString(nm):
+		case !nameRE().MatchString(nm):
 			d.errorf(d.at(p), p, "invalid %s name %q: use 1 to 64 letters, digits, '.', '-' or '_'", what, nm)
 		case set[nm]:
 			d.errorf(d.at(p), p, "duplicate %s name %q (first at %s)", what, nm, indexPath(list, first[nm]))

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Queue is an SQS queue identified by its URL.
@@ -36,7 +37,7 @@ func ParseQueueURL(u string) (Queue, error) {
 		return Queue{}, errors.New("not a queue URL: want https://sqs.REGION.amazonaws.com/ACCOUNT/NAME")
 	}
 	parts := strings.Split(strings.Trim(p.Path, "/"), "/")
-	if len(parts) != 2 || parts[0] == "" || !queueName.MatchString(parts[1]) {
+	if len(parts) != 2 || parts[0] == "" || !queueName().MatchString(parts[1]) {
 		return Queue{}, errors.New("not a queue URL: the path must be /ACCOUNT/NAME, where NAME has 1 to 80 letters, digits, - or _ (and .fifo for FIFO queues)")
 	}
 	return Queue{Account: parts[0], Name: parts[1], Region: hostRegion(p.Hostname())}, nil
@@ -97,11 +98,15 @@ func isRegion(s string) bool {
 	return true
 }
 
-var queueName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,75}(\.fifo|[A-Za-z0-9_-]{0,5})$`)
+// The expressions are compiled on first use, not when the program starts:
+// every command (version too) would pay for their counted repetitions.
+var queueName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,75}(\.fifo|[A-Za-z0-9_-]{0,5})$`) })
 
 // functionRE is Lambda's own pattern for Invoke's FunctionName: a name, a
 // partial ARN (ACCOUNT:function:NAME) or an ARN, with an optional qualifier.
-var functionRE = regexp.MustCompile(`^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?$`)
+var functionRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?$`)
+})
 
 // CheckFunction reports whether f is something Lambda's Invoke accepts as a
 // function name, and returns the version or alias it ends with, if any
@@ -125,7 +130,7 @@ func ParseFunction(f string) (Function, error) {
 	if f == "" {
 		return Function{}, errors.New("required (a function name, or its ARN)")
 	}
-	m := functionRE.FindStringSubmatch(f)
+	m := functionRE().FindStringSubmatch(f)
 	if len(f) > 170 || m == nil {
 		return Function{}, errors.New("not a Lambda function name or ARN")
 	}
@@ -141,7 +146,9 @@ func ParseFunction(f string) (Function, error) {
 	return fn, nil
 }
 
-var taskDefRE = regexp.MustCompile(`^([A-Za-z0-9_-]{1,255}(:[0-9]+)?|arn:aws[a-zA-Z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}(:[0-9]+)?)$`)
+var taskDefRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9_-]{1,255}(:[0-9]+)?|arn:aws[a-zA-Z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}(:[0-9]+)?)$`)
+})
 
 // CheckTaskDefinition reports whether t names a task definition: FAMILY,
 // FAMILY:REVISION or an ARN.
@@ -149,7 +156,7 @@ func CheckTaskDefinition(t string) error {
 	if t == "" {
 		return errors.New("required (FAMILY, FAMILY:REVISION or an ARN)")
 	}
-	if !taskDefRE.MatchString(t) {
+	if !taskDefRE().MatchString(t) {
 		return errors.New("not a task definition: want FAMILY, FAMILY:REVISION or a task-definition ARN")
 	}
 	return nil
