@@ -1,6 +1,9 @@
-// Package deploy will render, from a validated config, what running
-// switchyard needs around it: an ECS task definition with switchyard as a
-// sidecar, a CloudFormation template, a systemd unit for EC2, and the
-// least-privilege IAM policy, which package deploy/iam renders
-// (iam.Policy). It renders; it never calls AWS.
+// Package deploy holds what running switchyard needs around it, as files
+// written by hand and checked by this package's tests against the example
+// configs: ECS task definitions with switchyard as a sidecar or on its own
+// (deploy/ecs), a CloudFormation template (deploy/cloudformation) and a
+// systemd unit for EC2 (deploy/systemd). None of them is rendered from a
+// config. The one thing rendered is the least-privilege IAM policy, by
+// package deploy/iam (iam.Policy, what `switchyard iam-policy` prints); it
+// renders, it never calls AWS.
 package deploy

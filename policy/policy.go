@@ -488,8 +488,14 @@ func (p *Policy) backoff(n int) time.Duration {
 // deadLetter sends a delivery that failed for good to the dead-letter
 // target. It returns nil once the dead letter is taken, and an error (the
 // delivery is unresolved, so its message comes back) when there is no
-// dead-letter target or it failed.
+// dead-letter target or it failed. A delivery that is itself a dead letter
+// is never dead-lettered again: it stays unresolved (its sender says so),
+// so dead letters cannot loop, whatever the targets' policies.
 func (p *Policy) deadLetter(ctx context.Context, d *router.Delivery, why error) error {
+	if d.DeadLetter != nil {
+		p.stats.Unresolved.Add(1)
+		return router.RetryableError(fmt.Errorf("dead letter to %s failed: %w", p.Name(), why), 0)
+	}
 	if p.dl == nil {
 		p.stats.Unresolved.Add(1)
 		p.log.Error("delivery failed for good and the target has no dead_letter: its message will come back",

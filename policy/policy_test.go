@@ -164,6 +164,28 @@ func TestPolicy_DeadLetterFailureLeavesItUnresolved(t *testing.T) {
 	})
 }
 
+// A dead letter that fails for good is not dead-lettered again, even when
+// the dead-letter target's policy dead-letters to that same target: it is
+// left unresolved, and its message comes back.
+func TestPolicy_DeadLetterIsNeverDeadLetteredAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dlqSink := &scripted{name: "dlq", errs: []error{permanent}}
+		var dlq *Policy
+		self := &funcSink{name: "dlq", fn: func(ctx context.Context, d *router.Delivery) error { return dlq.Deliver(ctx, d) }}
+		dlq = Wrap(dlqSink, cfg(), self, quiet) // the default policy, whose dead letter is dlq
+		p := Wrap(&scripted{name: "t", errs: []error{permanent}}, cfg(), dlq, quiet)
+		if err := p.Deliver(context.Background(), delivery()); err == nil {
+			t.Fatal("resolved although the dead letter failed")
+		}
+		if dlqSink.calls.Load() != 1 {
+			t.Errorf("dlq called %d times, want once: the dead letter was dead-lettered again", dlqSink.calls.Load())
+		}
+		if dlq.Stats().DeadLettered.Load() != 0 || dlq.Stats().Unresolved.Load() != 1 || p.Stats().DeadLetterFailures.Load() != 1 {
+			t.Errorf("dlq stats: %+v; target stats: %+v", dlq.Stats(), p.Stats())
+		}
+	})
+}
+
 // Throttles back off by the target's hint and do not use up attempts;
 // only max_age ends them.
 func TestPolicy_ThrottlesDoNotUseAttempts(t *testing.T) {

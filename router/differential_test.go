@@ -944,7 +944,7 @@ func jsonString(s string) string {
 var (
 	refDiffSeed   = flag.Uint64("refdiff.seed", 20240611, "seed of TestMatcherAgreesWithReference")
 	refDiffGroups = flag.Int("refdiff.groups", 0, "matchers each part of TestMatcherAgreesWithReference builds (0: default)")
-	refDiffTime   = flag.Duration("refdiff.time", 4*time.Second, "time limit of TestMatcherAgreesWithReference")
+	refDiffTime   = flag.Duration("refdiff.time", 4*time.Second, "time limit of TestMatcherAgreesWithReference past its floor of matchers")
 )
 
 // TestMatcherAgreesWithReference compiles random groups of 1 to 8
@@ -952,12 +952,15 @@ var (
 // exactly the patterns the reference matches, and that each pattern on its
 // own (Pattern.Match) agrees.
 func TestMatcherAgreesWithReference(t *testing.T) {
-	groups := 3000
+	// Each part builds at least floor matchers however long they take (a
+	// loaded machine checks as many cases as an idle one), then more, up
+	// to groups, while its share of -refdiff.time lasts.
+	floor, groups := 1000, 3000
 	if testing.Short() {
-		groups = 200
+		floor, groups = 200, 200
 	}
 	if *refDiffGroups > 0 {
-		groups = *refDiffGroups
+		floor, groups = min(floor, *refDiffGroups), *refDiffGroups
 	}
 	start := time.Now()
 	for _, c := range []struct {
@@ -971,7 +974,7 @@ func TestMatcherAgreesWithReference(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			deadline := time.Now().Add(time.Duration(c.share * float64(*refDiffTime)))
-			checkAgainstReference(t, c.gen, c.groups, 8, deadline)
+			checkAgainstReference(t, c.gen, floor, c.groups, 8, deadline)
 		})
 	}
 	t.Logf("took %v", time.Since(start))
@@ -979,12 +982,14 @@ func TestMatcherAgreesWithReference(t *testing.T) {
 
 // checkAgainstReference runs groups rounds: make 1 to 8 patterns, one
 // Matcher for those ParsePattern accepts, and compare it with the
-// reference on events events. It stops early at deadline.
-func checkAgainstReference(t *testing.T, g patternGen, groups, events int, deadline time.Time) {
+// reference on events events. Past floor rounds, it stops early at
+// deadline.
+func checkAgainstReference(t *testing.T, g patternGen, floor, groups, events int, deadline time.Time) {
 	t.Helper()
-	var stats struct{ groups, patterns, rejected, evals, matched, skipped int }
+	var stats struct{ rounds, groups, patterns, rejected, evals, matched, skipped int }
 	failures := 0
-	for gi := 0; gi < groups && time.Now().Before(deadline); gi++ {
+	for gi := 0; gi < groups && (gi < floor || time.Now().Before(deadline)); gi++ {
+		stats.rounds++
 		g.newGroup()
 		var srcs []string
 		var pats []*Pattern
@@ -1072,8 +1077,11 @@ func checkAgainstReference(t *testing.T, g patternGen, groups, events int, deadl
 			}
 		}
 	}
-	t.Logf("%d matchers, %d patterns (%d generated patterns rejected), %d pattern×event evaluations, %d matches, %d events skipped",
-		stats.groups, stats.patterns, stats.rejected, stats.evals, stats.matched, stats.skipped)
+	t.Logf("%d rounds (floor %d): %d matchers, %d patterns (%d generated patterns rejected), %d pattern×event evaluations, %d matches, %d events skipped",
+		stats.rounds, floor, stats.groups, stats.patterns, stats.rejected, stats.evals, stats.matched, stats.skipped)
+	if stats.rounds < min(floor, groups) {
+		t.Errorf("%d rounds, fewer than the floor of %d", stats.rounds, min(floor, groups))
+	}
 	if stats.matched == 0 || stats.matched == stats.evals {
 		t.Errorf("generator is degenerate: %d of %d evaluations matched", stats.matched, stats.evals)
 	}

@@ -373,19 +373,32 @@ func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, m
 				}
 			}
 		}
-		for _, m := range msgs {
+		// A message of a group takes its turn after the message of the
+		// group received just before it, fixed here, in receive order, for
+		// the whole batch before any of it is handled: a message settled
+		// (its turn closed and dropped) before the next one's turn was
+		// fixed would let the next one go first, although it failed.
+		var turns []*groupTurn // prev, turn of each message
+		for i, m := range msgs {
+			if m.Group == "" {
+				continue
+			}
+			if turns == nil {
+				turns = make([]*groupTurn, 2*len(msgs))
+			}
+			turns[2*i+1] = &groupTurn{done: make(chan struct{})}
+			if p, loaded := d.groups.Swap(m.Source+"\x00"+m.Group, turns[2*i+1]); loaded {
+				turns[2*i] = p.(*groupTurn)
+			}
+		}
+		for i, m := range msgs {
 			d.stats.Received.Add(1)
 			st.Received.Add(1)
 			d.stats.InFlight.Add(1)
 			messages.Add(1)
-			// A message of a group takes its turn after the message of the
-			// group received just before it, fixed here, in receive order.
 			var prev, turn *groupTurn
-			if m.Group != "" {
-				turn = &groupTurn{done: make(chan struct{})}
-				if p, loaded := d.groups.Swap(m.Source+"\x00"+m.Group, turn); loaded {
-					prev = p.(*groupTurn)
-				}
+			if turns != nil {
+				prev, turn = turns[2*i], turns[2*i+1]
 			}
 			go func() {
 				defer messages.Done()

@@ -397,6 +397,63 @@ func TestDispatcher_GroupsInOrder(t *testing.T) {
 	})
 }
 
+// A group's order holds within one batch whatever the timing: the first
+// message of a group fails at once, and the next one of its group, later
+// in the same batch, must not be delivered, even when the first was
+// settled before the loop got to the second (here helped by many other
+// messages between them). Across batches the source keeps the order: an
+// SQS FIFO queue hands out nothing of a group with a message in flight.
+func TestDispatcher_GroupOrderHoldsWithinABatch(t *testing.T) {
+	const rounds, fillers = 20, 200
+	src := newMemSource("fifo")
+	src.batch = fillers + 2
+	var delivered sync.Map // ids of group messages delivered
+	sink := &funcSink{"t", func(_ context.Context, d *Delivery) error {
+		if d.Message.Group == "" {
+			return nil
+		}
+		if d.Message.ID[0] == '0' {
+			return errors.New("the first of its group fails")
+		}
+		delivered.Store(d.Message.ID, true)
+		return nil
+	}}
+	d, err := NewDispatcher(DispatcherConfig{
+		Table: table(t, Rule{Name: "r", Targets: []string{"t"}}), Sinks: map[string]Sink{"t": sink},
+		Sources: []Source{src}, Logger: quiet, MaxInFlight: 10 * (fillers + 2), // room for a whole batch
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, d, time.Second)
+	defer stop()
+	event := `{"source":"s","detail-type":"x","detail":{}}`
+	for r := range rounds {
+		g := fmt.Sprint("g", r)
+		first, _ := message(t, "fifo", "0"+g, g, event)
+		second, h := message(t, "fifo", "1"+g, g, event)
+		batch := []*Message{first}
+		for i := range fillers {
+			m, _ := message(t, "fifo", fmt.Sprint("f", r, "-", i), "", event)
+			batch = append(batch, m)
+		}
+		src.put(append(batch, second)...)
+		deadline := time.Now().Add(10 * time.Second)
+		for s, _ := h.state(); s == ""; s, _ = h.state() {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the second message of its group was not settled within 10s", r)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if _, ok := delivered.Load("1" + g); ok {
+			t.Fatalf("round %d: the second message of group %s was delivered although the first failed", r, g)
+		}
+		if s, _ := h.state(); s != "nack" {
+			t.Fatalf("round %d: the second message of group %s was %s, want nack", r, g, s)
+		}
+	}
+}
+
 // On shutdown the dispatcher stops receiving, lets in-flight work finish
 // within the grace period, and nacks what is still running after it.
 func TestDispatcher_ShutdownDrainsThenNacks(t *testing.T) {

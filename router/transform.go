@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -58,9 +59,11 @@ var predefined = map[string]int{
 	"aws.events.event.json":           phEventJSON,
 }
 
+// The expressions are compiled on first use, not when the program starts:
+// every command (version too) would pay for them.
 var (
-	placeholderRE = regexp.MustCompile(`<[A-Za-z0-9_.\-]+>`)
-	pathKeyRE     = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,256}$`)
+	placeholderRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`<[A-Za-z0-9_.\-]+>`) })
+	pathKeyRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_\-]{1,256}$`) })
 )
 
 // NewTransformer compiles an input transformer. paths maps placeholder
@@ -78,7 +81,7 @@ func NewTransformer(paths map[string]string, template string) (*Transformer, err
 		// without calling its placeholder undefined.
 		index[name] = len(t.paths)
 		t.paths = append(t.paths, nil)
-		if !pathKeyRE.MatchString(name) {
+		if !pathKeyRE().MatchString(name) {
 			errs = append(errs, Fieldf("paths."+name, "invalid name %q: use letters, digits, '-' and '_'", name))
 			continue
 		}
@@ -122,7 +125,7 @@ func NewTransformer(paths map[string]string, template string) (*Transformer, err
 		}
 	}
 	last := 0
-	for _, loc := range placeholderRE.FindAllStringIndex(template, -1) {
+	for _, loc := range placeholderRE().FindAllStringIndex(template, -1) {
 		lit := template[last:loc[0]]
 		track(lit)
 		if lit != "" {

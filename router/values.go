@@ -3,11 +3,12 @@ package router
 import (
 	"encoding/json"
 	"regexp"
+	"sync"
 )
 
-// PlaceholderRE matches a <name> placeholder in a target setting (a URL, a
-// subject).
-var PlaceholderRE = regexp.MustCompile(`<[A-Za-z0-9_.\-]+>`)
+// PlaceholderRE returns the expression that matches a <name> placeholder
+// in a target setting (a URL, a subject). It is compiled on first use.
+var PlaceholderRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`<[A-Za-z0-9_.\-]+>`) })
 
 // DeliveryValues are the values a target setting's <name> placeholders may
 // stand for: the top-level fields of the payload (for a dead letter, of the

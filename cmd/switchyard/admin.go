@@ -187,7 +187,10 @@ func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 		return exitUsage, err
 	}
 	client := &http.Client{Timeout: o.timeout}
-	for {
+	// On a terminal --watch redraws the screen; anywhere else (a pipe, a
+	// file) it writes plain snapshots, a blank line between them.
+	redraw := *watch && isTerminal(e.stdout)
+	for n := 0; ; n++ {
 		code, body, err := call(ctx, client, http.MethodGet, t, "/status")
 		if err != nil {
 			if ctx.Err() != nil {
@@ -199,8 +202,11 @@ func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 		if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
 			return exitFail, fmt.Errorf("%s/status answered %d: %.200s", t.addr, code, body)
 		}
-		if *watch {
+		switch {
+		case redraw:
 			fmt.Fprint(e.stdout, "\x1b[H\x1b[2J") // home, clear screen
+		case n > 0:
+			fmt.Fprintln(e.stdout)
 		}
 		renderStatus(e.stdout, &st, time.Now())
 		if !*watch {
@@ -212,6 +218,16 @@ func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 		case <-time.After(*every):
 		}
 	}
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // call makes one request to the admin endpoint.

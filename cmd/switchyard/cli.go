@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,12 +65,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func (e *env) run(ctx context.Context, args []string) int {
 	stderr := e.stderr
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return exitUsage
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		// Asked for, help is the answer: on stdout, exit 0. help COMMAND
+		// is COMMAND -h, on stdout too.
+		if len(args) > 1 && slices.ContainsFunc(commands, func(c command) bool { return c.name == args[1] }) {
+			he := *e
+			he.stderr = e.stdout
+			return he.run(ctx, []string{args[1], "-h"})
 		}
+		if len(args) > 1 {
+			return e.run(ctx, args[1:]) // not a command: say so
+		}
+		usage(e.stdout)
 		return exitOK
+	case "-version", "--version":
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands {
 		if c.name != args[0] {
@@ -99,7 +114,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run switchyard COMMAND -h for a command's flags.")
+	fmt.Fprintln(w, "Run switchyard help COMMAND (or switchyard COMMAND -h) for a command's flags.")
 }
 
 // newFlags returns a flag set that reports errors instead of exiting.

@@ -307,9 +307,12 @@ func awsHTTPClient(maxInFlight int) *awshttp.BuildableClient {
 }
 
 // buildTargets makes each target's sink in its policy; a dead-letter
-// target is built before the targets that use it (the config has no
-// dead-letter loops). A target of prev whose config, policy and dead
-// letter are unchanged is kept as it is, in-flight calls, breaker and all.
+// target is built before the targets that use it. Dead letters may lead
+// back to a target (dlq using the default policy, whose dead_letter is
+// dlq), since a dead letter is never dead-lettered again: a target whose
+// dead letters go to one still being built gets a reference to it, bound
+// once everything is built. A target of prev whose config, policy and dead
+// letters are unchanged is kept as it is, in-flight calls, breaker and all.
 // On error, what was built is in the returned map, to be closed. The
 // counters of targets built anew are in stats, for commitStats.
 func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget) (built map[string]*builtTarget, stats map[string]*policy.Stats, err error) {
@@ -318,21 +321,30 @@ func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget
 		targets[t.Name] = t
 	}
 	built, stats = map[string]*builtTarget{}, map[string]*policy.Stats{}
+	building, refs := map[string]bool{}, []*deadLetterRef{}
 	var build func(name string) (*builtTarget, error)
 	build = func(name string) (*builtTarget, error) {
 		if b, ok := built[name]; ok {
 			return b, nil
 		}
+		building[name] = true
+		defer delete(building, name)
 		t := targets[name]
 		pc := *cfg.Policies[t.Policy]
 		var dl *builtTarget
-		if pc.DeadLetter != "" {
+		var dlSink router.Sink
+		switch {
+		case building[pc.DeadLetter]:
+			ref := &deadLetterRef{name: pc.DeadLetter}
+			refs, dlSink = append(refs, ref), ref
+		case pc.DeadLetter != "":
 			var err error
 			if dl, err = build(pc.DeadLetter); err != nil {
 				return nil, err
 			}
+			dlSink = dl.wrapped
 		}
-		key := targetKey(t, pc, dl)
+		key := targetKey(targets, cfg.Policies, name)
 		if p := prev[name]; p != nil && p.key == key {
 			built[name] = p
 			return p, nil
@@ -346,10 +358,6 @@ func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget
 			st = new(policy.Stats)
 		}
 		stats[name] = st
-		var dlSink router.Sink
-		if dl != nil {
-			dlSink = dl.wrapped
-		}
 		opts := []policy.Option{policy.WithLogger(eng.log), policy.WithStats(st), policy.WithObserver(eng.metrics.Observer(name))}
 		if b := eng.backlogs[name]; b != nil {
 			opts = append(opts, policy.WithBacklog(b, t.Backlog.MaxWaiting))
@@ -364,7 +372,23 @@ func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget
 			return built, stats, err
 		}
 	}
+	for _, r := range refs {
+		r.sink = built[r.name].wrapped
+	}
 	return built, stats, nil
+}
+
+// deadLetterRef is the dead-letter sink of a target whose dead letters
+// lead back to a target that was still being built; buildTargets binds it.
+type deadLetterRef struct {
+	name string
+	sink router.Sink
+}
+
+func (r *deadLetterRef) Name() string { return r.name }
+
+func (r *deadLetterRef) Deliver(ctx context.Context, d *router.Delivery) error {
+	return r.sink.Deliver(ctx, d)
 }
 
 // commitStats makes the counters of targets built anew theirs for good,
@@ -373,21 +397,25 @@ func (eng *engine) commitStats(stats map[string]*policy.Stats) {
 	maps.Copy(eng.stats, stats)
 }
 
-// targetKey identifies what a target was built from; the config holds
-// secrets, so keys stay in memory and are never shown.
-func targetKey(t config.Target, pc policy.Config, dl *builtTarget) string {
-	b, err := json.Marshal(struct {
-		Type   string
-		Config config.Kind
-		Policy policy.Config
-	}{t.Type, t.Config, pc})
-	if err != nil {
-		panic(fmt.Sprintf("target %s: config does not marshal: %v", t.Name, err)) // a wiring bug: every Kind is plain data
+// targetKey identifies what a target was built from: its config and
+// policy, then those of its dead letter, and so on until a target repeats.
+// The config holds secrets, so keys stay in memory and are never shown.
+func targetKey(targets map[string]config.Target, policies map[string]*policy.Config, name string) string {
+	var key []string
+	for seen := map[string]bool{}; name != "" && !seen[name]; name = policies[targets[name].Policy].DeadLetter {
+		seen[name] = true
+		t := targets[name]
+		b, err := json.Marshal(struct {
+			Type   string
+			Config config.Kind
+			Policy policy.Config
+		}{t.Type, t.Config, *policies[t.Policy]})
+		if err != nil {
+			panic(fmt.Sprintf("target %s: config does not marshal: %v", t.Name, err)) // a wiring bug: every Kind is plain data
+		}
+		key = append(key, string(b))
 	}
-	if dl != nil {
-		return string(b) + "\x00" + dl.key
-	}
-	return string(b)
+	return strings.Join(key, "\x00")
 }
 
 // routes are the rules of cfg with the sinks of targets.

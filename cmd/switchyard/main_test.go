@@ -6,13 +6,18 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -61,8 +66,17 @@ func TestUsage(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d, stderr %q", code, stderr)
 	}
-	if code, _, _ := cli(t, "", "help"); code != exitOK {
-		t.Errorf("help: exit %d", code)
+	// Help asked for is the answer: on stdout, exit 0.
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		if code, stdout, stderr := cli(t, "", args...); code != exitOK || !strings.Contains(stdout, "usage: switchyard COMMAND") || stderr != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+	}
+	if code, stdout, stderr := cli(t, "", "help", "route"); code != exitOK || !strings.Contains(stdout, "-source") || stderr != "" {
+		t.Errorf("help route: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if code, _, stderr := cli(t, "", "help", "frobnicate"); code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("help frobnicate: exit %d, stderr %q", code, stderr)
 	}
 	if code, _, _ := cli(t, "", "route", "-h"); code != exitOK {
 		t.Errorf("route -h: exit %d", code)
@@ -80,6 +94,39 @@ func TestVersion(t *testing.T) {
 	}
 	if code, _, stderr := cli(t, "", "version", "extra"); code != exitUsage || !strings.Contains(stderr, `unexpected argument "extra"`) {
 		t.Errorf("version extra: exit %d, stderr %q", code, stderr)
+	}
+	for _, flag := range []string{"--version", "-version"} {
+		if code, got, stderr := cli(t, "", flag); code != exitOK || got != stdout || stderr != "" {
+			t.Errorf("%s: exit %d, stdout %q (version prints %q), stderr %q", flag, code, got, stdout, stderr)
+		}
+	}
+}
+
+// status --watch on a pipe (here a buffer) prints plain snapshots, with no
+// terminal escapes, a blank line between them.
+func TestStatus_WatchOnAPipePrintsPlainSnapshots(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) > 2 {
+			cancel() // two snapshots are enough
+			http.Error(w, "done", http.StatusServiceUnavailable)
+			return
+		}
+		json.NewEncoder(w).Encode(telemetry.Status{Version: "v1", Ready: true, Started: time.Now(), MaxInFlight: 10})
+	}))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"status", "--watch", "--interval", "1ms", "--addr", strings.TrimPrefix(srv.URL, "http://")}, strings.NewReader(""), &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), "\x1b") {
+		t.Errorf("terminal escapes written to a pipe: %q", out.String())
+	}
+	if n := strings.Count(out.String(), "switchyard v1, up"); n != 2 || !strings.Contains(out.String(), "\n\nswitchyard v1, up") {
+		t.Errorf("%d snapshots, want 2 separated by a blank line:\n%s", n, out.String())
 	}
 }
 

@@ -9,9 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
-	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -480,12 +477,6 @@ func splitARN(arn, service string) (arnParts, string, error) {
 	return arnParts{partition: f[1], region: f[3], account: f[4]}, f[5], nil
 }
 
-var regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
-
-// awsDomains are the domains of AWS endpoints in each partition, whose host
-// names carry the region.
-var awsDomains = []string{".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov", ".sc2s.sgov.gov", ".cloud.adc-e.uk", ".csp.hci.ic.gov", ".api.amazonwebservices.com.cn"}
-
 // queueARN is the ARN of the queue at u, a URL the SDK accepts:
 // https://sqs.REGION.amazonaws.com/ACCOUNT/NAME, the legacy
 // REGION.queue.amazonaws.com and queue.amazonaws.com (us-east-1), VPC
@@ -496,27 +487,6 @@ func (b *builder) queueARN(u string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("queue_url: %w", err)
 	}
-	pu, _ := url.Parse(u) // ParseQueueURL parsed it
-	p := arnParts{region: hostRegion(pu.Hostname()), account: q.Account}
+	p := arnParts{region: q.Region, account: q.Account}
 	return b.fill(p).arn("sqs", q.Name), nil
-}
-
-// hostRegion is the region an AWS endpoint's host name names, or "".
-func hostRegion(host string) string {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if net.ParseIP(host) != nil {
-		return ""
-	}
-	if host == "queue.amazonaws.com" {
-		return "us-east-1"
-	}
-	if !slices.ContainsFunc(awsDomains, func(d string) bool { return strings.HasSuffix(host, d) }) {
-		return ""
-	}
-	for _, label := range strings.Split(host, ".") {
-		if regionRE.MatchString(label) {
-			return label
-		}
-	}
-	return ""
 }

@@ -241,18 +241,6 @@ func (b *Bus) Conn() *nats.Conn { return b.nc }
 // JetStream is the JetStream context on the connection.
 func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
-// ClientURL is a URL other NATS clients can connect to: the cluster's, or
-// the embedded server's when it listens ("" when it does not).
-func (b *Bus) ClientURL() string {
-	if b.srv == nil {
-		return b.nc.ConnectedUrl()
-	}
-	if b.srv.Addr() == nil {
-		return ""
-	}
-	return b.srv.ClientURL()
-}
-
 // Close flushes what was published and closes the connection within ctx,
 // then shuts the embedded server down.
 func (b *Bus) Close(ctx context.Context) error {

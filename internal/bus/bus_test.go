@@ -42,8 +42,8 @@ func TestEmbedded_JetStreamPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.ClientURL() != "" {
-		t.Errorf("listen: none, but ClientURL is %q", b.ClientURL())
+	if b.srv.Addr() != nil {
+		t.Errorf("listen: none, but the server listens on %v", b.srv.Addr())
 	}
 	if _, err := b.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: "KEEP", Subjects: []string{"keep.>"}}); err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestEmbedded_JetStreamPersists(t *testing.T) {
 // reach the embedded server.
 func TestEmbedded_Listens(t *testing.T) {
 	b := open(t, Config{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
-	url := b.ClientURL()
+	url := b.srv.ClientURL()
 	if !strings.HasPrefix(url, "nats://127.0.0.1:") {
 		t.Fatalf("ClientURL %q", url)
 	}
@@ -127,8 +127,8 @@ func TestCluster_ReconnectsAndLogs(t *testing.T) {
 	srv := natstest.Run(t)
 	var logs syncbuf.Buffer
 	b := open(t, Config{URL: srv.URL()}, slog.New(slog.NewTextHandler(&logs, nil)))
-	if b.ClientURL() != srv.URL() {
-		t.Errorf("ClientURL %q, want %q", b.ClientURL(), srv.URL())
+	if b.srv != nil || b.nc.ConnectedUrl() != srv.URL() {
+		t.Errorf("connected to %q (embedded server %v), want %q", b.nc.ConnectedUrl(), b.srv != nil, srv.URL())
 	}
 	if !strings.Contains(logs.String(), "connected to NATS") {
 		t.Errorf("log: %s", logs.String())

@@ -24,7 +24,7 @@ func AdminListen(file string, data []byte, lookup func(string) (string, bool)) (
 	d := &decoder{file: file, raw: map[*yaml.Node]string{}, nodes: map[string]*yaml.Node{}, failed: map[string]bool{}}
 	root, err := parseYAML(data)
 	if err != nil {
-		return "", Errors{d.syntaxError(err)}
+		return "", Errors{d.syntaxError(data, err)}
 	}
 	if root == nil {
 		return "", Errors{{File: file, Msg: "the file is empty (see docs/config.md for its shape)"}}

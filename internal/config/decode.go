@@ -34,6 +34,45 @@ type decoder struct {
 	// visits counts nodes decoded; aliases can make a small file decode to
 	// a huge one, so there is a budget.
 	visits, maxVisits int
+	// zeros are the numbers and durations the file sets to 0, for
+	// defaultedZeros.
+	zeros []zero
+}
+
+// zero is a value the file sets to 0: where, and the field decoded into.
+type zero struct {
+	n    *yaml.Node
+	path string
+	v    reflect.Value
+}
+
+// defaultedZeros reports every 0 in the file that defaults replaced: a
+// field whose zero value means "the default" cannot take 0, and silently
+// using the default (retry.attempts: 0 meaning 5) is worse than saying so.
+// It runs after the defaults are set.
+func (d *decoder) defaultedZeros() {
+	for _, z := range d.zeros {
+		if z.v.IsZero() {
+			continue // 0 is a value it takes
+		}
+		def := fmt.Sprint(z.v.Interface())
+		if z.v.Type() == durationType {
+			def = shortDuration(time.Duration(z.v.Int()))
+		}
+		d.errorf(z.n, z.path, "0 is not allowed: leave the key out for the default (%s), or write another value", def)
+	}
+}
+
+// shortDuration writes d as 1h rather than time's 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // overBudget counts a visit and reports, once, a file whose aliases expand
@@ -172,6 +211,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(int64(dur))
+		if dur == 0 {
+			d.zeros = append(d.zeros, zero{n, path, v})
+		}
 		return
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(textUnmarshaler) {
@@ -205,6 +247,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+		if i == 0 {
+			d.zeros = append(d.zeros, zero{n, path, v})
+		}
 	case reflect.Float64:
 		f, err := strconv.ParseFloat(n.Value, 64)
 		if n.Kind != yaml.ScalarNode || err != nil || math.IsInf(f, 0) || math.IsNaN(f) {

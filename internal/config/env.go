@@ -4,6 +4,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -46,7 +47,7 @@ func (d *decoder) expandEnv(n *yaml.Node, path string, lookup func(string) (stri
 	}
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
 	var b strings.Builder
@@ -73,7 +74,7 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 		if strings.Contains(def, "${") {
 			return "", errors.New("a default cannot hold another ${...}, nor a }")
 		}
-		if !envName.MatchString(name) {
+		if !envName().MatchString(name) {
 			return "", errors.New("invalid environment variable name in ${" + expr + "}")
 		}
 		v, ok := lookup(name)
@@ -89,8 +90,10 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 }
 
 var (
-	intRE   = regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*|0x[0-9a-fA-F]+|0o[0-7]+)$`)
-	floatRE = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$`)
+	intRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*|0x[0-9a-fA-F]+|0o[0-7]+)$`) })
+	floatRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$`)
+	})
 )
 
 // resolveTag types a plain scalar the way YAML 1.2's core schema does.
@@ -101,10 +104,10 @@ func resolveTag(s string) string {
 	case "true", "True", "TRUE", "false", "False", "FALSE":
 		return "!!bool"
 	}
-	if intRE.MatchString(s) {
+	if intRE().MatchString(s) {
 		return "!!int"
 	}
-	if floatRE.MatchString(s) {
+	if floatRE().MatchString(s) {
 		return "!!float"
 	}
 	return "!!str"

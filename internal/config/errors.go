@@ -11,7 +11,7 @@ import (
 type Error struct {
 	File string
 	Line int    // 1-based; 0 when the problem has no position (e.g. an empty file)
-	Col  int    // 1-based
+	Col  int    // 1-based; 0 when only the line is known
 	Path string // the key, as sources[0].wait_time; empty at the top level
 	Msg  string
 }
@@ -20,7 +20,10 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Col)
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Line > 0 && e.Col > 0 {
+		fmt.Fprintf(&b, ":%d", e.Col)
 	}
 	b.WriteString(": ")
 	if e.Path != "" {

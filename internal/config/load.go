@@ -14,7 +14,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
+	goccyparser "github.com/goccy/go-yaml/parser"
+	goccytoken "github.com/goccy/go-yaml/token"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard-dev/switchyard/internal/backlog"
@@ -43,7 +46,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	d := &decoder{file: file, raw: map[*yaml.Node]string{}, nodes: map[string]*yaml.Node{}, failed: map[string]bool{}}
 	root, err := parseYAML(data)
 	if err != nil {
-		return nil, Errors{d.syntaxError(err)}
+		return nil, Errors{d.syntaxError(data, err)}
 	}
 	if root == nil {
 		return nil, Errors{{File: file, Msg: "the file is empty (see docs/config.md for its shape)"}}
@@ -53,6 +56,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	c := &Config{File: file}
 	d.decode(root, reflect.ValueOf(c).Elem(), "")
 	c.setDefaults()
+	d.defaultedZeros()
 	d.validate(c)
 	if len(d.errs) > 0 {
 		d.errs.sort()
@@ -60,6 +64,8 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	}
 	return c, nil
 }
+
+var errSecondDocument = errors.New("a config file holds one YAML document, found another")
 
 // parseYAML parses exactly one YAML document and returns its root, or nil
 // for an empty file.
@@ -77,7 +83,7 @@ func parseYAML(data []byte) (*yaml.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("yaml: line %d: a config file holds one YAML document, found another", more.Line)
+		return nil, fmt.Errorf("yaml: line %d: %w", more.Line, errSecondDocument)
 	}
 	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 		return nil, nil
@@ -85,18 +91,55 @@ func parseYAML(data []byte) (*yaml.Node, error) {
 	return doc.Content[0], nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
-func (d *decoder) syntaxError(err error) *Error {
+// syntaxError turns a YAML parser error into an Error. yaml.v3 reports the
+// line where the construct being parsed began (a list two lines up, say),
+// not where the problem is, and no column; so the problem is located again
+// with a second parser, whose line and column point at the offending
+// token. Its finding is used when it is at or after yaml.v3's line (the
+// same mistake, placed exactly); otherwise yaml.v3's line stands alone.
+func (d *decoder) syntaxError(data []byte, err error) *Error {
 	msg := err.Error()
 	e := &Error{File: d.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+	if m := yamlLine().FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
-		e.Col = 1
 		e.Msg = m[2]
+		if errors.Is(err, errSecondDocument) {
+			e.Col = 1
+		}
+	}
+	if !errors.Is(err, errSecondDocument) {
+		if line, col, what, ok := locateSyntaxError(data); ok && line >= e.Line {
+			e.Line, e.Col, e.Msg = line, col, what
+		}
 	}
 	e.Msg = "invalid YAML: " + e.Msg
 	return e
+}
+
+// locateSyntaxError parses data with goccy/go-yaml and returns the position
+// and message of the syntax error it finds, if any.
+func locateSyntaxError(data []byte) (line, col int, msg string, ok bool) {
+	defer func() {
+		if recover() != nil { // its failure must not become ours
+			ok = false
+		}
+	}()
+	_, err := goccyparser.ParseBytes(data, 0)
+	var se interface {
+		GetMessage() string
+		GetToken() *goccytoken.Token
+	}
+	if !errors.As(err, &se) {
+		return 0, 0, "", false
+	}
+	tk := se.GetToken()
+	if tk == nil || tk.Position == nil || tk.Position.Line < 1 || tk.Position.Column < 1 {
+		return 0, 0, "", false
+	}
+	// It quotes the offending character as it is, a tab included.
+	return tk.Position.Line, tk.Position.Column, strings.ReplaceAll(se.GetMessage(), "\t", `\t`), true
 }
 
 // mapValue returns the value of key in a mapping node, or nil.
@@ -198,6 +241,7 @@ func (p *Pattern) decodeNode(d *decoder, n *yaml.Node, path string) {
 		return
 	}
 	p.Pattern, p.JSON = pat, data
+	d.envelopeTypes(n, path, data)
 }
 
 // joinPattern appends a pattern error's path (keys and [i] positions).
@@ -283,7 +327,9 @@ func (d *decoder) fieldErrors(n *yaml.Node, path string, err error) {
 	}
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// nameRE is compiled on first use, as are the package's other expressions:
+// a command that reads no config (version) does not pay for them.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`) })
 
 // validate checks the decoded file as a whole.
 func (d *decoder) validate(c *Config) {
@@ -340,6 +386,7 @@ func (d *decoder) validate(c *Config) {
 		}
 	}
 	d.sharedConsumers(c)
+	d.queueRegions(c)
 	policies := slices.Sorted(maps.Keys(c.Policies))
 	for i, t := range c.Targets {
 		p := indexPath("targets", i)
@@ -362,7 +409,7 @@ func (d *decoder) validate(c *Config) {
 		if d.nodes[p] == nil {
 			continue // the built-in default
 		}
-		if !nameRE.MatchString(name) {
+		if !nameRE().MatchString(name) {
 			d.errorf(d.keyNode("policies", name), p, "invalid policy name: use 1 to 64 letters, digits, '.', '-' or '_'")
 		}
 		d.fieldErrors(d.nodes[p], p, c.Policies[name].Validate())
@@ -370,7 +417,6 @@ func (d *decoder) validate(c *Config) {
 			d.errorf(d.at(p+".dead_letter"), p+".dead_letter", "unknown target %q%s", dl, suggestName(dl, slices.Sorted(maps.Keys(targets))))
 		}
 	}
-	d.deadLetterLoops(c)
 
 	for i, r := range c.Rules {
 		p := indexPath("rules", i)
@@ -465,7 +511,7 @@ func (d *decoder) names(list, what string, n int, name func(int) string) map[str
 		switch {
 		case nm == "":
 			// reported as a missing key
-		case !nameRE.MatchString(nm):
+		case !nameRE().MatchString(nm):
 			d.errorf(d.at(p), p, "invalid %s name %q: use 1 to 64 letters, digits, '.', '-' or '_'", what, nm)
 		case set[nm]:
 			d.errorf(d.at(p), p, "duplicate %s name %q (first at %s)", what, nm, indexPath(list, first[nm]))
@@ -504,37 +550,6 @@ func firstDuplicate(s []string) int {
 		}
 	}
 	return -1
-}
-
-// deadLetterLoops reports targets whose dead letters lead back to
-// themselves: target → its policy's dead_letter → that target's policy's
-// dead_letter → ...
-func (d *decoder) deadLetterLoops(c *Config) {
-	next := map[string]string{}
-	policyOf := map[string]string{}
-	for _, t := range c.Targets {
-		if p := c.Policies[t.Policy]; p != nil && p.DeadLetter != "" {
-			next[t.Name] = p.DeadLetter
-			policyOf[t.Name] = t.Policy
-		}
-	}
-	reported := map[string]bool{}
-	for _, start := range slices.Sorted(maps.Keys(next)) {
-		chain := []string{start}
-		for cur := next[start]; cur != ""; cur = next[cur] {
-			if i := slices.Index(chain, cur); i >= 0 {
-				loop := append(chain[i:], cur)
-				key := slices.Min(chain[i:])
-				if !reported[key] {
-					reported[key] = true
-					p := "policies." + policyOf[loop[0]] + ".dead_letter"
-					d.errorf(d.at(p), p, "dead letters loop: %s (each target's policy dead-letters to the next; give a dead-letter target a policy without dead_letter)", strings.Join(loop, " → "))
-				}
-				break
-			}
-			chain = append(chain, cur)
-		}
-	}
 }
 
 // sharedConsumers reports JetStream sources of one file that would share a

@@ -237,7 +237,7 @@ func fieldDoc(t reflect.Type, index []int) string {
 			owner = owner.Elem()
 		}
 	}
-	return fieldDocs[docKey(owner.PkgPath(), owner.Name(), owner.Field(index[len(index)-1]).Name)]
+	return fieldDocs()[docKey(owner.PkgPath(), owner.Name(), owner.Field(index[len(index)-1]).Name)]
 }
 
 // docKey is how fieldDocs names a field.

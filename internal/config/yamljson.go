@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -13,7 +14,7 @@ import (
 
 // jsonNumber is the JSON number grammar; YAML numbers written this way keep
 // their spelling, others (0x1f, +5, .5) are converted.
-var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
+var jsonNumber = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`) })
 
 // appendJSON appends the JSON form of a YAML node (an event pattern written
 // as YAML). It reports what JSON cannot hold and returns false.
@@ -60,7 +61,7 @@ func (d *decoder) appendJSON(dst []byte, n *yaml.Node, path string) ([]byte, boo
 		b, _ := strconv.ParseBool(strings.ToLower(n.Value))
 		return strconv.AppendBool(dst, b), true
 	case "!!int", "!!float":
-		if jsonNumber.MatchString(n.Value) {
+		if jsonNumber().MatchString(n.Value) {
 			return append(dst, n.Value...), true
 		}
 		s := strings.ReplaceAll(n.Value, "_", "")

@@ -6,15 +6,24 @@ package names
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // Queue is an SQS queue identified by its URL.
 type Queue struct {
 	Account string
 	Name    string
+	// Region is the region the URL's host names (sqs.REGION.amazonaws.com,
+	// REGION.queue.amazonaws.com, a VPC endpoint's
+	// vpce-ID.sqs.REGION.vpce.amazonaws.com, FIPS and dual-stack hosts, in
+	// any partition; queue.amazonaws.com is us-east-1), or empty when it
+	// names none (a custom endpoint).
+	Region string
 }
 
 // ParseQueueURL checks that u looks like an SQS queue URL,
@@ -28,17 +37,76 @@ func ParseQueueURL(u string) (Queue, error) {
 		return Queue{}, errors.New("not a queue URL: want https://sqs.REGION.amazonaws.com/ACCOUNT/NAME")
 	}
 	parts := strings.Split(strings.Trim(p.Path, "/"), "/")
-	if len(parts) != 2 || parts[0] == "" || !queueName.MatchString(parts[1]) {
+	if len(parts) != 2 || parts[0] == "" || !queueName().MatchString(parts[1]) {
 		return Queue{}, errors.New("not a queue URL: the path must be /ACCOUNT/NAME, where NAME has 1 to 80 letters, digits, - or _ (and .fifo for FIFO queues)")
 	}
-	return Queue{Account: parts[0], Name: parts[1]}, nil
+	return Queue{Account: parts[0], Name: parts[1], Region: hostRegion(p.Hostname())}, nil
 }
 
-var queueName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,75}(\.fifo|[A-Za-z0-9_-]{0,5})$`)
+// awsDomains are the domains of AWS endpoints in each partition, whose host
+// names carry the region.
+var awsDomains = []string{".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov", ".sc2s.sgov.gov", ".cloud.adc-e.uk", ".csp.hci.ic.gov", ".api.amazonwebservices.com.cn"}
+
+// hostRegion is the region an AWS endpoint's host name names, or "": the
+// regional hosts (sqs.REGION.amazonaws.com), the legacy
+// REGION.queue.amazonaws.com and queue.amazonaws.com (us-east-1), VPC
+// endpoint, FIPS and dual-stack hosts, each in any partition; any other host
+// (a custom endpoint) names none.
+func hostRegion(host string) string {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if net.ParseIP(host) != nil {
+		return ""
+	}
+	if host == "queue.amazonaws.com" {
+		return "us-east-1"
+	}
+	if !slices.ContainsFunc(awsDomains, func(d string) bool { return strings.HasSuffix(host, d) }) {
+		return ""
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if isRegion(label) {
+			return label
+		}
+	}
+	return ""
+}
+
+// isRegion reports whether s is shaped like a region name: us-east-1,
+// eu-central-2, us-gov-west-1, cn-north-1.
+func isRegion(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 || len(parts[0]) != 2 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" {
+			return false
+		}
+	}
+	for _, r := range parts[len(parts)-1] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	for _, p := range parts[:len(parts)-1] {
+		for _, r := range p {
+			if r < 'a' || r > 'z' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// The expressions are compiled on first use, not when the program starts:
+// every command (version too) would pay for their counted repetitions.
+var queueName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,75}(\.fifo|[A-Za-z0-9_-]{0,5})$`) })
 
 // functionRE is Lambda's own pattern for Invoke's FunctionName: a name, a
 // partial ARN (ACCOUNT:function:NAME) or an ARN, with an optional qualifier.
-var functionRE = regexp.MustCompile(`^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?$`)
+var functionRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?$`)
+})
 
 // CheckFunction reports whether f is something Lambda's Invoke accepts as a
 // function name, and returns the version or alias it ends with, if any
@@ -62,7 +130,7 @@ func ParseFunction(f string) (Function, error) {
 	if f == "" {
 		return Function{}, errors.New("required (a function name, or its ARN)")
 	}
-	m := functionRE.FindStringSubmatch(f)
+	m := functionRE().FindStringSubmatch(f)
 	if len(f) > 170 || m == nil {
 		return Function{}, errors.New("not a Lambda function name or ARN")
 	}
@@ -78,7 +146,9 @@ func ParseFunction(f string) (Function, error) {
 	return fn, nil
 }
 
-var taskDefRE = regexp.MustCompile(`^([A-Za-z0-9_-]{1,255}(:[0-9]+)?|arn:aws[a-zA-Z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}(:[0-9]+)?)$`)
+var taskDefRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9_-]{1,255}(:[0-9]+)?|arn:aws[a-zA-Z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}(:[0-9]+)?)$`)
+})
 
 // CheckTaskDefinition reports whether t names a task definition: FAMILY,
 // FAMILY:REVISION or an ARN.
@@ -86,7 +156,7 @@ func CheckTaskDefinition(t string) error {
 	if t == "" {
 		return errors.New("required (FAMILY, FAMILY:REVISION or an ARN)")
 	}
-	if !taskDefRE.MatchString(t) {
+	if !taskDefRE().MatchString(t) {
 		return errors.New("not a task definition: want FAMILY, FAMILY:REVISION or a task-definition ARN")
 	}
 	return nil

@@ -4,23 +4,28 @@ import "testing"
 
 func TestParseQueueURL(t *testing.T) {
 	for _, tc := range []struct {
-		url, account, name string
-		ok                 bool
+		url, account, name, region string
+		ok                         bool
 	}{
-		{"https://sqs.us-east-1.amazonaws.com/123456789012/jobs", "123456789012", "jobs", true},
-		{"https://sqs.eu-west-1.amazonaws.com/123456789012/jobs.fifo", "123456789012", "jobs.fifo", true},
-		{"http://127.0.0.1:4566/000000000000/q-1_a", "000000000000", "q-1_a", true},
-		{"https://vpce-1.sqs.us-east-1.vpce.amazonaws.com/123456789012/jobs/", "123456789012", "jobs", true},
-		{"", "", "", false},
-		{"jobs", "", "", false},
-		{"ftp://host/1/q", "", "", false},
-		{"https://sqs.us-east-1.amazonaws.com/jobs", "", "", false},
-		{"https://sqs.us-east-1.amazonaws.com/1/2/3", "", "", false},
-		{"https://sqs.us-east-1.amazonaws.com/1/bad.name", "", "", false},
-		{"https://sqs.us-east-1.amazonaws.com/1/" + string(make([]byte, 81)), "", "", false},
+		{"https://sqs.us-east-1.amazonaws.com/123456789012/jobs", "123456789012", "jobs", "us-east-1", true},
+		{"https://sqs.eu-west-1.amazonaws.com/123456789012/jobs.fifo", "123456789012", "jobs.fifo", "eu-west-1", true},
+		{"http://127.0.0.1:4566/000000000000/q-1_a", "000000000000", "q-1_a", "", true},
+		{"http://localhost.localstack.cloud:4566/000000000000/q", "000000000000", "q", "", true},
+		{"https://vpce-1.sqs.us-east-1.vpce.amazonaws.com/123456789012/jobs/", "123456789012", "jobs", "us-east-1", true},
+		{"https://ap-southeast-2.queue.amazonaws.com/123456789012/jobs", "123456789012", "jobs", "ap-southeast-2", true},
+		{"https://queue.amazonaws.com/123456789012/jobs", "123456789012", "jobs", "us-east-1", true},
+		{"https://sqs.cn-north-1.amazonaws.com.cn/123456789012/jobs", "123456789012", "jobs", "cn-north-1", true},
+		{"https://sqs-fips.us-gov-west-1.amazonaws.com/123456789012/jobs", "123456789012", "jobs", "us-gov-west-1", true},
+		{"", "", "", "", false},
+		{"jobs", "", "", "", false},
+		{"ftp://host/1/q", "", "", "", false},
+		{"https://sqs.us-east-1.amazonaws.com/jobs", "", "", "", false},
+		{"https://sqs.us-east-1.amazonaws.com/1/2/3", "", "", "", false},
+		{"https://sqs.us-east-1.amazonaws.com/1/bad.name", "", "", "", false},
+		{"https://sqs.us-east-1.amazonaws.com/1/" + string(make([]byte, 81)), "", "", "", false},
 	} {
 		q, err := ParseQueueURL(tc.url)
-		if (err == nil) != tc.ok || q.Account != tc.account || q.Name != tc.name {
+		if (err == nil) != tc.ok || q.Account != tc.account || q.Name != tc.name || q.Region != tc.region {
 			t.Errorf("ParseQueueURL(%q) = %+v, %v", tc.url, q, err)
 		}
 	}
@@ -133,6 +138,33 @@ func TestParseFunction(t *testing.T) {
 	for _, bad := range []string{"", "arn:aws:lambda:us-east-1:123456789012:function:", "a b", "thumb:prod:extra"} {
 		if _, err := ParseFunction(bad); err == nil {
 			t.Errorf("ParseFunction(%q): no error", bad)
+		}
+	}
+}
+
+func TestHostRegion(t *testing.T) {
+	for host, want := range map[string]string{
+		"sqs.us-east-1.amazonaws.com":                         "us-east-1",
+		"sqs.cn-north-1.amazonaws.com.cn":                     "cn-north-1",
+		"sqs-fips.us-gov-west-1.amazonaws.com":                "us-gov-west-1",
+		"eu-west-1.queue.amazonaws.com":                       "eu-west-1",
+		"queue.amazonaws.com":                                 "us-east-1",
+		"QUEUE.amazonaws.com.":                                "us-east-1",
+		"vpce-0123-abcd.sqs.ap-south-2.vpce.amazonaws.com":    "ap-south-2",
+		"sqs.eu-central-2.api.aws":                            "eu-central-2",
+		"sqs.us-isob-east-1.sc2s.sgov.gov":                    "us-isob-east-1",
+		"localhost":                                           "",
+		"127.0.0.1":                                           "",
+		"my-host-1.example.com":                               "", // looks like a region, but not an AWS host
+		"sqs.amazonaws.com":                                   "",
+		"vpce-0123-abcd-us-east-1.sqs.example.internal":       "",
+		"sqs.us-east-1.amazonaws.com.evil.example":            "",
+		"elasticmq.internal":                                  "",
+		"sqs.me-central-1.amazonaws.com":                      "me-central-1",
+		"vpce-1a2b3c4d-5e6f.sqs.us-east-1.vpce.amazonaws.com": "us-east-1",
+	} {
+		if got := hostRegion(host); got != want {
+			t.Errorf("hostRegion(%q) = %q, want %q", host, got, want)
 		}
 	}
 }

@@ -200,6 +200,45 @@ func TestReliability_Poison(t *testing.T) {
 	}
 }
 
+// DeadLetterOfItself: the natural config, where the dead-letter target
+// names no policy and so uses the default one, whose dead letter is that
+// same target. A delivery that fails for good goes to dlq; when dlq fails
+// too, its dead letter is not dead-lettered again: the message stays in
+// its source and comes back, each round costing dlq only its own attempts,
+// and nothing loops.
+func TestReliability_DeadLetterOfItself(t *testing.T) {
+	w := newWorld(t)
+	w.function("work", 0, func(context.Context, int) awstest.Result {
+		return awstest.Result{Err: &awstest.APIError{Status: 400, Code: "InvalidRequestContentException", Message: "poison"}}
+	})
+	w.srv.InjectFault(awstest.FaultRule{Op: "sqs:SendMessage", Resource: "dlq", Fault: awstest.InternalError("InternalFailure")})
+	const attempts = 3
+	w.send(1)
+	p := start(t, w.config(fmt.Sprintf(jobsSource, "30s")+
+		"targets:\n  - {name: work, type: lambda, function: work}\n  - {name: dlq, type: sqs, queue_url: \"{{URL}}/123456789012/dlq\"}\n"+
+		fmt.Sprintf("policies:\n  default: {retry: {attempts: %d, initial: 10ms, max: 20ms}, breaker: {failures: 100000}, dead_letter: dlq}\n", attempts)+
+		fmt.Sprintf(workRule, "work")))
+	rounds := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.attempts["work"][0]
+	}
+	await(t, "the message to come back and fail again", time.Minute, func() bool { return rounds() >= 2 })
+	p.terminate(10 * time.Second)
+	n, sends := rounds(), w.srv.Calls("sqs:SendMessage")
+	t.Logf("dead letter of itself: the message was tried %d times (once per round, then dead-lettered); dlq failed %d sends (%d attempts a round); still in its source: %d; in dlq: %d",
+		n, sends, attempts, w.queued("jobs"), w.queued("dlq"))
+	if sends > n*attempts || sends < (n-1)*attempts {
+		t.Errorf("%d sends to dlq in %d rounds, want %d a round: a dead letter must not be dead-lettered again", sends, n, attempts)
+	}
+	if w.queued("jobs") != 1 || w.queued("dlq") != 0 {
+		t.Errorf("%d messages in jobs and %d in dlq, want the message still in its source", w.queued("jobs"), w.queued("dlq"))
+	}
+	if !strings.Contains(p.stderr.String(), "DEAD LETTER FAILED") {
+		t.Error("no DEAD LETTER FAILED line in the log")
+	}
+}
+
 // Slow sink: each call takes 2s. The in-flight budget caps the work,
 // memory stays flat whatever the backlog, and visibility is extended so
 // that no message is redelivered while it is worked on.

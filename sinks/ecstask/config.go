@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/router"
@@ -80,8 +81,10 @@ type ContainerOverride struct {
 }
 
 var (
-	tagRE  = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
-	roleRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$`)
+	tagRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`) })
+	roleRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$`)
+	})
 )
 
 // SetDefaults fills the defaults; the rest are ECS's own.
@@ -133,16 +136,16 @@ func (c *Config) Validate() error {
 	}
 	for k, v := range c.Tags {
 		switch {
-		case k == "" || len(k) > 128 || !tagRE.MatchString(k):
+		case k == "" || len(k) > 128 || !tagRE().MatchString(k):
 			errs = append(errs, router.Fieldf("tags", "invalid tag key %q: 1 to 128 letters, digits, spaces and _.:/=+-@", k))
 		case strings.HasPrefix(strings.ToLower(k), "aws:"):
 			errs = append(errs, router.Fieldf("tags", "tag key %q: the aws: prefix is reserved", k))
-		case len(v) > 256 || !tagRE.MatchString(v) && v != "":
+		case len(v) > 256 || !tagRE().MatchString(v) && v != "":
 			errs = append(errs, router.Fieldf("tags", "invalid value of tag %q: up to 256 letters, digits, spaces and _.:/=+-@", k))
 		}
 	}
 	for _, r := range []struct{ key, arn string }{{"task_role_arn", c.TaskRoleARN}, {"execution_role_arn", c.ExecutionRoleARN}} {
-		if r.arn != "" && !roleRE.MatchString(r.arn) {
+		if r.arn != "" && !roleRE().MatchString(r.arn) {
 			errs = append(errs, router.Fieldf(r.key, "%q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", r.arn))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -245,11 +246,11 @@ func tagRune(r rune) rune {
 	return '_'
 }
 
-var placeholderRE = regexp.MustCompile(`<[A-Za-z0-9_.\-]+>`)
+var placeholderRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`<[A-Za-z0-9_.\-]+>`) }) // compiled on first use
 
 // fill replaces <name> placeholders that have a value; others stay.
 func fill(s string, vars map[string]string) string {
-	return placeholderRE.ReplaceAllStringFunc(s, func(p string) string {
+	return placeholderRE().ReplaceAllStringFunc(s, func(p string) string {
 		if v, ok := vars[p[1:len(p)-1]]; ok {
 			return v
 		}

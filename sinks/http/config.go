@@ -79,11 +79,11 @@ var reservedHeaders = map[string]bool{
 // quote a header value or the secret: they may come from the environment.
 func (c *Config) Validate() error {
 	var errs []error
-	u, err := url.Parse(placeholderRE.ReplaceAllString(c.URL, "p"))
+	u, err := url.Parse(placeholderRE().ReplaceAllString(c.URL, "p"))
 	switch {
 	case c.URL == "":
 		errs = append(errs, router.Fieldf("url", "required"))
-	case placeholderRE.MatchString(authority(c.URL)):
+	case placeholderRE().MatchString(authority(c.URL)):
 		errs = append(errs, router.Fieldf("url", "placeholders may stand in the path and query, not in the host"))
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		errs = append(errs, router.Fieldf("url", "want an http:// or https:// URL"))

@@ -84,7 +84,7 @@ func New(name string, cfg Config, opts ...Option) (*Sink, error) {
 	}
 	s := &Sink{
 		name: name, cfg: cfg, transport: tr, now: time.Now,
-		holes: placeholderRE.FindAllStringIndex(cfg.URL, -1),
+		holes: placeholderRE().FindAllStringIndex(cfg.URL, -1),
 		mask:  masker(cfg),
 	}
 	s.client = &retryablehttp.Client{

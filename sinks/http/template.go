@@ -56,7 +56,7 @@ func masker(cfg Config) *strings.Replacer {
 		}
 	}
 	add(cfg.Sign.Secret, 1)
-	if u, err := url.Parse(placeholderRE.ReplaceAllString(cfg.URL, "")); err == nil {
+	if u, err := url.Parse(placeholderRE().ReplaceAllString(cfg.URL, "")); err == nil {
 		if u.User != nil {
 			p, _ := u.User.Password()
 			add(p, 1)

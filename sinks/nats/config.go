@@ -29,7 +29,7 @@ func (c *Config) Validate() error {
 	if c.Subject == "" {
 		return router.Fieldf("subject", "required")
 	}
-	if err := names.CheckSubject(router.PlaceholderRE.ReplaceAllString(c.Subject, "p"), false); err != nil {
+	if err := names.CheckSubject(router.PlaceholderRE().ReplaceAllString(c.Subject, "p"), false); err != nil {
 		return router.Fieldf("subject", "%v", err)
 	}
 	return nil

@@ -33,7 +33,7 @@ type Sink struct {
 
 // New returns a sink for cfg on the connection.
 func New(name string, cfg Config, nc *nats.Conn, js jetstream.JetStream) *Sink {
-	return &Sink{name: name, cfg: cfg, nc: nc, js: js, holes: router.PlaceholderRE.MatchString(cfg.Subject)}
+	return &Sink{name: name, cfg: cfg, nc: nc, js: js, holes: router.PlaceholderRE().MatchString(cfg.Subject)}
 }
 
 var _ router.Sink = (*Sink)(nil)
@@ -121,7 +121,7 @@ func (s *Sink) subject(d *router.Delivery) (string, error) {
 	}
 	vars := router.DeliveryValues(d)
 	var missing string
-	subject := router.PlaceholderRE.ReplaceAllStringFunc(s.cfg.Subject, func(h string) string {
+	subject := router.PlaceholderRE().ReplaceAllStringFunc(s.cfg.Subject, func(h string) string {
 		name := h[1 : len(h)-1]
 		v, ok := vars[name]
 		if !ok && missing == "" {

@@ -13,6 +13,7 @@ package ecs
 import (
 	"errors"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/router"
@@ -43,8 +44,8 @@ func (c *Config) SetDefaults() {
 }
 
 var (
-	familyRE    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
-	startedByRE = regexp.MustCompile(`^[A-Za-z0-9/_-]{1,128}$`)
+	familyRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`) })
+	startedByRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9/_-]{1,128}$`) })
 )
 
 // Validate checks that one mode is chosen, that the filters fit it and
@@ -62,14 +63,14 @@ func (c *Config) Validate() error {
 	if c.Family != "" {
 		if c.Cluster == "" {
 			errs = append(errs, router.Fieldf("family", "filters the tasks of a cluster: set cluster, or remove family"))
-		} else if !familyRE.MatchString(c.Family) {
+		} else if !familyRE().MatchString(c.Family) {
 			errs = append(errs, router.Fieldf("family", "%q is not a task definition family (up to 255 letters, digits, - and _)", c.Family))
 		}
 	}
 	if c.StartedBy != "" {
 		if c.Cluster == "" {
 			errs = append(errs, router.Fieldf("started_by", "filters the tasks of a cluster: set cluster, or remove started_by"))
-		} else if !startedByRE.MatchString(c.StartedBy) {
+		} else if !startedByRE().MatchString(c.StartedBy) {
 			errs = append(errs, router.Fieldf("started_by", "%q is not a startedBy value (up to 128 letters, digits, -, / and _)", c.StartedBy))
 		}
 	}

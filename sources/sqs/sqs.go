@@ -43,7 +43,6 @@ type Source struct {
 
 	// Learnt by Open.
 	queue Queue
-	fifo  bool
 
 	start   sync.Once
 	closing chan struct{}
@@ -82,17 +81,16 @@ func (s *Source) Pollers() int { return s.cfg.Pollers }
 func (s *Source) BatchSize() int { return s.cfg.MaxMessages }
 
 // Open checks that the queue exists and is reachable with the credentials
-// at hand, and learns its ARN and whether it is FIFO.
+// at hand, and learns its ARN.
 func (s *Source) Open(ctx context.Context) error {
 	out, err := s.api.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl:       aws.String(s.cfg.QueueURL),
-		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn, types.QueueAttributeNameFifoQueue},
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
 	})
 	if err != nil {
 		return fmt.Errorf("sqs source %s: queue %s: %w", s.name, s.cfg.QueueURL, err)
 	}
 	s.queue = queueOfARN(out.Attributes[string(types.QueueAttributeNameQueueArn)])
-	s.fifo = out.Attributes[string(types.QueueAttributeNameFifoQueue)] == "true" || strings.HasSuffix(s.cfg.QueueURL, ".fifo")
 	return nil
 }
 
@@ -190,7 +188,7 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error
 // until visibleUntil.
 func (s *Source) message(m types.Message, now, visibleUntil time.Time) *router.Message {
 	msg, _ := Decode(s.name, s.cfg, s.queue, m, now, s.log)
-	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: msg.ID, visibleUntil: visibleUntil, received: now}
+	h := &handle{s: s, receipt: aws.ToString(m.ReceiptHandle), id: msg.ID, visibleUntil: visibleUntil}
 	msg.Handle = h
 	h.log = router.MessageIDs(msg)
 	s.mu.Lock()
@@ -275,7 +273,6 @@ type handle struct {
 	s            *Source
 	receipt, id  string
 	log          slog.Attr // the message's correlation ids
-	received     time.Time
 	settled      atomic.Bool
 	visibleUntil time.Time // guarded by s.mu
 }
