@@ -368,23 +368,23 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	return buf.Bytes(), err
 }
 
-// split returns the events of a body: one JSON object, or an array of them.
-func split(body []byte) ([]json.RawMessage, error) {
+// split returns the events of a body: one JSON object, or an array of
+// them. The body must be JSON as events must be (router.CheckJSON): UTF-8,
+// and no object with a key twice, which the error names by its path.
+func split(body []byte) ([][]byte, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return nil, errors.New("empty body: post an EventBridge event (a JSON object) or an array of them")
 	}
-	if !json.Valid(trimmed) {
-		var v any
-		err := json.Unmarshal(trimmed, &v)
-		return nil, fmt.Errorf("malformed JSON: %v", err)
-	}
 	switch trimmed[0] {
 	case '{':
-		return []json.RawMessage{trimmed}, nil
+		if err := router.CheckJSON(trimmed); err != nil {
+			return nil, fmt.Errorf("malformed JSON: %v", err)
+		}
+		return [][]byte{trimmed}, nil
 	case '[':
-		var raws []json.RawMessage
-		if err := json.Unmarshal(trimmed, &raws); err != nil {
+		raws, err := router.Elements(trimmed)
+		if err != nil {
 			return nil, fmt.Errorf("malformed JSON: %v", err)
 		}
 		if len(raws) == 0 {
@@ -394,11 +394,14 @@ func split(body []byte) ([]json.RawMessage, error) {
 			return nil, fmt.Errorf("%d events in one request; at most %d", len(raws), maxEvents)
 		}
 		for i, raw := range raws {
-			if len(raw) == 0 || raw[0] != '{' {
+			if raw[0] != '{' {
 				return nil, fmt.Errorf("event [%d] is not a JSON object", i)
 			}
 		}
 		return raws, nil
+	}
+	if err := router.CheckJSON(trimmed); err != nil {
+		return nil, fmt.Errorf("malformed JSON: %v", err)
 	}
 	return nil, errors.New("the body must be a JSON object (one event) or an array of objects")
 }

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -267,6 +268,13 @@ func TestBadRequests(t *testing.T) {
 		{"array of scalars", http.MethodPost, "/events", "application/json", `[` + ebEvent + `, 1]`, 400, "event [1] is not a JSON object"},
 		{"not eventbridge", http.MethodPost, "/events", "application/json", `[` + ebEvent + `, {"a":1}]`, 400, "event [1]: malformed message: not an EventBridge event"},
 		{"too large", http.MethodPost, "/events", "application/json", `{"pad":"` + strings.Repeat("x", 3000) + `"}`, 413, "max_body (2KiB)"},
+		// JSON is UTF-8 (RFC 8259): SQS, EventBridge and most parsers
+		// refuse or replace other bytes.
+		{"invalid UTF-8", http.MethodPost, "/events", "application/json", strings.Replace(ebEvent, `"order":1`, "\"order\":\"caf\xe9\"", 1), 400, "invalid UTF-8 in string"},
+		// A key twice would be matched by its first value and read by most
+		// targets by its last.
+		{"duplicate key", http.MethodPost, "/events", "application/json", strings.Replace(ebEvent, `"order":1`, `"amount":1,"amount":1000000`, 1), 400, "duplicate key $.detail.amount"},
+		{"duplicate key in an array", http.MethodPost, "/events", "application/json", `[` + ebEvent + `,{"a":{"b":[{"c":1,"c":2}]}}]`, 400, "duplicate key $[1].a.b[0].c"},
 	} {
 		req, _ := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
 		if tc.ctype != "" {
@@ -285,12 +293,12 @@ func TestBadRequests(t *testing.T) {
 		"wrong method": st.WrongMethod.Load(), "not found": st.NotFound.Load(), "wrong type": st.WrongType.Load(),
 		"bad request": st.BadRequest.Load(), "too large": st.TooLarge.Load(), "accepted": st.Accepted.Load(),
 	} {
-		want := map[string]int64{"wrong method": 2, "not found": 1, "wrong type": 2, "bad request": 7, "too large": 1, "accepted": 0}[name]
+		want := map[string]int64{"wrong method": 2, "not found": 1, "wrong type": 2, "bad request": 10, "too large": 1, "accepted": 0}[name]
 		if got != want {
 			t.Errorf("%s: counted %d, want %d", name, got, want)
 		}
 	}
-	if st.Requests.Load() != 13 {
+	if st.Requests.Load() != 16 {
 		t.Errorf("requests %d", st.Requests.Load())
 	}
 	if n := len(r.messages()); n != 0 {
@@ -466,7 +474,7 @@ func TestConfigValidate(t *testing.T) {
 
 // split never panics, and accepts exactly objects and arrays of objects.
 func FuzzSplit(f *testing.F) {
-	for _, s := range []string{ebEvent, `[` + ebEvent + `]`, `[]`, `{}`, `[1]`, `"x"`, `{"a":`, ``, `[{}, {}]`, "\xff"} {
+	for _, s := range []string{ebEvent, `[` + ebEvent + `]`, `[]`, `{}`, `[1]`, `"x"`, `{"a":`, ``, `[{}, {}]`, "\xff", `[{"a":1,"a":2}]`, "{\"a\":\"\xe9\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -478,6 +486,9 @@ func FuzzSplit(f *testing.F) {
 			var obj map[string]any
 			if json.Unmarshal(raw, &obj) != nil {
 				t.Fatalf("split accepted %q with a non-object %q", body, raw)
+			}
+			if !utf8.Valid(raw) || router.CheckJSON(raw) != nil {
+				t.Fatalf("split accepted %q with %q, not JSON as events must be", body, raw)
 			}
 		}
 	})
