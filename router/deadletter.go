@@ -1,10 +1,14 @@
 package router
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // DeadLetterDocument is the JSON a dead letter carries to targets that have
 // no message attributes (Lambda, HTTP, NATS, log): the record of why, and
-// the original body (as JSON when it is JSON, else as a string).
+// the original body (as JSON when it is JSON in UTF-8, else as a string,
+// with U+FFFD for each byte that is not UTF-8).
 func DeadLetterDocument(d *Delivery) []byte {
 	dl := *d.DeadLetter
 	dl.FirstAttempt, dl.LastAttempt = dl.FirstAttempt.UTC(), dl.LastAttempt.UTC()
@@ -12,7 +16,7 @@ func DeadLetterDocument(d *Delivery) []byte {
 		DeadLetter DeadLetter      `json:"dead_letter"`
 		Body       json.RawMessage `json:"body"`
 	}{DeadLetter: dl}
-	if json.Valid(d.Payload) {
+	if json.Valid(d.Payload) && utf8.Valid(d.Payload) {
 		doc.Body = d.Payload
 	} else {
 		doc.Body, _ = json.Marshal(string(d.Payload))

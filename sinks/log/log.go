@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard-dev/switchyard/router"
 )
@@ -50,7 +51,7 @@ func (s *Sink) Deliver(_ context.Context, d *router.Delivery) error {
 	}
 	if d.DeadLetter != nil {
 		l.Payload = d.Payload
-		if !json.Valid(l.Payload) {
+		if !json.Valid(l.Payload) || !utf8.Valid(l.Payload) {
 			l.Payload, _ = json.Marshal(string(d.Payload))
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard-dev/switchyard/router"
 )
@@ -34,5 +35,24 @@ func TestLogSink_OneJSONLinePerDelivery(t *testing.T) {
 	var dl map[string]any
 	if err := json.Unmarshal(lines[2], &dl); err != nil || dl["payload"] != "not json" || dl["dead_letter"].(map[string]any)["attempts"] != 2.0 {
 		t.Errorf("dead letter line %s: %v", lines[2], err)
+	}
+}
+
+// A dead letter's body that is JSON but not UTF-8 (from a NATS source) is
+// written as a string with U+FFFD: the log line stays valid JSON text.
+func TestLogSink_DeadLetterNotUTF8(t *testing.T) {
+	var buf bytes.Buffer
+	s := New("stdout", Config{}, &buf)
+	m := &router.Message{ID: "m-1", Source: "bus", Body: []byte("{\"a\":\"caf\xe9\"}")}
+	d := &router.Delivery{ID: "d-1", Payload: m.Body, Message: m, DeadLetter: &router.DeadLetter{Source: "bus", Attempts: 1}}
+	if err := s.Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	var line struct{ Payload string }
+	if !utf8.Valid(buf.Bytes()) || json.Unmarshal(buf.Bytes(), &line) != nil || line.Payload != "{\"a\":\"caf\uFFFD\"}" {
+		t.Errorf("line %q", buf.Bytes())
+	}
+	if doc := router.DeadLetterDocument(d); !utf8.Valid(doc) || !json.Valid(doc) {
+		t.Errorf("dead letter document %q", doc)
 	}
 }
