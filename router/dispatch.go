@@ -33,6 +33,9 @@ type DispatcherConfig struct {
 	DeadLetters map[string]Sink
 	// MaxInFlight bounds the messages being worked on. Default 1000.
 	MaxInFlight int
+	// MaxInFlightBytes bounds the bytes of their bodies (see ByteBudget).
+	// Zero or less: no bound.
+	MaxInFlightBytes int64
 	// Logger receives the dispatcher's logs. Default slog.Default().
 	Logger *slog.Logger
 	// RetryLater is how long a message whose deliveries did not all
@@ -47,6 +50,8 @@ type DispatcherConfig struct {
 type Dispatcher struct {
 	cfg       DispatcherConfig
 	slots     chan struct{}
+	bytes     *ByteBudget
+	reserves  map[Source]bool // sources whose messages come with their bytes reserved
 	log       *slog.Logger
 	groups    sync.Map // group key → *groupTurn of the group's latest message
 	stats     Stats
@@ -138,8 +143,12 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.RetryLater = 10 * time.Second
 	}
 	d := &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), log: cfg.Logger, sources: map[string]*SourceStats{}, rules: map[string]*RuleStats{}}
+	d.bytes, d.reserves = NewByteBudget(cfg.MaxInFlightBytes), map[Source]bool{}
 	for _, s := range cfg.Sources {
 		d.sources[s.Name()] = &SourceStats{}
+		if u, ok := s.(BytesUser); ok {
+			d.reserves[s] = u.UseBytes(d.bytes)
+		}
 	}
 	d.routes = d.newRoutes(Routes{Table: cfg.Table, Sinks: cfg.Sinks, DeadLetters: cfg.DeadLetters})
 	return d, nil
@@ -229,6 +238,9 @@ func (d *Dispatcher) acquire() *routes {
 
 // Stats returns the dispatcher's counters.
 func (d *Dispatcher) Stats() *Stats { return &d.stats }
+
+// Bytes returns the byte budget of the messages in flight.
+func (d *Dispatcher) Bytes() *ByteBudget { return d.bytes }
 
 // SourceStats returns a source's counters (nil for an unknown source).
 func (d *Dispatcher) SourceStats(name string) *SourceStats { return d.sources[name] }
@@ -328,6 +340,18 @@ func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, m
 				break more
 			}
 		}
+		if !d.reserves[src] && d.bytes.full() {
+			// No room for bytes either: wait, holding the slots.
+			paused := time.Now()
+			err := d.bytes.Wait(ctx)
+			st.Paused.Add(int64(time.Since(paused)))
+			if err != nil {
+				for range n {
+					<-d.slots
+				}
+				return
+			}
+		}
 		msgs, err := src.Receive(ctx, n)
 		for range n - len(msgs) {
 			<-d.slots
@@ -353,6 +377,11 @@ func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, m
 			st.Received.Add(1)
 			d.stats.InFlight.Add(1)
 			messages.Add(1)
+			held := m.Reserved
+			if held == 0 {
+				held = int64(len(m.Body))
+				d.bytes.Charge(held)
+			}
 			// A message of a group takes its turn after the message of the
 			// group received just before it, fixed here, in receive order.
 			var prev, turn *groupTurn
@@ -364,7 +393,7 @@ func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, m
 			}
 			go func() {
 				defer messages.Done()
-				defer func() { <-d.slots; d.stats.InFlight.Add(-1) }()
+				defer func() { <-d.slots; d.bytes.Release(held); d.stats.InFlight.Add(-1) }()
 				ok := d.handle(work, m, prev)
 				if turn != nil {
 					turn.ok = ok
