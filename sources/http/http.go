@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net"
@@ -69,13 +70,20 @@ type Source struct {
 	subject string
 	stored  *jsconsumer.Source
 
+	// bytes is the dispatcher's byte budget (max_in_flight_bytes): a body's
+	// bytes are reserved before it is read. Nil until UseBytes.
+	bytes atomic.Pointer[router.ByteBudget]
+
 	stats    Stats
 	draining atomic.Bool
 	closing  chan struct{}
 	close    sync.Once
 }
 
-var _ router.Source = (*Source)(nil)
+var (
+	_ router.Source    = (*Source)(nil)
+	_ router.BytesUser = (*Source)(nil)
+)
 
 // Open listens on cfg.Listen (failing at once if it cannot) and starts
 // serving. With ack: persisted it needs js, and creates the stream and the
@@ -214,6 +222,16 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error
 	return out, nil
 }
 
+// UseBytes makes each POST reserve its body's bytes in b before the body
+// is read. With ack: delivered the events go to the router with their
+// bytes (Message.Reserved); with persisted they are released once the
+// events are stored, and Receive's events, from the stream, are not
+// reserved.
+func (s *Source) UseBytes(b *router.ByteBudget) (reserves bool) {
+	s.bytes.Store(b)
+	return s.stored == nil
+}
+
 // Drain turns new POSTs away with 503 from now on; the router calls it
 // when it stops receiving.
 func (s *Source) Drain() { s.draining.Store(true) }
@@ -278,6 +296,23 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: want application/json", r.Header.Get("Content-Type")))
 		return
 	}
+	if r.ContentLength > int64(s.cfg.MaxBody) {
+		s.stats.TooLarge.Add(1)
+		w.Header().Set("Connection", "close")
+		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than max_body (%s)", s.cfg.MaxBody))
+		return
+	}
+	// The body's bytes are reserved before it is read, its length when
+	// the request says it, else max_body; what the events do not take
+	// with them is given back when the request is answered.
+	res := &reservation{b: s.bytes.Load()}
+	defer res.release()
+	if !res.take(r.Context(), r.ContentLength, int64(s.cfg.MaxBody)) {
+		s.stats.Throttled.Add(1)
+		w.Header().Set("Connection", "close")
+		s.retryLater(w, http.StatusTooManyRequests, time.Second, fmt.Sprintf("switchyard is at its in-flight byte limit (max_in_flight_bytes, %d bytes); retry later", res.b.Max()))
+		return
+	}
 	body, err := readBody(w, r, int64(s.cfg.MaxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -322,7 +357,7 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events in one request; with ack: delivered at most %d (max_in_flight)", len(msgs), s.cfg.MaxInFlight))
 		return
 	}
-	s.deliver(w, r, msgs)
+	s.deliver(w, r, msgs, res)
 }
 
 // authorized checks the credentials in constant time: every configured
@@ -358,14 +393,71 @@ func equal(a, b string) int {
 	return subtle.ConstantTimeCompare(ha[:], hb[:])
 }
 
-// readBody reads at most max bytes.
+// readBody reads at most max bytes: into a buffer of the body's length
+// when the request says it (bytes.Buffer's ReadFrom would double a full
+// buffer to look for more), else into one that grows.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	var buf bytes.Buffer
-	if r.ContentLength > 0 && r.ContentLength <= max {
-		buf.Grow(int(r.ContentLength))
+	body := http.MaxBytesReader(w, r.Body, max)
+	if n := r.ContentLength; n >= 0 && n <= max {
+		b := make([]byte, n)
+		_, err := io.ReadFull(body, b)
+		return b, err
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(body)
 	return buf.Bytes(), err
+}
+
+// reservation is a POST's share of the byte budget.
+type reservation struct {
+	b *router.ByteBudget // nil: none to take from
+	n int64
+}
+
+// take reserves the bytes of a body of length n (-1: unknown, so max),
+// waiting up to handoffWait for them. It reports false when they are not
+// free by then.
+func (r *reservation) take(ctx context.Context, n, max int64) bool {
+	if r.b == nil {
+		return true
+	}
+	if n < 0 {
+		n = max
+	}
+	if n == 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, handoffWait)
+	defer cancel()
+	if r.b.Reserve(ctx, n) != nil {
+		return false
+	}
+	r.n = n
+	return true
+}
+
+// give hands an event its share, its body's length, to go with it to the
+// router, which releases it once the event is settled.
+func (r *reservation) give(m *router.Message) {
+	if r.b == nil {
+		return
+	}
+	m.Reserved = min(int64(len(m.Body)), r.n)
+	r.n -= m.Reserved
+}
+
+// takeBack returns the share of an event that never reached the router.
+func (r *reservation) takeBack(m *router.Message) {
+	r.n += m.Reserved
+	m.Reserved = 0
+}
+
+// release gives back what the request still holds.
+func (r *reservation) release() {
+	if r.b != nil {
+		r.b.Release(r.n)
+		r.n = 0
+	}
 }
 
 // split returns the events of a body: one JSON object, or an array of
@@ -419,8 +511,11 @@ func (s *Source) message(raw []byte, now time.Time, trace router.TraceContext) (
 // deliver hands the events to the router and answers once all are
 // settled: 200 when every one was acked, 503 (to be retried) when one was
 // nacked or ResponseTimeout passed, 429 when the router has no room.
-func (s *Source) deliver(w http.ResponseWriter, r *http.Request, msgs []*router.Message) {
+func (s *Source) deliver(w http.ResponseWriter, r *http.Request, msgs []*router.Message, res *reservation) {
 	req := &request{pending: len(msgs), done: make(chan struct{})}
+	for _, m := range msgs {
+		res.give(m)
+	}
 	handed := 0
 	timer := time.NewTimer(handoffWait)
 	defer timer.Stop()
@@ -439,6 +534,9 @@ handoff:
 		case <-r.Context().Done():
 			break handoff
 		}
+	}
+	for _, m := range msgs[handed:] {
+		res.takeBack(m)
 	}
 	if handed < len(msgs) {
 		// The events handed off are delivered all the same; a retry of the

@@ -611,3 +611,95 @@ func TestTraceHeadersCarried(t *testing.T) {
 		ack(got[0])
 	})
 }
+
+// A POST reserves its body's bytes in the router's budget
+// (max_in_flight_bytes) before reading it, and its events carry them to
+// the router; a body that does not fit is answered 429 with Retry-After,
+// unread, as a full max_in_flight is.
+func TestDeliveredReservesBodyBytes(t *testing.T) {
+	s := openSource(t, Config{MaxBody: 64 * size.KiB}, nil)
+	b := router.NewByteBudget(64 << 10)
+	if !s.UseBytes(b) {
+		t.Fatal("with ack: delivered the events must come with their bytes reserved")
+	}
+	held := make(chan *router.Message, 1)
+	route(t, s, func(m *router.Message) { held <- m })
+	body := fmt.Sprintf(`{"pad":%q}`, strings.Repeat("x", 40<<10))
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+s.Addr().String()+"/events", "application/json", strings.NewReader(body))
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	m := <-held
+	if m.Reserved != int64(len(body)) || b.Used() != int64(len(body)) {
+		t.Fatalf("event holds %d bytes, the budget %d; want the body's %d", m.Reserved, b.Used(), len(body))
+	}
+	start := time.Now()
+	a := post(t, s, body, nil)
+	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") != "1" || !strings.Contains(fmt.Sprint(a.body["error"]), "max_in_flight_bytes") {
+		t.Errorf("a body that does not fit: %d %v %v", a.status, a.header, a.body)
+	}
+	if waited := time.Since(start); waited > 10*handoffWait {
+		t.Errorf("answered after %v", waited)
+	}
+	if b.Used() != int64(len(body)) {
+		t.Errorf("after the refusal the budget holds %d", b.Used())
+	}
+	// The router releases an event's bytes once it has settled it.
+	m.Handle.Ack(t.Context())
+	b.Release(m.Reserved)
+	if status := <-first; status != http.StatusOK {
+		t.Errorf("first POST answered %d", status)
+	}
+	waitUsed(t, b, 0)
+	if st := s.Stats(); st.Throttled.Load() != 1 {
+		t.Errorf("throttled %d", st.Throttled.Load())
+	}
+}
+
+// A body whose declared length is over max_body is refused before a byte
+// of it is read or reserved.
+func TestDeclaredLengthOverMaxBody(t *testing.T) {
+	s := openSource(t, Config{MaxBody: 4 * size.KiB}, nil)
+	b := router.NewByteBudget(1 << 20)
+	s.UseBytes(b)
+	a := post(t, s, strings.Repeat(" ", 5<<10)+"{}", nil)
+	if a.status != http.StatusRequestEntityTooLarge || !strings.Contains(fmt.Sprint(a.body["error"]), "max_body") {
+		t.Errorf("answer %d %v", a.status, a.body)
+	}
+	waitUsed(t, b, 0)
+}
+
+// With ack: persisted, the bytes are held while the events are stored and
+// given back with the answer: the events taken from the stream are the
+// router's to count.
+func TestPersistedReleasesBodyBytes(t *testing.T) {
+	srv := natstest.Run(t)
+	s := openSource(t, Config{Ack: AckPersisted}, srv)
+	b := router.NewByteBudget(1 << 20)
+	if s.UseBytes(b) {
+		t.Error("with ack: persisted Receive's events do not come reserved")
+	}
+	if a := post(t, s, ebEvent, nil); a.status != http.StatusAccepted {
+		t.Errorf("answer %d", a.status)
+	}
+	waitUsed(t, b, 0)
+}
+
+// waitUsed waits, a few seconds at most, for the budget to hold want
+// bytes: a handler gives its bytes back as it returns, just after its
+// answer is sent.
+func waitUsed(t *testing.T, b *router.ByteBudget, want int64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); b.Used() != want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the budget holds %d bytes, want %d", b.Used(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
