@@ -184,6 +184,8 @@ var (
 	dReady         = gauge("switchyard_ready", "1 when /readyz answers ready: running, receiving, not draining.")
 	dInFlight      = gauge("switchyard_messages_in_flight", "Source messages being worked on.")
 	dMaxInFlight   = gauge("switchyard_max_in_flight", "The max_in_flight budget.")
+	dBytesInFlight = gauge("switchyard_bytes_in_flight", "Bytes of the bodies of the source messages being worked on.")
+	dMaxBytes      = gauge("switchyard_max_in_flight_bytes", "The max_in_flight_bytes budget.")
 	dSettleErrors  = counter("switchyard_settle_errors_total", "Acks and nacks that failed at the source.")
 	dSrcReceived   = counter("switchyard_source_received_messages_total", "Messages received, by source.", "source")
 	dSrcAcked      = counter("switchyard_source_acked_messages_total", "Messages acked (every delivery resolved, or none matched), by source.", "source")
@@ -203,7 +205,7 @@ var (
 	dTgtLimit      = gauge("switchyard_target_concurrency_limit", "The effective concurrency: the configured one, lowered while the target throttles, by target.", "target")
 	dTgtBreaker    = gauge("switchyard_target_breaker_state", "The circuit breaker: 0 closed, 1 half-open, 2 open, by target.", "target")
 
-	allDescs = []desc{dReady, dInFlight, dMaxInFlight, dSettleErrors, dSrcReceived, dSrcAcked, dSrcNacked, dSrcUnmatched,
+	allDescs = []desc{dReady, dInFlight, dMaxInFlight, dBytesInFlight, dMaxBytes, dSettleErrors, dSrcReceived, dSrcAcked, dSrcNacked, dSrcUnmatched,
 		dSrcRecvErrors, dSrcPaused, dHTTPRequests, dRuleMatched, dTgtAttempts, dTgtDeliveries, dTgtRetries, dTgtThrottled,
 		dTgtDLFailures, dTgtInFlight, dTgtWaiting, dTgtLimit, dTgtBreaker}
 )
@@ -230,6 +232,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := s.Dispatcher.Stats()
 	emit(dInFlight, float64(st.InFlight.Load()))
 	emit(dMaxInFlight, float64(s.MaxInFlight))
+	emit(dBytesInFlight, float64(s.Dispatcher.Bytes().Used()))
+	emit(dMaxBytes, float64(s.Dispatcher.Bytes().Max()))
 	emit(dSettleErrors, float64(st.SettleErrors.Load()))
 	for _, src := range s.Sources {
 		ss := s.Dispatcher.SourceStats(src.Name)
