@@ -46,6 +46,10 @@ type strict struct {
 	// keys are the keys read so far of the objects open, outermost first.
 	keys    []keyRef
 	decoded []byte
+	// bases and masks are fast's, by depth: where an open object's keys
+	// start in keys, and a bit for each of their tags' hashes.
+	bases []int32
+	masks []uint64
 	// ev, when set, receives the top-level object's id, source and
 	// detail-type (ParseEvent).
 	ev *Event
@@ -76,7 +80,9 @@ func keyTag(key []byte) uint64 {
 
 // strictPool keeps the key lists of past walks: events are read on every
 // receive, and most have a few dozen keys.
-var strictPool = sync.Pool{New: func() any { return &strict{keys: make([]keyRef, 0, 64)} }}
+var strictPool = sync.Pool{New: func() any {
+	return &strict{keys: make([]keyRef, 0, 64), bases: make([]int32, fastDepth), masks: make([]uint64, fastDepth)}
+}}
 
 func newStrict(data []byte) *strict {
 	c := strictPool.Get().(*strict)
@@ -143,10 +149,18 @@ func within(err error, step string) error {
 func (c *strict) value(depth int) error {
 	s := &c.s
 	switch s.peek() {
-	case '{':
+	case '{', '[':
+		// ParseEvent reads the top level itself, for the envelope.
+		if depth > 0 || c.ev == nil {
+			if end, ok := c.fast(s.data, s.pos); ok {
+				s.pos = end
+				return nil
+			}
+		}
+		if s.data[s.pos] == '[' {
+			return c.array(depth + 1)
+		}
 		return c.object(depth + 1)
-	case '[':
-		return c.array(depth + 1)
 	case '"':
 		if end := skipStr(s.data, s.pos+1); end >= 0 {
 			s.pos = end
@@ -306,4 +320,145 @@ func Elements(data []byte) ([][]byte, error) {
 			return out, s.end()
 		}
 	}
+}
+
+// fast passes over the object or array at i as skipFast does, and also
+// refuses an object with a key twice. It gives up (ok false) wherever
+// skipFast does, and on a key with escapes, on an object of more than
+// smallObject keys and on a repeated key, for the recursive walk to start
+// over and say what is wrong, or to use a map: the common event costs one
+// tight loop.
+func (c *strict) fast(d []byte, i int) (end int, ok bool) {
+	var stack [fastDepth / 64]uint64
+	bases, masks := c.bases[:fastDepth], c.masks[:fastDepth]
+	keys := c.keys
+	defer func() { c.keys = keys[:len(c.keys)] }() // keep what append grew
+	depth := 0
+	for {
+		// A value is expected at i.
+		if i < len(d) && d[i] <= ' ' {
+			i = skipWS(d, i)
+		}
+		if i >= len(d) {
+			return 0, false
+		}
+		switch ch := d[i]; ch {
+		case '"':
+			if i = skipStr(d, i+1); i < 0 {
+				return 0, false
+			}
+		case '{', '[':
+			i++
+			if i < len(d) && d[i] <= ' ' {
+				i = skipWS(d, i)
+			}
+			if i < len(d) && d[i] == ch+2 { // '}' is '{'+2, ']' is '['+2
+				i++
+				break
+			}
+			if depth++; depth >= len(bases) {
+				return 0, false
+			}
+			if ch == '[' {
+				stack[depth/64] &^= 1 << (depth % 64)
+				continue
+			}
+			stack[depth/64] |= 1 << (depth % 64)
+			bases[depth], masks[depth] = int32(len(keys)), 0
+			if i, keys = fastKey(d, i, keys, int(bases[depth]), &masks[depth]); i < 0 {
+				return 0, false
+			}
+			continue
+		case 't':
+			if i+4 > len(d) || string(d[i:i+4]) != "true" {
+				return 0, false
+			}
+			i += 4
+		case 'f':
+			if i+5 > len(d) || string(d[i:i+5]) != "false" {
+				return 0, false
+			}
+			i += 5
+		case 'n':
+			if i+4 > len(d) || string(d[i:i+4]) != "null" {
+				return 0, false
+			}
+			i += 4
+		default:
+			if i = skipNum(d, i); i < 0 {
+				return 0, false
+			}
+		}
+		// A value ended: close containers until one continues.
+		for {
+			if depth == 0 {
+				return i, true
+			}
+			if i < len(d) && d[i] <= ' ' {
+				i = skipWS(d, i)
+			}
+			if i >= len(d) {
+				return 0, false
+			}
+			inObject := stack[depth/64]&(1<<(depth%64)) != 0
+			if ch := d[i]; ch == ',' {
+				i++
+				if inObject {
+					if i, keys = fastKey(d, i, keys, int(bases[depth]), &masks[depth]); i < 0 {
+						return 0, false
+					}
+				}
+				break
+			} else if inObject && ch == '}' || !inObject && ch == ']' {
+				i++
+				if inObject {
+					keys = keys[:bases[depth]]
+				}
+				depth--
+				continue
+			}
+			return 0, false
+		}
+	}
+}
+
+// fastDepth is the deepest nesting fast follows.
+const fastDepth = 256
+
+// fastKey passes over `"name":` at i, as skipKey does, and adds the name to
+// keys, which from base hold the names of its object so far; mask has a
+// bit for each of their tags' hashes, so that most names are known new
+// without comparing. It returns -1 for a name with escapes, one already
+// there, or one past smallObject.
+func fastKey(d []byte, i int, keys []keyRef, base int, mask *uint64) (int, []keyRef) {
+	if i < len(d) && d[i] <= ' ' {
+		i = skipWS(d, i)
+	}
+	if i >= len(d) || d[i] != '"' {
+		return -1, keys
+	}
+	end := nextSpecial(d, i+1)
+	if end >= len(d) || d[end] != '"' || len(keys)-base >= smallObject {
+		return -1, keys
+	}
+	key := d[i+1 : end]
+	tag := keyTag(key)
+	if bit := uint64(1) << (tag * 0x9E3779B97F4A7C15 >> 58); *mask&bit == 0 {
+		*mask |= bit
+	} else {
+		for _, k := range keys[base:] {
+			if k.tag == tag && string(d[k.a:k.b]) == string(key) {
+				return -1, keys
+			}
+		}
+	}
+	keys = append(keys, keyRef{a: i + 1, b: end, tag: tag})
+	i = end + 1
+	if i < len(d) && d[i] <= ' ' {
+		i = skipWS(d, i)
+	}
+	if i >= len(d) || d[i] != ':' {
+		return -1, keys
+	}
+	return i + 1, keys
 }
