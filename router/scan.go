@@ -153,10 +153,12 @@ const (
 // control character or not ASCII (to be checked as UTF-8); its lowest set
 // bit is in the first such byte.
 func special(w uint64) uint64 {
-	// A byte below 0x20, a zero byte of q, a zero byte of b: the hasZero
-	// trick three times; a byte of 0x80 or more has its own high bit set.
+	// A zero byte of q, a zero byte of b: the hasZero trick; a byte below
+	// 0x20 borrows into its high bit when 0x20 is taken from it, and a
+	// byte of 0x80 or more has its own high bit set (bits above the first
+	// borrow may be false alarms, never below it).
 	q, b := w^(lo*'"'), w^(lo*'\\')
-	return ((w-lo*0x20)&^w | (q-lo)&^q | (b-lo)&^b | w) & hi
+	return ((w - lo*0x20) | w | (q-lo)&^q | (b-lo)&^b) & hi
 }
 
 // utf8Run passes over the valid UTF-8 sequences from i, where d[i] is not
@@ -390,43 +392,53 @@ func skipKey(d []byte, i int) int {
 }
 
 // nextSpecial returns the index of the first byte from i on that ends or
-// interrupts a string's plain run (a quote, a backslash, a control
-// character, or a byte that is not valid UTF-8), or len(d): eight bytes at
-// a time while eight remain, passing over valid UTF-8 sequences.
+// interrupts a string's plain ASCII run (a quote, a backslash, a control
+// character, or a byte of 0x80 or more, for utf8Run), or len(d): eight
+// bytes at a time while eight remain.
 func nextSpecial(d []byte, i int) int {
-	for {
-	ascii:
-		for {
-			if i+8 > len(d) {
-				for i < len(d) && d[i] >= 0x20 && d[i] < utf8.RuneSelf && d[i] != '"' && d[i] != '\\' {
-					i++
-				}
-				break ascii
-			}
-			if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break ascii
-			}
-			i += 8
+	for i+8 <= len(d) {
+		if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
-		if i >= len(d) || d[i] < utf8.RuneSelf {
-			return i
-		}
-		if i = utf8Run(d, i); i < len(d) && d[i] >= utf8.RuneSelf {
-			return i
-		}
+		i += 8
 	}
+	for i < len(d) && d[i] >= 0x20 && d[i] < utf8.RuneSelf && d[i] != '"' && d[i] != '\\' {
+		i++
+	}
+	return i
 }
 
 // plainStr returns the index of the closing quote of the string whose
 // opening quote is at i, when the string is plain: no escapes, no control
-// characters, valid UTF-8. Otherwise it returns -1, for str to read or reject it.
-func plainStr(d []byte, i int) int {
-	i = nextSpecial(d, i+1)
-	if i < len(d) && d[i] == '"' {
-		return i
+// characters, valid UTF-8. Otherwise it returns -1, for str to read or
+// reject it.
+func plainStr(d []byte, i int) int { return plainEnd(d, i+1) }
+
+// plainEnd is plainStr from just after the opening quote: nextSpecial's
+// loop, going on past valid UTF-8, in one call for the callers' hot loops.
+func plainEnd(d []byte, i int) int {
+	for {
+		for i+8 <= len(d) {
+			if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				goto stop
+			}
+			i += 8
+		}
+		for i < len(d) && d[i] >= 0x20 && d[i] < utf8.RuneSelf && d[i] != '"' && d[i] != '\\' {
+			i++
+		}
+	stop:
+		if i < len(d) && d[i] == '"' {
+			return i
+		}
+		if i >= len(d) || d[i] < utf8.RuneSelf {
+			return -1
+		}
+		if i = utf8Run(d, i); i < len(d) && d[i] >= utf8.RuneSelf {
+			return -1
+		}
 	}
-	return -1
 }
 
 // skipStr passes over the rest of a string, from just after its opening
@@ -457,7 +469,12 @@ func skipStr(d []byte, i int) int {
 				return -1
 			}
 		default:
-			return -1
+			if d[i] < utf8.RuneSelf {
+				return -1
+			}
+			if i = utf8Run(d, i); i < len(d) && d[i] >= utf8.RuneSelf {
+				return -1
+			}
 		}
 	}
 }

@@ -2,8 +2,11 @@ package router
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -184,5 +187,56 @@ func TestAppendQuoted_InvalidUTF8(t *testing.T) {
 		if !json.Valid([]byte(got)) || !utf8.ValidString(got) {
 			t.Errorf("appendQuoted(%q) = %s: not JSON in UTF-8", in, got)
 		}
+	}
+}
+
+// special's lowest set bit is in the first byte that is a quote, a
+// backslash, a control character or not ASCII, for any word.
+func TestSpecial(t *testing.T) {
+	isSpecial := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+	check := func(w [8]byte) {
+		want := -1
+		for i, c := range w {
+			if isSpecial(c) {
+				want = i
+				break
+			}
+		}
+		m := special(binary.LittleEndian.Uint64(w[:]))
+		got := -1
+		if m != 0 {
+			got = bits.TrailingZeros64(m) / 8
+		}
+		if got != want {
+			t.Fatalf("special(%q): first special byte %d, want %d", w, got, want)
+		}
+	}
+	// Every byte value at every position, after plain bytes and before
+	// any bytes (borrows only run upwards).
+	for pos := range 8 {
+		for c := range 256 {
+			for _, fill := range []byte{'a', 0x00, 0x1f, 0x20, 0x7f, 0x80, 0xff, '"'} {
+				var w [8]byte
+				for i := range w {
+					w[i] = 'a'
+					if i > pos {
+						w[i] = fill
+					}
+				}
+				w[pos] = byte(c)
+				check(w)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		var w [8]byte
+		for i := range w {
+			w[i] = byte(r.Uint32())
+			if r.IntN(3) > 0 {
+				w[i] = byte(0x20 + r.IntN(0x60))
+			}
+		}
+		check(w)
 	}
 }

@@ -437,8 +437,8 @@ func fastKey(d []byte, i int, keys []keyRef, base int, mask *uint64) (int, []key
 	if i >= len(d) || d[i] != '"' {
 		return -1, keys
 	}
-	end := nextSpecial(d, i+1)
-	if end >= len(d) || d[end] != '"' || len(keys)-base >= smallObject {
+	end := plainEnd(d, i+1)
+	if end < 0 || len(keys)-base >= smallObject {
 		return -1, keys
 	}
 	key := d[i+1 : end]
