@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-dev/switchyard/internal/jsconsumer"
+	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -310,7 +311,7 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 	if !res.take(r.Context(), r.ContentLength, int64(s.cfg.MaxBody)) {
 		s.stats.Throttled.Add(1)
 		w.Header().Set("Connection", "close")
-		s.retryLater(w, http.StatusTooManyRequests, time.Second, fmt.Sprintf("switchyard is at its in-flight byte limit (max_in_flight_bytes, %d bytes); retry later", res.b.Max()))
+		s.retryLater(w, http.StatusTooManyRequests, time.Second, fmt.Sprintf("switchyard is at its in-flight byte limit (max_in_flight_bytes: %s); retry later", size.Bytes(res.b.Max())))
 		return
 	}
 	body, err := readBody(w, r, int64(s.cfg.MaxBody))
