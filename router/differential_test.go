@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 )
 
 // refCase is one pattern with events it must and must not match, written
@@ -1141,11 +1140,6 @@ func FuzzMatch(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Match(%q) on a JSON object: %v", event, err)
 		}
-		if !utf8.Valid(pattern) || !utf8.Valid(event) {
-			// encoding/json replaces invalid UTF-8 with U+FFFD; the
-			// reference cannot say how such bytes compare.
-			return
-		}
 		want, err := refMatch(pattern, event)
 		if errors.Is(err, errRefBudget) {
 			return
@@ -1213,9 +1207,6 @@ func FuzzParsePattern(f *testing.F) {
 			got, err := p.Match([]byte(ev))
 			if err != nil {
 				t.Fatalf("Match(%s): %v", ev, err)
-			}
-			if !utf8.Valid(data) {
-				continue
 			}
 			want, err := refMatch(data, []byte(ev))
 			if err != nil {

@@ -33,6 +33,9 @@ type DispatcherConfig struct {
 	DeadLetters map[string]Sink
 	// MaxInFlight bounds the messages being worked on. Default 1000.
 	MaxInFlight int
+	// MaxInFlightBytes bounds the bytes of their bodies (see ByteBudget).
+	// Zero or less: no bound.
+	MaxInFlightBytes int64
 	// Logger receives the dispatcher's logs. Default slog.Default().
 	Logger *slog.Logger
 	// RetryLater is how long a message whose deliveries did not all
@@ -55,6 +58,8 @@ type DispatcherConfig struct {
 type Dispatcher struct {
 	cfg       DispatcherConfig
 	slots     chan struct{}
+	bytes     *ByteBudget
+	reserves  map[Source]bool // sources whose messages come with their bytes reserved
 	log       *slog.Logger
 	groups    sync.Map // group key → *groupTurn of the group's latest message
 	stats     Stats
@@ -150,8 +155,12 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), log: cfg.Logger, sources: map[string]*SourceStats{}, rules: map[string]*RuleStats{},
 		backlogs: map[string]*BacklogStats{}}
+	d.bytes, d.reserves = NewByteBudget(cfg.MaxInFlightBytes), map[Source]bool{}
 	for _, s := range cfg.Sources {
 		d.sources[s.Name()] = &SourceStats{}
+		if u, ok := s.(BytesUser); ok {
+			d.reserves[s] = u.UseBytes(d.bytes)
+		}
 	}
 	for target := range cfg.Backlogs {
 		d.backlogs[target] = &BacklogStats{}
@@ -251,6 +260,9 @@ func (d *Dispatcher) BacklogStats(target string) *BacklogStats { return d.backlo
 
 // LedgerStats returns the ledger's counters (nil when there is no ledger).
 func (d *Dispatcher) LedgerStats() *LedgerStats { return d.cfg.Ledger.Stats() }
+
+// Bytes returns the byte budget of the messages in flight.
+func (d *Dispatcher) Bytes() *ByteBudget { return d.bytes }
 
 // SourceStats returns a source's counters (nil for an unknown source).
 func (d *Dispatcher) SourceStats(name string) *SourceStats { return d.sources[name] }
@@ -353,6 +365,18 @@ func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, m
 				break more
 			}
 		}
+		if !d.reserves[src] && d.bytes.full() {
+			// No room for bytes either: wait, holding the slots.
+			paused := time.Now()
+			err := d.bytes.Wait(ctx)
+			st.Paused.Add(int64(time.Since(paused)))
+			if err != nil {
+				for range n {
+					<-d.slots
+				}
+				return
+			}
+		}
 		msgs, err := src.Receive(ctx, n)
 		for range n - len(msgs) {
 			<-d.slots
@@ -396,13 +420,18 @@ func (d *Dispatcher) receive(ctx, work context.Context, src Source, batch int, m
 			st.Received.Add(1)
 			d.stats.InFlight.Add(1)
 			messages.Add(1)
+			held := m.Reserved
+			if held == 0 {
+				held = int64(len(m.Body))
+				d.bytes.Charge(held)
+			}
 			var prev, turn *groupTurn
 			if turns != nil {
 				prev, turn = turns[2*i], turns[2*i+1]
 			}
 			go func() {
 				defer messages.Done()
-				defer func() { <-d.slots; d.stats.InFlight.Add(-1) }()
+				defer func() { <-d.slots; d.bytes.Release(held); d.stats.InFlight.Add(-1) }()
 				ok := d.handle(work, m, prev)
 				if turn != nil {
 					turn.ok = ok

@@ -616,3 +616,110 @@ func testIdleSource(t *testing.T, idleFirst bool) {
 		stop()
 	})
 }
+
+// Receiving also stops while the bodies in flight hold max_in_flight_bytes:
+// a receive cannot know how large its messages will be, so it may go over
+// by one batch, and then waits for room; the messages' bytes are given back
+// as they are settled.
+func TestDispatcher_BackpressureBoundsInFlightBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newMemSource("jobs")
+		src.batch = 2
+		release := make(chan struct{})
+		sink := &funcSink{"t", func(ctx context.Context, d *Delivery) error {
+			<-release
+			return nil
+		}}
+		d, _ := NewDispatcher(DispatcherConfig{
+			Table:            table(t, Rule{Name: "r", Targets: []string{"t"}}),
+			Sinks:            map[string]Sink{"t": sink},
+			Sources:          []Source{src},
+			MaxInFlight:      100,
+			MaxInFlightBytes: 10 << 10,
+			Logger:           quiet,
+		})
+		stop := run(t, d, time.Minute)
+		var handles []*memHandle
+		for i := range 20 {
+			m, h := message(t, "jobs", fmt.Sprint(i), "", `{"id":"e`+fmt.Sprint(i)+`","source":"s","detail-type":"x","detail":{}}`)
+			m.Body = make([]byte, 3<<10)
+			src.put(m)
+			handles = append(handles, h)
+		}
+		synctest.Wait()
+		// 3KiB each, two a receive: 6, then 12KiB ≥ 10KiB, and no more.
+		if got := d.Stats().InFlight.Load(); got != 4 {
+			t.Errorf("in flight = %d messages, want 4: receives stop once 10KiB is held", got)
+		}
+		if got := d.Bytes().Used(); got != 12<<10 {
+			t.Errorf("bytes in flight = %d, want %d", got, 12<<10)
+		}
+		close(release)
+		synctest.Wait()
+		stop()
+		for i, h := range handles {
+			if s, _ := h.state(); s != "ack" {
+				t.Fatalf("message %d: %q, want ack", i, s)
+			}
+		}
+		if got := d.Bytes().Used(); got != 0 {
+			t.Errorf("bytes in flight after every message settled = %d", got)
+		}
+	})
+}
+
+// A source that reserves its messages' bytes itself (an HTTP listener,
+// which must not read a body it has no room for) is received from even
+// when the budget is full of them, and its bytes are released once each
+// message is settled, not charged twice.
+func TestDispatcher_ReservedBytesAreReleased(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &reservingSource{memSource: newMemSource("ingest")}
+		release := make(chan struct{})
+		sink := &funcSink{"t", func(ctx context.Context, d *Delivery) error {
+			<-release
+			return nil
+		}}
+		d, _ := NewDispatcher(DispatcherConfig{
+			Table:            table(t, Rule{Name: "r", Targets: []string{"t"}}),
+			Sinks:            map[string]Sink{"t": sink},
+			Sources:          []Source{src},
+			MaxInFlightBytes: 8 << 10,
+			Logger:           quiet,
+		})
+		if src.budget != d.Bytes() {
+			t.Fatal("the source was not given the budget")
+		}
+		stop := run(t, d, time.Minute)
+		for i := range 3 {
+			m, _ := message(t, "ingest", fmt.Sprint(i), "", `{"id":"e`+fmt.Sprint(i)+`","source":"s","detail-type":"x","detail":{}}`)
+			m.Body = make([]byte, 5<<10)
+			d.Bytes().Charge(int64(len(m.Body))) // as the source reserved them
+			m.Reserved = int64(len(m.Body))
+			src.put(m)
+			synctest.Wait()
+		}
+		if got := d.Stats().InFlight.Load(); got != 3 {
+			t.Errorf("in flight = %d, want all 3 reserved messages received", got)
+		}
+		if got := d.Bytes().Used(); got != 15<<10 {
+			t.Errorf("bytes in flight = %d, want %d (reserved, not charged again)", got, 15<<10)
+		}
+		close(release)
+		synctest.Wait()
+		stop()
+		if got := d.Bytes().Used(); got != 0 {
+			t.Errorf("bytes in flight after every message settled = %d", got)
+		}
+	})
+}
+
+type reservingSource struct {
+	*memSource
+	budget *ByteBudget
+}
+
+func (s *reservingSource) UseBytes(b *ByteBudget) bool {
+	s.budget = b
+	return true
+}

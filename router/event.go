@@ -23,52 +23,29 @@ type Event struct {
 // ErrNotObject is returned for an event that is valid JSON but not an object.
 var ErrNotObject = errors.New("an event must be a JSON object")
 
-// ParseEvent checks that data is one JSON object and returns it as an
-// Event, received now. data is kept, not copied.
+// ParseEvent checks that data is one JSON object as CheckJSON requires
+// (UTF-8, no key twice) and returns it as an Event, received now. data is
+// kept, not copied. The error is ErrNotObject, a *SyntaxError or a
+// *DuplicateKeyError.
 func ParseEvent(data []byte, now time.Time) (*Event, error) {
 	ev := &Event{JSON: data, Received: now}
-	s := &scanner{data: data}
-	if s.peek() != '{' {
-		if err := s.skip(); err != nil {
+	c := newStrict(data)
+	defer c.release()
+	if c.s.peek() != '{' {
+		if err := c.value(0); err != nil {
+			return nil, c.fail(err)
+		}
+		if err := c.s.end(); err != nil {
 			return nil, err
 		}
 		return nil, ErrNotObject
 	}
-	s.pos++
-	if s.peek() == '}' {
-		s.pos++
-		return ev, s.end()
+	c.ev = ev
+	if err := c.value(0); err != nil {
+		return nil, c.fail(err)
 	}
-	for {
-		a, b, esc, err := s.key()
-		if err != nil {
-			return nil, err
-		}
-		var dst *string
-		if !esc {
-			switch string(data[a:b]) {
-			case "id":
-				dst = &ev.ID
-			case "source":
-				dst = &ev.Source
-			case "detail-type":
-				dst = &ev.DetailType
-			}
-		}
-		if dst != nil && s.peek() == '"' {
-			va, vb, vesc, err := s.str()
-			if err != nil {
-				return nil, err
-			}
-			*dst = decodeStr(data[va:vb], vesc)
-		} else if err := s.skip(); err != nil {
-			return nil, err
-		}
-		if more, err := s.next('}'); err != nil || !more {
-			if err != nil {
-				return nil, err
-			}
-			return ev, s.end()
-		}
+	if err := c.s.end(); err != nil {
+		return nil, err
 	}
+	return ev, nil
 }

@@ -1,6 +1,9 @@
 package router
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // jkind is the type of a parsed JSON value.
 type jkind uint8
@@ -124,12 +127,24 @@ func appendQuoted(dst []byte, s string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendEscaped appends s with the escapes a JSON string needs, without quotes.
+// appendEscaped appends s with the escapes a JSON string needs, without
+// quotes. A byte that is not valid UTF-8 becomes \ufffd, as in
+// encoding/json: the result is always valid JSON text.
 func appendEscaped(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
+		if c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' {
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			if _, n := utf8.DecodeRuneInString(s[i:]); n > 1 {
+				i += n - 1
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			start = i + 1
 			continue
 		}
 		dst = append(dst, s[start:i]...)

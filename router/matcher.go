@@ -274,7 +274,7 @@ func (n *pathNode) lookup(key []byte) *pathNode {
 // *SyntaxError and other values ErrNotObject.
 func (m *Matcher) Match(event []byte, dst []int) ([]int, error) {
 	s := m.pool.Get().(*scratch)
-	defer m.pool.Put(s)
+	defer m.put(s, len(event))
 	s.reset()
 	if err := s.flatten(m, event); err != nil {
 		return dst, err
@@ -769,7 +769,7 @@ type scratch struct {
 	mem        []arrayPos
 	stack      []arrayPos
 	arrays     int32
-	arena      []byte // decoded strings; never reallocated during a match
+	arena      []byte // decoded strings (leaves keep slices of it, valid if it grows)
 	folds      []byte
 	keyBuf     []byte
 	hits       []hit
@@ -795,6 +795,28 @@ func (m *Matcher) newScratch() *scratch {
 		altGen:     make([]uint32, len(m.alts)),
 		patGen:     make([]uint32, m.patterns),
 	}
+}
+
+// maxArena bounds the arena a scratch is given up front, and keeps in the
+// pool: a large event's decoded strings grow it as they need, and a 60 MB
+// event does not leave a 60 MB arena behind.
+const maxArena = 64 << 10
+
+// put returns s to the pool. After a large event it keeps neither an
+// arena or folds grown past maxArena nor leaves, which hold slices of the
+// event and of the arena.
+func (m *Matcher) put(s *scratch, eventLen int) {
+	if eventLen > maxArena || cap(s.arena) > maxArena {
+		clear(s.leaves)
+		s.leaves = s.leaves[:0]
+		if cap(s.arena) > maxArena {
+			s.arena = nil
+		}
+		if cap(s.folds) > maxArena {
+			s.folds = nil
+		}
+	}
+	m.pool.Put(s)
 }
 
 func (s *scratch) reset() {
@@ -838,8 +860,8 @@ func (s *scratch) folded(lf *leaf) []byte {
 // --- flattening ---
 
 func (s *scratch) flatten(m *Matcher, data []byte) error {
-	if cap(s.arena) < len(data) {
-		s.arena = make([]byte, 0, len(data))
+	if n := min(len(data), maxArena); cap(s.arena) < n {
+		s.arena = make([]byte, 0, n)
 	}
 	sc := &scanner{data: data}
 	if sc.peek() != '{' {

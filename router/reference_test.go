@@ -63,9 +63,11 @@ type refValue struct {
 	vals []*refValue // object member values (parallel to keys) or array elements
 }
 
-// refDecode decodes exactly one JSON value (surrounding whitespace allowed).
+// refDecode decodes exactly one JSON value (surrounding whitespace allowed),
+// in UTF-8 as RFC 8259 requires (encoding/json would replace invalid bytes
+// with U+FFFD).
 func refDecode(data []byte) (*refValue, error) {
-	if !json.Valid(data) {
+	if !json.Valid(data) || !utf8.Valid(data) {
 		return nil, errors.New("reference: invalid JSON")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))

@@ -60,6 +60,11 @@ type Message struct {
 	// Trace is the trace context the message arrived with (an SQS
 	// AWSTraceHeader, HTTP or NATS traceparent headers); zero when none.
 	Trace TraceContext
+	// Reserved is the bytes the source took from the dispatcher's byte
+	// budget for the message before handing it out (see BytesUser), which
+	// the dispatcher releases once the message is settled. Zero: the
+	// dispatcher charges the body's length itself when it receives it.
+	Reserved int64
 	// Malformed is set when the body did not fit the source's envelope and
 	// the source dead-letters such bodies: the dispatcher sends the message
 	// to the source's dead-letter target instead of routing it.

@@ -23,7 +23,8 @@ func (e *SyntaxError) Error() string {
 }
 
 // scanner reads JSON in place. It validates everything it passes over,
-// including the values it skips, and never allocates except for errors.
+// including the values it skips and the UTF-8 of every string, and never
+// allocates except for errors.
 type scanner struct {
 	data []byte
 	pos  int
@@ -107,6 +108,13 @@ func (s *scanner) str() (start, end int, esc bool, err error) {
 		if i >= len(d) {
 			return 0, 0, false, s.errorf("unterminated string")
 		}
+		if d[i] >= utf8.RuneSelf {
+			s.pos = utf8Run(d, i)
+			if s.pos < len(d) && d[s.pos] >= utf8.RuneSelf {
+				return 0, 0, false, s.errorf("invalid UTF-8 in string")
+			}
+			continue
+		}
 		switch d[i] {
 		case '"':
 			s.pos++
@@ -141,13 +149,32 @@ const (
 	hi = 0x8080808080808080
 )
 
-// special is non-zero when some byte of w is a quote, a backslash or a
-// control character; its lowest set bit is in the first such byte.
+// special is non-zero when some byte of w is a quote, a backslash, a
+// control character or not ASCII (to be checked as UTF-8); its lowest set
+// bit is in the first such byte.
 func special(w uint64) uint64 {
-	// A byte below 0x20, a zero byte of q, a zero byte of b: the hasZero
-	// trick three times, masked once.
+	// A zero byte of q, a zero byte of b: the hasZero trick; a byte below
+	// 0x20 borrows into its high bit when 0x20 is taken from it, and a
+	// byte of 0x80 or more has its own high bit set (bits above the first
+	// borrow may be false alarms, never below it).
 	q, b := w^(lo*'"'), w^(lo*'\\')
-	return ((w-lo*0x20)&^w | (q-lo)&^q | (b-lo)&^b) & hi
+	return ((w - lo*0x20) | w | (q-lo)&^q | (b-lo)&^b) & hi
+}
+
+// utf8Run passes over the valid UTF-8 sequences from i, where d[i] is not
+// ASCII, and returns where they end: at the end of d, at an ASCII byte, or
+// at a byte that starts no valid sequence (JSON is UTF-8, RFC 8259 §8.1:
+// such a byte makes the text invalid). Overlong forms and surrogates are
+// invalid, as in utf8.Valid.
+func utf8Run(d []byte, i int) int {
+	for i < len(d) && d[i] >= utf8.RuneSelf {
+		if _, n := utf8.DecodeRune(d[i:]); n > 1 {
+			i += n
+			continue
+		}
+		return i
+	}
+	return i
 }
 
 // hasZero is non-zero when some byte of w is zero; its lowest set bit is in
@@ -365,8 +392,9 @@ func skipKey(d []byte, i int) int {
 }
 
 // nextSpecial returns the index of the first byte from i on that ends or
-// interrupts a string's plain run (a quote, a backslash or a control
-// character), or len(d): eight bytes at a time while eight remain.
+// interrupts a string's plain ASCII run (a quote, a backslash, a control
+// character, or a byte of 0x80 or more, for utf8Run), or len(d): eight
+// bytes at a time while eight remain.
 func nextSpecial(d []byte, i int) int {
 	for i+8 <= len(d) {
 		if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
@@ -374,7 +402,7 @@ func nextSpecial(d []byte, i int) int {
 		}
 		i += 8
 	}
-	for i < len(d) && d[i] >= 0x20 && d[i] != '"' && d[i] != '\\' {
+	for i < len(d) && d[i] >= 0x20 && d[i] < utf8.RuneSelf && d[i] != '"' && d[i] != '\\' {
 		i++
 	}
 	return i
@@ -382,13 +410,35 @@ func nextSpecial(d []byte, i int) int {
 
 // plainStr returns the index of the closing quote of the string whose
 // opening quote is at i, when the string is plain: no escapes, no control
-// characters. Otherwise it returns -1, for str to read or reject it.
-func plainStr(d []byte, i int) int {
-	i = nextSpecial(d, i+1)
-	if i < len(d) && d[i] == '"' {
-		return i
+// characters, valid UTF-8. Otherwise it returns -1, for str to read or
+// reject it.
+func plainStr(d []byte, i int) int { return plainEnd(d, i+1) }
+
+// plainEnd is plainStr from just after the opening quote: nextSpecial's
+// loop, going on past valid UTF-8, in one call for the callers' hot loops.
+func plainEnd(d []byte, i int) int {
+	for {
+		for i+8 <= len(d) {
+			if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				goto stop
+			}
+			i += 8
+		}
+		for i < len(d) && d[i] >= 0x20 && d[i] < utf8.RuneSelf && d[i] != '"' && d[i] != '\\' {
+			i++
+		}
+	stop:
+		if i < len(d) && d[i] == '"' {
+			return i
+		}
+		if i >= len(d) || d[i] < utf8.RuneSelf {
+			return -1
+		}
+		if i = utf8Run(d, i); i < len(d) && d[i] >= utf8.RuneSelf {
+			return -1
+		}
 	}
-	return -1
 }
 
 // skipStr passes over the rest of a string, from just after its opening
@@ -419,7 +469,12 @@ func skipStr(d []byte, i int) int {
 				return -1
 			}
 		default:
-			return -1
+			if d[i] < utf8.RuneSelf {
+				return -1
+			}
+			if i = utf8Run(d, i); i < len(d) && d[i] >= utf8.RuneSelf {
+				return -1
+			}
 		}
 	}
 }

@@ -2,13 +2,18 @@ package router
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzScanner checks that skip accepts exactly the JSON encoding/json
-// accepts, and that parseJSON reads the same values.
+// accepts in UTF-8, and that parseJSON reads the same values.
 func FuzzScanner(f *testing.F) {
 	for _, s := range []string{`{}`, `[]`, `{"a":[1,2.5e3,-0,"x\u00e9\n",true,false,null,{"b":{}}]}`, `"\ud83d\ude00"`, `[1,]`, `{"a"}`, `01`, "\"\t\""} {
 		f.Add([]byte(s))
@@ -20,8 +25,8 @@ func FuzzScanner(f *testing.F) {
 		if err == nil {
 			err = s.end()
 		}
-		if valid := json.Valid(data); (err == nil) != valid {
-			t.Fatalf("skip(%q) error = %v, encoding/json valid = %v", data, err, valid)
+		if valid := json.Valid(data) && utf8.Valid(data); (err == nil) != valid {
+			t.Fatalf("skip(%q) error = %v, encoding/json valid in UTF-8 = %v", data, err, valid)
 		}
 		v, perr := parseJSON(data)
 		if (perr == nil) != (err == nil) {
@@ -100,6 +105,15 @@ func TestSkipFast(t *testing.T) {
 		{"bad literal", `[tru]`, false},
 		{"missing comma", `[1 2]`, false},
 		{"nan", `[NaN]`, false},
+		{"UTF-8", `{"é":"ça 中 😀, and ` + strings.Repeat("é", 11) + `"}`, true},
+		{"UTF-8 at the end of a word", `["1234567é"]`, true},
+		{"invalid UTF-8", "[\"ab\xffc\"]", false},
+		{"invalid UTF-8 in a key", "{\"a\xff\":1}", false},
+		{"invalid UTF-8 after eight bytes", "[\"abcdefghij\xe9\"]", false},
+		{"truncated UTF-8", "[\"\xe4\xb8\"]", false},
+		{"overlong UTF-8", "[\"\xc0\xaf\"]", false},
+		{"surrogate in UTF-8", "[\"\xed\xa0\x80\"]", false},
+		{"beyond U+10FFFF", "[\"\xf4\x90\x80\x80\"]", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if ok := checkSkipFast(t, []byte(tc.json)); ok != tc.ok {
@@ -131,4 +145,98 @@ func decodeNumbers(data []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	return d.Decode(v)
+}
+
+// JSON is UTF-8 (RFC 8259 §8.1): a string with a byte that is not, where
+// ever it is, makes the text invalid, and the error says where.
+func TestScanner_RefusesInvalidUTF8(t *testing.T) {
+	for _, tc := range []struct {
+		json   string
+		offset int
+	}{
+		{"\"a\xffb\"", 2},
+		{"{\"k\":\"0123456789\xc3\"}", 16},
+		{"{\"k\":\"\xe4\xb8\xadx\xed\xbf\xbf\"}", 10},
+		{"[\"\\n\xc0\"]", 4},
+	} {
+		s := &scanner{data: []byte(tc.json)}
+		err := s.skip()
+		var se *SyntaxError
+		if !errors.As(err, &se) || se.Offset != tc.offset || !strings.Contains(se.Msg, "UTF-8") {
+			t.Errorf("skip(%q) = %v, want invalid UTF-8 at offset %d", tc.json, err, tc.offset)
+		}
+		if _, err := parseJSON([]byte(tc.json)); err == nil {
+			t.Errorf("parseJSON(%q) accepted it", tc.json)
+		}
+	}
+}
+
+func TestAppendQuoted_InvalidUTF8(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":           `"plain"`,
+		"é中😀":             `"é中😀"`,
+		"a\xffb":          `"a\ufffdb"`,
+		"\xe4\xb8":        `"\ufffd\ufffd"`,
+		"\xed\xa0\x80\"x": `"\ufffd\ufffd\ufffd\"x"`,
+		"\x00\xc3\xa9":    `"\u0000é"`,
+	} {
+		got := string(appendQuoted(nil, in))
+		if got != want {
+			t.Errorf("appendQuoted(%q) = %s, want %s", in, got, want)
+		}
+		if !json.Valid([]byte(got)) || !utf8.ValidString(got) {
+			t.Errorf("appendQuoted(%q) = %s: not JSON in UTF-8", in, got)
+		}
+	}
+}
+
+// special's lowest set bit is in the first byte that is a quote, a
+// backslash, a control character or not ASCII, for any word.
+func TestSpecial(t *testing.T) {
+	isSpecial := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+	check := func(w [8]byte) {
+		want := -1
+		for i, c := range w {
+			if isSpecial(c) {
+				want = i
+				break
+			}
+		}
+		m := special(binary.LittleEndian.Uint64(w[:]))
+		got := -1
+		if m != 0 {
+			got = bits.TrailingZeros64(m) / 8
+		}
+		if got != want {
+			t.Fatalf("special(%q): first special byte %d, want %d", w, got, want)
+		}
+	}
+	// Every byte value at every position, after plain bytes and before
+	// any bytes (borrows only run upwards).
+	for pos := range 8 {
+		for c := range 256 {
+			for _, fill := range []byte{'a', 0x00, 0x1f, 0x20, 0x7f, 0x80, 0xff, '"'} {
+				var w [8]byte
+				for i := range w {
+					w[i] = 'a'
+					if i > pos {
+						w[i] = fill
+					}
+				}
+				w[pos] = byte(c)
+				check(w)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		var w [8]byte
+		for i := range w {
+			w[i] = byte(r.Uint32())
+			if r.IntN(3) > 0 {
+				w[i] = byte(0x20 + r.IntN(0x60))
+			}
+		}
+		check(w)
+	}
 }

@@ -108,77 +108,124 @@ func hasKey(body []byte, key string) bool {
 }
 
 func decode(env Envelope, body []byte, o Origin, received time.Time) (*Event, error) {
+	if env == EnvelopeRaw {
+		return wrap(body, CheckJSON(body) == nil, o, received), nil
+	}
+	// One strict reading says what the body is: an object (ev), other JSON
+	// (ErrNotObject), or not JSON as events must be (invalid UTF-8, a key
+	// twice, bad syntax), which is wrapped as a string or is malformed.
+	ev, err := ParseEvent(body, received)
+	isJSON := err == nil || errors.Is(err, ErrNotObject)
 	switch env {
-	case EnvelopeRaw:
-		return wrap(body, o, received), nil
 	case EnvelopeEventBridge:
-		if ev, ok := asEventBridge(body, received); ok {
+		if err == nil && isEventBridge(ev) {
 			return ev, nil
+		}
+		if !isJSON {
+			return nil, fmt.Errorf("%w: not an EventBridge event: %v", ErrMalformed, err)
 		}
 		return nil, fmt.Errorf("%w: not an EventBridge event (a JSON object with source, detail-type and detail)", ErrMalformed)
 	case EnvelopeSNS:
-		ev, ok := unwrapSNS(body, o, received)
-		if !ok {
-			return nil, fmt.Errorf("%w: not an SNS notification (a JSON object with Type Notification, TopicArn and Message)", ErrMalformed)
+		if err == nil {
+			if ev, ok := unwrapSNS(body, o, received); ok {
+				return ev, nil
+			}
 		}
-		return ev, nil
+		if !isJSON {
+			return nil, fmt.Errorf("%w: not an SNS notification: %v", ErrMalformed, err)
+		}
+		return nil, fmt.Errorf("%w: not an SNS notification (a JSON object with Type Notification, TopicArn and Message)", ErrMalformed)
 	}
-	if ev, ok := asEventBridge(body, received); ok {
-		return ev, nil
+	if err == nil {
+		if isEventBridge(ev) {
+			return ev, nil
+		}
+		if ev, ok := unwrapSNS(body, o, received); ok {
+			return ev, nil
+		}
 	}
-	if ev, ok := unwrapSNS(body, o, received); ok {
-		return ev, nil
-	}
-	return wrap(body, o, received), nil
+	return wrap(body, isJSON, o, received), nil
 }
 
-// asEventBridge reports whether body is an EventBridge event.
-func asEventBridge(body []byte, received time.Time) (*Event, bool) {
-	ev, err := ParseEvent(body, received)
-	if err != nil || ev.Source == "" || ev.DetailType == "" {
-		return nil, false
-	}
-	return ev, hasKey(body, "detail")
+// isEventBridge reports whether an event read by ParseEvent has what an
+// EventBridge event has: a source, a detail-type and a detail.
+func isEventBridge(ev *Event) bool {
+	return ev.Source != "" && ev.DetailType != "" && hasKey(ev.JSON, "detail")
 }
 
 // unwrapSNS decodes an SNS notification, as SNS delivers it to SQS without
-// raw message delivery.
+// raw message delivery. body must be a JSON object as ParseEvent accepts
+// it. Only the notification's fields are decoded: a large body that is
+// not one costs one pass over its top level.
 func unwrapSNS(body []byte, o Origin, received time.Time) (*Event, bool) {
-	v, err := parseJSON(body)
-	if err != nil || v.kind != jObj {
-		return nil, false
-	}
-	field := func(name string) *jvalue {
-		for i := len(v.keys) - 1; i >= 0; i-- {
-			if v.keys[i] == name {
-				return v.vals[i]
-			}
+	var typ, msg, topic, id, ts *string
+	var attrs []byte
+	s := &scanner{data: body}
+	s.peek()
+	s.pos++ // '{'
+	for s.peek() != '}' {
+		a, b, esc, err := s.key()
+		if err != nil {
+			return nil, false
 		}
-		return nil
+		var dst **string
+		switch decodeStr(body[a:b], esc) {
+		case "Type":
+			dst = &typ
+		case "Message":
+			dst = &msg
+		case "TopicArn":
+			dst = &topic
+		case "MessageId":
+			dst = &id
+		case "Timestamp":
+			dst = &ts
+		case "MessageAttributes":
+			start := s.pos
+			if s.skip() != nil {
+				return nil, false
+			}
+			attrs = body[start:s.pos]
+		}
+		if dst != nil && s.peek() == '"' {
+			va, vb, vesc, err := s.str()
+			if err != nil {
+				return nil, false
+			}
+			v := decodeStr(body[va:vb], vesc)
+			*dst = &v
+		} else if dst != nil && s.skip() != nil {
+			return nil, false
+		}
+		if more, err := s.next('}'); err != nil {
+			return nil, false
+		} else if !more {
+			break
+		}
 	}
-	typ, msg, topic := field("Type"), field("Message"), field("TopicArn")
-	if typ == nil || typ.kind != jStr || typ.s != "Notification" || msg == nil || msg.kind != jStr || topic == nil || topic.kind != jStr {
+	if typ == nil || *typ != "Notification" || msg == nil || topic == nil {
 		return nil, false
 	}
-	inner := []byte(msg.s)
-	if ev, ok := asEventBridge(inner, received); ok {
+	inner := []byte(*msg)
+	ev, err := ParseEvent(inner, received)
+	if err == nil && isEventBridge(ev) {
 		return ev, true
 	}
 	w := o
 	w.DetailType = "SNS Notification"
-	w.Resources = []string{topic.s}
-	if id := field("MessageId"); id != nil && id.kind == jStr {
-		w.ID = id.s
+	w.Resources = []string{*topic}
+	if id != nil {
+		w.ID = *id
 	}
-	if ts := field("Timestamp"); ts != nil && ts.kind == jStr {
-		if t, err := time.Parse(time.RFC3339Nano, ts.s); err == nil {
+	if ts != nil {
+		if t, err := time.Parse(time.RFC3339Nano, *ts); err == nil {
 			w.Time = t
 		}
 	}
-	if attrs := field("MessageAttributes"); attrs != nil && attrs.kind == jObj {
+	if v, err := parseJSON(attrs); err == nil && v.kind == jObj {
 		w.Attributes = map[string]string{}
-		for i, k := range attrs.keys {
-			a := attrs.vals[i]
+		for i, k := range v.keys {
+			a := v.vals[i]
 			if a.kind != jObj {
 				continue
 			}
@@ -189,11 +236,13 @@ func unwrapSNS(body []byte, o Origin, received time.Time) (*Event, bool) {
 			}
 		}
 	}
-	return wrap(inner, w, received), true
+	return wrap(inner, err == nil || errors.Is(err, ErrNotObject), w, received), true
 }
 
-// wrap makes a new event around a payload.
-func wrap(body []byte, o Origin, received time.Time) *Event {
+// wrap makes a new event around a payload: its detail is the payload as
+// JSON when isJSON (it is JSON as CheckJSON requires), else as a string,
+// with any byte that is not UTF-8 replaced by U+FFFD.
+func wrap(body []byte, isJSON bool, o Origin, received time.Time) *Event {
 	t := o.Time
 	if t.IsZero() {
 		t = received
@@ -219,7 +268,7 @@ func wrap(body []byte, o Origin, received time.Time) *Event {
 		b = appendQuoted(b, r)
 	}
 	b = append(b, `],"detail":`...)
-	if s := (&scanner{data: body}); s.skip() == nil && s.end() == nil {
+	if isJSON {
 		b = appendCompact(b, body)
 	} else {
 		b = appendQuoted(b, string(body))
@@ -256,7 +305,7 @@ const (
 func DecodeOrWrap(env Envelope, body []byte, o Origin, received time.Time) (*Event, error) {
 	ev, err := Decode(env, body, o, received)
 	if err != nil {
-		return wrap(body, o, received), err
+		return wrap(body, CheckJSON(body) == nil, o, received), err
 	}
 	return ev, nil
 }

@@ -50,6 +50,17 @@ func TestDecode(t *testing.T) {
 		{"auto: SNS with an event inside", EnvelopeAuto, sns(eventBridge), eventBridge, false},
 		{"raw: an event is wrapped too", EnvelopeRaw, `{"source":"a","detail-type":"b","detail":{}}`, wrapped(`{"source":"a","detail-type":"b","detail":{}}`, attrs), false},
 		{"sns: not a notification", EnvelopeSNS, `{"Type":"SubscriptionConfirmation","TopicArn":"t","Message":"m"}`, "", true},
+		// JSON must be UTF-8 and have no key twice; a body that is not is
+		// wrapped as a string, with U+FFFD for each byte that is not UTF-8.
+		{"auto: invalid UTF-8 is a string", EnvelopeAuto, "{\"a\":\"caf\xe9\"}", wrapped(`"{\"a\":\"caf\ufffd\"}"`, attrs), false},
+		{"raw: invalid UTF-8 is a string", EnvelopeRaw, "{\"a\":\"\xff\"}", wrapped(`"{\"a\":\"\ufffd\"}"`, attrs), false},
+		{"auto: text with invalid UTF-8", EnvelopeAuto, "ol\xe1 \xe4\xb8\xad", wrapped(`"ol\ufffd 中"`, attrs), false},
+		{"auto: a key twice is a string", EnvelopeAuto, `{"a":1,"a":2}`, wrapped(`"{\"a\":1,\"a\":2}"`, attrs), false},
+		{"auto: an event with a key twice is a string", EnvelopeAuto, `{"source":"a","detail-type":"b","detail":{"n":1,"n":2}}`,
+			wrapped(`"{\"source\":\"a\",\"detail-type\":\"b\",\"detail\":{\"n\":1,\"n\":2}}"`, attrs), false},
+		{"eventbridge: invalid UTF-8", EnvelopeEventBridge, "{\"source\":\"a\",\"detail-type\":\"b\",\"detail\":\"\xff\"}", "", true},
+		{"eventbridge: a key twice", EnvelopeEventBridge, `{"source":"a","detail-type":"b","detail":{"n":1,"n":2}}`, "", true},
+		{"sns: a key twice", EnvelopeSNS, `{"Type":"Notification","TopicArn":"t","Message":"m","Message":"n"}`, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ev, err := Decode(tc.env, []byte(tc.body), origin, received)
@@ -72,6 +83,12 @@ func TestDecode(t *testing.T) {
 				t.Errorf("Received = %v", ev.Received)
 			}
 		})
+	}
+
+	// The error of a body that is not JSON says why.
+	_, err := Decode(EnvelopeEventBridge, []byte(`{"source":"a","detail-type":"b","detail":{"n":1,"n":2}}`), origin, received)
+	if err == nil || !strings.Contains(err.Error(), "duplicate key $.detail.n") {
+		t.Errorf("Decode of a key twice: %v, want its path", err)
 	}
 
 	// An SNS notification of plain text is unwrapped and wrapped anew.

@@ -70,3 +70,30 @@ func TestHarness_SmokeRunDrainsTheQueue(t *testing.T) {
 		t.Errorf("%d runs, want 4", runs)
 	}
 }
+
+// TestBodies_SmokeRun runs the bodies measurement briefly: every event is
+// answered 200 in the end (any 429 retried), and memory is sampled. It
+// asserts no figure.
+func TestBodies_SmokeRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds switchyard and runs it")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	o := bodiesOptions{n: 3, size: 700 << 10, target: "http", extra: "max_in_flight_bytes: 1MiB", maxBody: "1MiB", devBuild: true}
+	var out strings.Builder
+	r, err := measureBodies(t.Context(), o, &out, io.Discard)
+	t.Logf("%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range r.answers {
+		if a.status != 200 {
+			t.Errorf("event %d answered %d", i, a.status)
+		}
+	}
+	if r.peak.rss < r.idle.rss || r.peak.anon <= 0 {
+		t.Errorf("memory: idle %+v, peak %+v", r.idle, r.peak)
+	}
+}

@@ -10,6 +10,9 @@
 //
 //	go run ./cmd/switchyard-bench -scenarios lambda,paced -n 20000 -runs 3
 //
+// `switchyard-bench bodies` measures resident memory while large bodies are
+// posted to the http source, and after.
+//
 // BENCHMARKS.md describes what each figure measures.
 package main
 
@@ -32,6 +35,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "ceiling" {
 		return cmdCeiling(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "bodies" {
+		return cmdBodies(ctx, args[1:], stdout, stderr)
 	}
 	opts, err := parseOptions(args, stderr)
 	if err != nil {

@@ -777,3 +777,47 @@ rules:
 	}
 
 }
+
+// The review's case: an event with a string that is not UTF-8, posted to
+// an SQS target, was stored with U+FFFD, failed the SDK's MD5 check, was
+// stored again on each retry, then dead-lettered the same way. JSON is
+// UTF-8: the POST is refused, as is an event with a key twice, and the
+// queues hold only the valid event, once.
+func TestRun_HTTPIngestRefusesInvalidUTF8AndDuplicateKeys(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	for _, q := range []string{"out", "dlq"} {
+		srv.SQS().CreateQueue(q, nil)
+	}
+	addr := freeAddr(t)
+	startDaemon(t, srv, fmt.Sprintf(`
+version: 1
+aws: {region: us-east-1, endpoints: {sqs: "{{URL}}"}}
+sources: [{name: ingest, type: http, listen: %q}]
+targets:
+  - {name: out, type: sqs, queue_url: "{{URL}}/123456789012/out", policy: quick}
+  - {name: dlq, type: sqs, queue_url: "{{URL}}/123456789012/dlq", policy: last}
+policies:
+  quick: {retry: {attempts: 3, initial: 10ms, max: 50ms}, dead_letter: dlq}
+  last: {retry: {attempts: 2, initial: 10ms, max: 50ms}}
+rules:
+  - {name: orders, pattern: {detail-type: [Order Placed]}, targets: [out]}
+`, addr))
+	waitListening(t, addr)
+	url := "http://" + addr + "/events"
+	for _, tc := range []struct{ body, want string }{
+		{strings.Replace(orderEvent("o-1", "eu"), `"eu"`, "\"caf\xe9\"", 1), "invalid UTF-8"},
+		{strings.Replace(orderEvent("o-2", "eu"), `"region":"eu"`, `"amount":1,"amount":1000000`, 1), "duplicate key $.detail.amount"},
+	} {
+		if status, body := postEvents(t, url, tc.body); status != 400 || !strings.Contains(body, tc.want) {
+			t.Errorf("POST answered %d %s, want 400 %q", status, body, tc.want)
+		}
+	}
+	if status, body := postEvents(t, url, orderEvent("o-3", "eu")); status != 200 {
+		t.Fatalf("POST of a valid event answered %d %s", status, body)
+	}
+	out, _ := srv.SQS().Messages("out")
+	dlq, _ := srv.SQS().Messages("dlq")
+	if len(out) != 1 || !strings.Contains(out[0].Body, `"id":"o-3"`) || len(dlq) != 0 {
+		t.Errorf("out holds %d messages, dlq %d; want the valid event once", len(out), len(dlq))
+	}
+}

@@ -196,7 +196,7 @@ func (eng *engine) build(ctx context.Context, cfg *config.Config) error {
 	}
 	d, err := router.NewDispatcher(router.DispatcherConfig{
 		Table: routes.Table, Sinks: routes.Sinks, Sources: sources, DeadLetters: routes.DeadLetters,
-		MaxInFlight: cfg.MaxInFlight, Logger: eng.log, Ledger: eng.ledger, Backlogs: eng.backlogs,
+		MaxInFlight: cfg.MaxInFlight, MaxInFlightBytes: int64(cfg.MaxInFlightBytes), Logger: eng.log, Ledger: eng.ledger, Backlogs: eng.backlogs,
 	})
 	if err != nil {
 		return err
@@ -585,7 +585,7 @@ func restartOnly(old, new *config.Config) []string {
 		old, new any
 	}{
 		{"sources", old.Sources, new.Sources}, {"nats", old.NATS, new.NATS}, {"aws", old.AWS, new.AWS},
-		{"admin", old.Admin, new.Admin}, {"max_in_flight", old.MaxInFlight, new.MaxInFlight},
+		{"admin", old.Admin, new.Admin}, {"max_in_flight", old.MaxInFlight, new.MaxInFlight}, {"max_in_flight_bytes", old.MaxInFlightBytes, new.MaxInFlightBytes},
 		{"shutdown_grace", old.ShutdownGrace, new.ShutdownGrace}, {"tracing", old.Tracing, new.Tracing}, {"log", old.Log, new.Log},
 		{"ledger", old.Ledger, new.Ledger}, {"a target's backlog", backlogsOf(old), backlogsOf(new)},
 	} {

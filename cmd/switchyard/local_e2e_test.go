@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,4 +311,60 @@ rules: [{name: all, pattern: {source: [{prefix: ""}]}, targets: [hook, bus]}]
 		shows(t, "the log", logs)
 		shows(t, "standard output", d.stdout.String())
 	})
+}
+
+// max_in_flight_bytes bounds the bodies held at once: while one large
+// event is being delivered, another that would take the bytes over is
+// answered 429 with Retry-After, unread; once the first is delivered, it
+// goes through.
+func TestRun_HTTPIngestBoundsBytesInFlight(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int64
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if calls.Add(1) == 1 {
+			<-release
+		}
+	}))
+	defer app.Close()
+	defer close(release)
+	addr := freeAddr(t)
+	startDaemon(t, awstest.NewTestServer(t, awstest.Options{}), fmt.Sprintf(`
+version: 1
+max_in_flight_bytes: 1MiB
+sources: [{name: ingest, type: http, listen: %q, max_body: 1MiB}]
+targets: [{name: app, type: http, url: %q}]
+rules: [{name: all, pattern: {source: [{prefix: ""}]}, targets: [app]}]
+`, addr, app.URL))
+	waitListening(t, addr)
+	url := "http://" + addr + "/events"
+	big := func(id string) string {
+		return strings.Replace(orderEvent(id, "eu"), `"region":"eu"`, `"pad":"`+strings.Repeat("x", 700<<10)+`"`, 1)
+	}
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(url, "application/json", strings.NewReader(big("o-1")))
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	waitFor(t, "the first event at the app", func() bool { return calls.Load() == 1 })
+	resp, err := http.Post(url, "application/json", strings.NewReader(big("o-2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("second POST answered %d (Retry-After %q), want 429 while the first holds the bytes", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	release <- struct{}{}
+	if status := <-first; status != http.StatusOK {
+		t.Fatalf("first POST answered %d", status)
+	}
+	if status, body := postEvents(t, url, big("o-2")); status != http.StatusOK {
+		t.Fatalf("second POST, retried, answered %d %s", status, body)
+	}
 }

@@ -109,6 +109,8 @@ rules:
 		`switchyard_target_concurrency_limit{target="thumbs"}`:                                   64,
 		`switchyard_messages_in_flight`:                                                          0,
 		`switchyard_max_in_flight`:                                                               1000,
+		`switchyard_bytes_in_flight`:                                                             0,
+		`switchyard_max_in_flight_bytes`:                                                         64 << 20,
 		`switchyard_ready`:                                                                       1,
 	}
 	// Counters settle just after the queue drains (the ack is the last step).

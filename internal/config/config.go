@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/ledger"
+	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
@@ -42,6 +43,11 @@ type Config struct {
 	// MaxInFlight bounds the source messages being worked on at once; when
 	// it is reached, sources stop receiving. Default 1000.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxInFlightBytes bounds the bytes of the bodies of the source
+	// messages being worked on at once: when it is reached, sources stop
+	// receiving and the HTTP source answers 429. Memory in use is a small
+	// multiple of it. At least each HTTP source's max_body. Default 64MiB.
+	MaxInFlightBytes size.Bytes `yaml:"max_in_flight_bytes"`
 	// ShutdownGrace is how long in-flight work may take to finish after
 	// SIGTERM before the rest is nacked. Default 25s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
@@ -190,6 +196,9 @@ type Input struct {
 func (c *Config) setDefaults() {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 1000
+	}
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = 64 * size.MiB
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 25 * time.Second

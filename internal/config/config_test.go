@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/ledger"
+	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/policy"
 	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
@@ -84,8 +85,8 @@ rules: [{name: r, pattern: {source: [x]}, targets: [t]}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxInFlight != 1000 || c.ShutdownGrace != 25*time.Second || c.Admin.Listen != "127.0.0.1:9090" || c.NATS.StoreDir != "./data/nats" {
-		t.Errorf("file defaults = %d %v %q %q", c.MaxInFlight, c.ShutdownGrace, c.Admin.Listen, c.NATS.StoreDir)
+	if c.MaxInFlight != 1000 || c.MaxInFlightBytes != 64*size.MiB || c.ShutdownGrace != 25*time.Second || c.Admin.Listen != "127.0.0.1:9090" || c.NATS.StoreDir != "./data/nats" {
+		t.Errorf("file defaults = %d %v %v %q %q", c.MaxInFlight, c.MaxInFlightBytes, c.ShutdownGrace, c.Admin.Listen, c.NATS.StoreDir)
 	}
 	q := c.Sources[0].Config.(*sqssource.Config)
 	if q.MaxMessages != 10 || q.WaitTime != 20*time.Second || q.VisibilityTimeout != time.Minute || q.Pollers != 1 || q.Envelope != "auto" {

@@ -21,7 +21,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard-dev/switchyard/internal/backlog"
+	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/router"
+	httpsource "github.com/switchyard-dev/switchyard/sources/http"
 	natssource "github.com/switchyard-dev/switchyard/sources/nats"
 )
 
@@ -343,6 +345,9 @@ func (d *decoder) validate(c *Config) {
 	if c.MaxInFlight < 1 {
 		d.errorf(d.at("max_in_flight"), "max_in_flight", "must be at least 1, got %d", c.MaxInFlight)
 	}
+	if c.MaxInFlightBytes < size.MiB {
+		d.errorf(d.at("max_in_flight_bytes"), "max_in_flight_bytes", "must be at least 1MiB, got %s", c.MaxInFlightBytes)
+	}
 	if c.ShutdownGrace < 0 {
 		d.errorf(d.at("shutdown_grace"), "shutdown_grace", "must be positive")
 	}
@@ -377,6 +382,10 @@ func (d *decoder) validate(c *Config) {
 	for i, s := range c.Sources {
 		if s.Config != nil {
 			d.fieldErrors(d.nodes[indexPath("sources", i)], indexPath("sources", i), s.Config.Validate())
+		}
+		if h, ok := s.Config.(*httpsource.Config); ok && h.MaxBody > c.MaxInFlightBytes && c.MaxInFlightBytes >= size.MiB {
+			p := indexPath("sources", i) + ".max_body"
+			d.errorf(d.at(p), p, "%s exceeds max_in_flight_bytes (%s): a body that large could only be taken with nothing else in flight; raise max_in_flight_bytes", h.MaxBody, c.MaxInFlightBytes)
 		}
 		if dl, ok := s.Config.(interface{ DeadLetterTarget() string }); ok {
 			if t := dl.DeadLetterTarget(); t != "" && !targets[t] {

@@ -35,6 +35,7 @@ var fieldDocs = sync.OnceValue(func() map[string]string {
 		"github.com/switchyard-dev/switchyard/internal/config.Config.Ledger":                 "Ledger configures the delivery ledger, on NATS JetStream.",
 		"github.com/switchyard-dev/switchyard/internal/config.Config.Log":                    "Log configures the daemon's log.",
 		"github.com/switchyard-dev/switchyard/internal/config.Config.MaxInFlight":            "MaxInFlight bounds the source messages being worked on at once; when it is reached, sources stop receiving. Default 1000.",
+		"github.com/switchyard-dev/switchyard/internal/config.Config.MaxInFlightBytes":       "MaxInFlightBytes bounds the bytes of the bodies of the source messages being worked on at once: when it is reached, sources stop receiving and the HTTP source answers 429. Memory in use is a small multiple of it. At least each HTTP source's max_body. Default 64MiB.",
 		"github.com/switchyard-dev/switchyard/internal/config.Config.NATS":                   "NATS configures the embedded NATS server or the cluster to join.",
 		"github.com/switchyard-dev/switchyard/internal/config.Config.Policies":               "Policies are named delivery policies that targets refer to. A policy named default is used by targets that name none; when the file does not define it, policy.Default() is.",
 		"github.com/switchyard-dev/switchyard/internal/config.Config.Rules":                  "Rules match events and name the targets they go to.",

@@ -188,6 +188,8 @@ var (
 	dReady         = gauge("switchyard_ready", "1 when /readyz answers ready: running, receiving, not draining.")
 	dInFlight      = gauge("switchyard_messages_in_flight", "Source messages being worked on.")
 	dMaxInFlight   = gauge("switchyard_max_in_flight", "The max_in_flight budget.")
+	dBytesInFlight = gauge("switchyard_bytes_in_flight", "Bytes of the bodies of the source messages being worked on.")
+	dMaxBytes      = gauge("switchyard_max_in_flight_bytes", "The max_in_flight_bytes budget.")
 	dSettleErrors  = counter("switchyard_settle_errors_total", "Acks and nacks that failed at the source.")
 	dSrcReceived   = counter("switchyard_source_received_messages_total", "Messages received, by source.", "source")
 	dSrcAcked      = counter("switchyard_source_acked_messages_total", "Messages acked (every delivery resolved, or none matched), by source.", "source")
@@ -220,7 +222,7 @@ var (
 	dLedgerErrors  = counter("switchyard_ledger_errors_total", "Ledger calls that failed (the delivery went on without it).")
 	dLedgerSkipped = counter("switchyard_ledger_skipped_total", "Ledger calls not made because the ledger had just failed.")
 
-	allDescs = []desc{dReady, dInFlight, dMaxInFlight, dSettleErrors, dSrcReceived, dSrcAcked, dSrcNacked, dSrcUnmatched,
+	allDescs = []desc{dReady, dInFlight, dMaxInFlight, dBytesInFlight, dMaxBytes, dSettleErrors, dSrcReceived, dSrcAcked, dSrcNacked, dSrcUnmatched,
 		dSrcRecvErrors, dSrcPaused, dHTTPRequests, dHTTPEvents, dRuleMatched, dTgtAttempts, dTgtDeliveries, dTgtRetries, dTgtThrottled,
 		dTgtDLFailures, dTgtInFlight, dTgtWaiting, dTgtLimit, dTgtBreaker, dBacklogged, dBacklogErrors, dBacklogDrain, dBacklogBack,
 		dBacklogBad, dBacklogDepth, dBacklogAge, dLedgerLookups, dLedgerHits, dLedgerWrites, dLedgerErrors, dLedgerSkipped}
@@ -248,6 +250,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := s.Dispatcher.Stats()
 	emit(dInFlight, float64(st.InFlight.Load()))
 	emit(dMaxInFlight, float64(s.MaxInFlight))
+	emit(dBytesInFlight, float64(s.Dispatcher.Bytes().Used()))
+	emit(dMaxBytes, float64(s.Dispatcher.Bytes().Max()))
 	emit(dSettleErrors, float64(st.SettleErrors.Load()))
 	for _, src := range s.Sources {
 		ss := s.Dispatcher.SourceStats(src.Name)

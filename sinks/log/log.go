@@ -29,41 +29,52 @@ var _ router.Sink = (*Sink)(nil)
 // Name returns the target's name.
 func (s *Sink) Name() string { return s.name }
 
-// line is what the sink writes.
-type line struct {
-	Time       time.Time          `json:"time"`
-	Target     string             `json:"target"`
-	Rule       string             `json:"rule,omitempty"`
-	DeliveryID string             `json:"delivery_id"`
-	EventID    string             `json:"event_id,omitempty"`
-	Source     string             `json:"source"`
-	MessageID  string             `json:"message_id,omitempty"`
-	Payload    json.RawMessage    `json:"payload"`
-	DeadLetter *router.DeadLetter `json:"dead_letter,omitempty"`
+// head is the start of a line, before the payload; the payload (and the
+// dead letter's record) are appended to it by hand, so that encoding/json,
+// which keeps its buffers in a pool, never holds a large payload's copy.
+type head struct {
+	Time       time.Time `json:"time"`
+	Target     string    `json:"target"`
+	Rule       string    `json:"rule,omitempty"`
+	DeliveryID string    `json:"delivery_id"`
+	EventID    string    `json:"event_id,omitempty"`
+	Source     string    `json:"source"`
+	MessageID  string    `json:"message_id,omitempty"`
 }
 
-// Deliver writes the delivery; a write error is retryable.
+// Deliver writes the delivery as one line: the fields of head, then
+// payload (for a dead letter the original body, as JSON when it is JSON,
+// else as a string) and dead_letter. A write error is retryable.
 func (s *Sink) Deliver(_ context.Context, d *router.Delivery) error {
-	l := line{
+	h := head{
 		Time: s.now().UTC(), Target: s.name, Rule: d.Rule, DeliveryID: d.ID,
-		Source: d.Message.Source, MessageID: d.Message.ID, Payload: router.JSONPayload(d), DeadLetter: d.DeadLetter,
-	}
-	if d.DeadLetter != nil {
-		l.Payload = d.Payload
-		if !json.Valid(l.Payload) {
-			l.Payload, _ = json.Marshal(string(d.Payload))
-		}
+		Source: d.Message.Source, MessageID: d.Message.ID,
 	}
 	if d.Message.Event != nil {
-		l.EventID = d.Message.Event.ID
+		h.EventID = d.Message.Event.ID
 	}
-	b, err := json.Marshal(l)
+	hb, err := json.Marshal(h)
 	if err != nil {
 		return router.PermanentError(fmt.Errorf("log %s: %w", s.name, err))
 	}
+	b := make([]byte, 0, len(hb)+len(d.Payload)+512)
+	b = append(b, hb[:len(hb)-1]...) // without its '}'
+	b = append(b, `,"payload":`...)
+	if d.DeadLetter != nil {
+		b = router.AppendBody(b, d.Payload)
+		dl, err := json.Marshal(d.DeadLetter)
+		if err != nil {
+			return router.PermanentError(fmt.Errorf("log %s: %w", s.name, err))
+		}
+		b = append(b, `,"dead_letter":`...)
+		b = append(b, dl...)
+	} else {
+		b = router.AppendCompact(b, router.JSONPayload(d))
+	}
+	b = append(b, "}\n"...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.w.Write(append(b, '\n')); err != nil {
+	if _, err := s.w.Write(b); err != nil {
 		return router.RetryableError(fmt.Errorf("log %s: %w", s.name, err), 0)
 	}
 	return nil

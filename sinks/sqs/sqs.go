@@ -2,6 +2,8 @@ package sqs
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -52,10 +54,24 @@ const maxErrorAttribute = 1024
 // form as the AWSTraceHeader system attribute. On a FIFO queue the message group is the
 // source message's group (or the rule) and the deduplication id is the
 // delivery id, so a retried send is not delivered twice.
+//
+// SQS carries text: a payload that is not valid UTF-8 (a dead letter's
+// original body from NATS, say; events are UTF-8) is sent with U+FFFD for
+// each invalid byte, as the SDK's encoder would write it anyway, but
+// before the body's MD5 is taken, so that what is checked is what was
+// sent. Characters SQS refuses (control characters other than
+// tab, CR and LF; U+FFFE, U+FFFF) get its answer, InvalidMessageContents,
+// which is permanent.
+//
+// An answer whose MD5OfMessageBody is not the body's MD5 is permanent, not
+// retryable: SQS accepted the message (it has an id) and a retry would
+// store another copy, yet what it stored is not what was sent, so it is
+// not counted delivered either; the dead letter names the stored id.
 func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
+	body := text(d.Payload)
 	in := &sqs.SendMessageInput{
 		QueueUrl:          aws.String(s.cfg.QueueURL),
-		MessageBody:       aws.String(string(d.Payload)),
+		MessageBody:       aws.String(body),
 		MessageAttributes: Attributes(d),
 	}
 	if x := d.OutboundTrace().XRayHeader(); x != "" {
@@ -74,14 +90,57 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 		in.MessageGroupId = aws.String(group)
 		in.MessageDeduplicationId = aws.String(d.ID)
 	}
-	if _, err := s.api.SendMessage(ctx, in); err != nil {
+	out, err := s.api.SendMessage(ctx, in, ownChecksum)
+	if err != nil {
 		return fmt.Errorf("sqs %s: send: %w", s.name, classify(err))
+	}
+	if sum := md5.Sum([]byte(body)); out.MD5OfMessageBody != nil && *out.MD5OfMessageBody != hex.EncodeToString(sum[:]) {
+		return router.PermanentError(fmt.Errorf("sqs %s: send: accepted as message %s, but its MD5OfMessageBody %s is not the MD5 of the body sent (%x): not sent again, since the queue has it",
+			s.name, aws.ToString(out.MessageId), *out.MD5OfMessageBody, sum))
 	}
 	return nil
 }
 
 // maxAttributes is SQS's limit of message attributes on a message.
 const maxAttributes = 10
+
+// ownChecksum turns the SDK's MD5 check off for a send: Deliver makes it,
+// and classifies a mismatch, which the SDK reports as an unclassified
+// error (retryable) although SQS accepted the message.
+func ownChecksum(o *sqs.Options) { o.DisableMessageChecksumValidation = true }
+
+// text returns p as SQS text: p itself when it is valid UTF-8, else with
+// U+FFFD for each byte that is not, as encoding/json and the SDK write it.
+func text(p []byte) string {
+	if utf8.Valid(p) {
+		return string(p)
+	}
+	return strings.Map(func(r rune) rune { return r }, string(p))
+}
+
+// attributeText makes v a string attribute value SQS accepts: at most
+// maxErrorAttribute bytes, cut at a character's start, with anything SQS
+// refuses (invalid UTF-8, control characters other than tab, CR and LF,
+// U+FFFE, U+FFFF) replaced by U+FFFD. Attributes are switchyard's own
+// record of a delivery: a target's odd error text must not make its dead
+// letter undeliverable.
+func attributeText(v string) string {
+	if len(v) > maxErrorAttribute {
+		cut := maxErrorAttribute
+		for cut > 0 && !utf8.RuneStart(v[cut]) {
+			cut--
+		}
+		v = v[:cut]
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+		case r < 0x20, r == 0xFFFE, r == 0xFFFF:
+			return utf8.RuneError
+		}
+		return r // strings.Map writes U+FFFD for invalid UTF-8
+	}, v)
+}
 
 // Attributes are the message attributes of a delivery sent to SQS (at
 // most 10, SQS's limit). A delivery carries its origin: switchyard-source,
@@ -101,7 +160,7 @@ func Attributes(d *router.Delivery) map[string]types.MessageAttributeValue {
 	a := map[string]types.MessageAttributeValue{}
 	str := func(k, v string) {
 		if v != "" {
-			a[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(truncate(v))}
+			a[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(attributeText(v))}
 		}
 	}
 	if dl := d.DeadLetter; dl != nil {
@@ -135,7 +194,7 @@ func Attributes(d *router.Delivery) map[string]types.MessageAttributeValue {
 				Dropped []string `json:"dropped_attributes,omitempty"`
 			}{DeadLetter: *dl, Dropped: dropped}
 			rec.Attributes = nil
-			rec.FirstError, rec.LastError = truncate(rec.FirstError), truncate(rec.LastError)
+			rec.FirstError, rec.LastError = attributeText(rec.FirstError), attributeText(rec.LastError)
 			rec.FirstAttempt, rec.LastAttempt = rec.FirstAttempt.UTC(), rec.LastAttempt.UTC()
 			b, _ := json.Marshal(rec)
 			a["switchyard-dead-letter"] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(string(b))}
@@ -160,22 +219,6 @@ func Attributes(d *router.Delivery) map[string]types.MessageAttributeValue {
 		str("switchyard-event-id", d.Message.Event.ID)
 	}
 	return a
-}
-
-// truncate bounds an error kept in an attribute to maxErrorAttribute bytes,
-// cutting at a character boundary.
-func truncate(v string) string {
-	if len(v) <= maxErrorAttribute {
-		return v
-	}
-	v = v[:maxErrorAttribute]
-	for len(v) > 0 {
-		if r, n := utf8.DecodeLastRuneInString(v); r != utf8.RuneError || n > 1 {
-			break
-		}
-		v = v[:len(v)-1] // a character cut in two
-	}
-	return v
 }
 
 // validAttribute reports whether SQS accepts a message attribute: a name

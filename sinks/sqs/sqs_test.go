@@ -160,3 +160,67 @@ func TestAttributes_TruncatesErrorsAtACharacter(t *testing.T) {
 		t.Errorf("a %d-byte error is cut to %d bytes, valid UTF-8 %v", 3000, len(v), utf8.ValidString(v))
 	}
 }
+
+// A payload that is not UTF-8 (a dead letter's body from a NATS source) is
+// sent once, with U+FFFD for each invalid sequence: not sent, refused by
+// the SDK's checksum and sent again, storing a copy on every attempt.
+func TestSQSSink_InvalidUTF8IsSentOnceAsReplacement(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	url, _ := srv.SQS().CreateQueue("dlq", nil)
+	s := New("dlq", Config{QueueURL: url}, srv.SQSClient())
+	d := delivery()
+	d.Message.Body = []byte("caf\xe9 \xff\xfe ok")
+	d.Payload = d.Message.Body
+	d.DeadLetter = &router.DeadLetter{Source: "jobs", MessageID: "m-1", Attempts: 1, LastError: "503", FirstAttempt: time.Now(), LastAttempt: time.Now()}
+	if err := s.Deliver(t.Context(), d); err != nil {
+		t.Errorf("Deliver = %v (%s), want it sent", err, router.ClassOf(err))
+	}
+	ms, _ := srv.SQS().Messages("dlq")
+	if len(ms) != 1 || ms[0].Body != "caf\uFFFD \uFFFD\uFFFD ok" {
+		t.Fatalf("messages %+v, want one with U+FFFD in place of the invalid bytes", ms)
+	}
+}
+
+// A dead letter's attributes are switchyard's record: an error text from a
+// target with bytes SQS refuses, or cut inside a character by the length
+// limit, must not make the dead letter undeliverable.
+func TestSQSSink_AttributesAreTextSQSAccepts(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	url, _ := srv.SQS().CreateQueue("dlq", nil)
+	s := New("dlq", Config{QueueURL: url}, srv.SQSClient())
+	d := delivery()
+	d.Payload = d.Message.Body
+	d.DeadLetter = &router.DeadLetter{Source: "jobs", MessageID: "m-1", Attempts: 1,
+		FirstError:   "bad \x00 \xff answer",
+		LastError:    "x" + strings.Repeat("é", maxErrorAttribute),
+		FirstAttempt: time.Now(), LastAttempt: time.Now()}
+	if err := s.Deliver(t.Context(), d); err != nil {
+		t.Fatalf("Deliver = %v (%s), want it sent", err, router.ClassOf(err))
+	}
+	ms, _ := srv.SQS().Messages("dlq")
+	a := ms[0].Attributes
+	if first := a["switchyard-first-error"].StringValue; first != "bad \uFFFD \uFFFD answer" {
+		t.Errorf("first error attribute %q", first)
+	}
+	if last := a["switchyard-last-error"].StringValue; last != "x"+strings.Repeat("é", maxErrorAttribute/2-1) {
+		t.Errorf("last error attribute %q (%d bytes), want whole characters up to %d bytes", last, len(last), maxErrorAttribute)
+	}
+}
+
+// SQS accepted the message when it answers with its id, whatever the MD5
+// says: a retry would store it again, so a mismatch is permanent, not
+// retryable, and says which message the queue holds.
+func TestSQSSink_ChecksumMismatchIsPermanent(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	url, _ := srv.SQS().CreateQueue("out", nil)
+	s := New("out", Config{QueueURL: url}, srv.SQSClient())
+	srv.FailNext("sqs:SendMessage", 1, awstest.Fault{Commit: true, Status: 200,
+		Body: []byte(`{"MessageId":"5fea7756-0ea4-451a-a703-a558b933e274","MD5OfMessageBody":"00000000000000000000000000000000"}`)})
+	err := s.Deliver(t.Context(), delivery())
+	if router.ClassOf(err) != router.Permanent || !strings.Contains(fmt.Sprint(err), "5fea7756-0ea4-451a-a703-a558b933e274") {
+		t.Errorf("Deliver = %v (%s), want permanent, naming the stored message", err, router.ClassOf(err))
+	}
+	if ms, _ := srv.SQS().Messages("out"); len(ms) != 1 {
+		t.Errorf("%d messages, want the one accepted", len(ms))
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-dev/switchyard/internal/jsconsumer"
+	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -70,13 +72,20 @@ type Source struct {
 	subject string
 	stored  *jsconsumer.Source
 
+	// bytes is the dispatcher's byte budget (max_in_flight_bytes): a body's
+	// bytes are reserved before it is read. Nil until UseBytes.
+	bytes atomic.Pointer[router.ByteBudget]
+
 	stats    Stats
 	draining atomic.Bool
 	closing  chan struct{}
 	close    sync.Once
 }
 
-var _ router.Source = (*Source)(nil)
+var (
+	_ router.Source    = (*Source)(nil)
+	_ router.BytesUser = (*Source)(nil)
+)
 
 // Open listens on cfg.Listen (failing at once if it cannot) and starts
 // serving. With ack: persisted it needs js, and creates the stream and the
@@ -215,6 +224,16 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error
 	return out, nil
 }
 
+// UseBytes makes each POST reserve its body's bytes in b before the body
+// is read. With ack: delivered the events go to the router with their
+// bytes (Message.Reserved); with persisted they are released once the
+// events are stored, and Receive's events, from the stream, are not
+// reserved.
+func (s *Source) UseBytes(b *router.ByteBudget) (reserves bool) {
+	s.bytes.Store(b)
+	return s.stored == nil
+}
+
 // Drain turns new POSTs away with 503 from now on; the router calls it
 // when it stops receiving.
 func (s *Source) Drain() { s.draining.Store(true) }
@@ -279,6 +298,23 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: want application/json", r.Header.Get("Content-Type")))
 		return
 	}
+	if r.ContentLength > int64(s.cfg.MaxBody) {
+		s.stats.TooLarge.Add(1)
+		w.Header().Set("Connection", "close")
+		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than max_body (%s)", s.cfg.MaxBody))
+		return
+	}
+	// The body's bytes are reserved before it is read, its length when
+	// the request says it, else max_body; what the events do not take
+	// with them is given back when the request is answered.
+	res := &reservation{b: s.bytes.Load()}
+	defer res.release()
+	if !res.take(r.Context(), r.ContentLength, int64(s.cfg.MaxBody)) {
+		s.stats.Throttled.Add(1)
+		w.Header().Set("Connection", "close")
+		s.retryLater(w, http.StatusTooManyRequests, time.Second, fmt.Sprintf("switchyard is at its in-flight byte limit (max_in_flight_bytes: %s); retry later", size.Bytes(res.b.Max())))
+		return
+	}
 	body, err := readBody(w, r, int64(s.cfg.MaxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -308,7 +344,7 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events in one request; with ack: delivered at most %d (max_in_flight)", len(msgs), s.cfg.MaxInFlight))
 		return
 	}
-	s.deliver(w, r, msgs)
+	s.deliver(w, r, msgs, res)
 }
 
 // authorized checks the credentials in constant time: every configured
@@ -344,33 +380,90 @@ func equal(a, b string) int {
 	return subtle.ConstantTimeCompare(ha[:], hb[:])
 }
 
-// readBody reads at most max bytes.
+// readBody reads at most max bytes: into a buffer of the body's length
+// when the request says it (bytes.Buffer's ReadFrom would double a full
+// buffer to look for more), else into one that grows.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	var buf bytes.Buffer
-	if r.ContentLength > 0 && r.ContentLength <= max {
-		buf.Grow(int(r.ContentLength))
+	body := http.MaxBytesReader(w, r.Body, max)
+	if n := r.ContentLength; n >= 0 && n <= max {
+		b := make([]byte, n)
+		_, err := io.ReadFull(body, b)
+		return b, err
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(body)
 	return buf.Bytes(), err
 }
 
-// split returns the events of a body: one JSON object, or an array of them.
-func split(body []byte) ([]json.RawMessage, error) {
+// reservation is a POST's share of the byte budget.
+type reservation struct {
+	b *router.ByteBudget // nil: none to take from
+	n int64
+}
+
+// take reserves the bytes of a body of length n (-1: unknown, so max),
+// waiting up to handoffWait for them. It reports false when they are not
+// free by then.
+func (r *reservation) take(ctx context.Context, n, max int64) bool {
+	if r.b == nil {
+		return true
+	}
+	if n < 0 {
+		n = max
+	}
+	if n == 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, handoffWait)
+	defer cancel()
+	if r.b.Reserve(ctx, n) != nil {
+		return false
+	}
+	r.n = n
+	return true
+}
+
+// give hands an event its share, its body's length, to go with it to the
+// router, which releases it once the event is settled.
+func (r *reservation) give(m *router.Message) {
+	if r.b == nil {
+		return
+	}
+	m.Reserved = min(int64(len(m.Body)), r.n)
+	r.n -= m.Reserved
+}
+
+// takeBack returns the share of an event that never reached the router.
+func (r *reservation) takeBack(m *router.Message) {
+	r.n += m.Reserved
+	m.Reserved = 0
+}
+
+// release gives back what the request still holds.
+func (r *reservation) release() {
+	if r.b != nil {
+		r.b.Release(r.n)
+		r.n = 0
+	}
+}
+
+// split returns the events of a body: one JSON object, or an array of
+// them. The body must be JSON as events must be (router.CheckJSON): UTF-8,
+// and no object with a key twice, which the error names by its path.
+func split(body []byte) ([][]byte, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return nil, errors.New("empty body: post an EventBridge event (a JSON object) or an array of them")
 	}
-	if !json.Valid(trimmed) {
-		var v any
-		err := json.Unmarshal(trimmed, &v)
-		return nil, fmt.Errorf("malformed JSON: %v", err)
-	}
 	switch trimmed[0] {
 	case '{':
-		return []json.RawMessage{trimmed}, nil
+		if err := router.CheckJSON(trimmed); err != nil {
+			return nil, fmt.Errorf("malformed JSON: %v", err)
+		}
+		return [][]byte{trimmed}, nil
 	case '[':
-		var raws []json.RawMessage
-		if err := json.Unmarshal(trimmed, &raws); err != nil {
+		raws, err := router.Elements(trimmed)
+		if err != nil {
 			return nil, fmt.Errorf("malformed JSON: %v", err)
 		}
 		if len(raws) == 0 {
@@ -380,11 +473,14 @@ func split(body []byte) ([]json.RawMessage, error) {
 			return nil, fmt.Errorf("%d events in one request; at most %d", len(raws), maxEvents)
 		}
 		for i, raw := range raws {
-			if len(raw) == 0 || raw[0] != '{' {
+			if raw[0] != '{' {
 				return nil, fmt.Errorf("event [%d] is not a JSON object", i)
 			}
 		}
 		return raws, nil
+	}
+	if err := router.CheckJSON(trimmed); err != nil {
+		return nil, fmt.Errorf("malformed JSON: %v", err)
 	}
 	return nil, errors.New("the body must be a JSON object (one event) or an array of objects")
 }
@@ -423,8 +519,11 @@ func Decode(name string, cfg Config, body []byte, now time.Time, trace router.Tr
 // deliver hands the events to the router and answers once all are
 // settled: 200 when every one was acked, 503 (to be retried) when one was
 // nacked or ResponseTimeout passed, 429 when the router has no room.
-func (s *Source) deliver(w http.ResponseWriter, r *http.Request, msgs []*router.Message) {
+func (s *Source) deliver(w http.ResponseWriter, r *http.Request, msgs []*router.Message, res *reservation) {
 	req := &request{pending: len(msgs), done: make(chan struct{})}
+	for _, m := range msgs {
+		res.give(m)
+	}
 	handed := 0
 	timer := time.NewTimer(handoffWait)
 	defer timer.Stop()
@@ -443,6 +542,9 @@ handoff:
 		case <-r.Context().Done():
 			break handoff
 		}
+	}
+	for _, m := range msgs[handed:] {
+		res.takeBack(m)
 	}
 	if handed < len(msgs) {
 		// The events handed off are delivered all the same; a retry of the

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -270,6 +271,13 @@ func TestBadRequests(t *testing.T) {
 		{"array of scalars", http.MethodPost, "/events", "application/json", `[` + ebEvent + `, 1]`, 400, "event [1] is not a JSON object"},
 		{"not eventbridge", http.MethodPost, "/events", "application/json", `[` + ebEvent + `, {"a":1}]`, 400, "event [1]: malformed message: not an EventBridge event"},
 		{"too large", http.MethodPost, "/events", "application/json", `{"pad":"` + strings.Repeat("x", 3000) + `"}`, 413, "max_body (2KiB)"},
+		// JSON is UTF-8 (RFC 8259): SQS, EventBridge and most parsers
+		// refuse or replace other bytes.
+		{"invalid UTF-8", http.MethodPost, "/events", "application/json", strings.Replace(ebEvent, `"order":1`, "\"order\":\"caf\xe9\"", 1), 400, "invalid UTF-8 in string"},
+		// A key twice would be matched by its first value and read by most
+		// targets by its last.
+		{"duplicate key", http.MethodPost, "/events", "application/json", strings.Replace(ebEvent, `"order":1`, `"amount":1,"amount":1000000`, 1), 400, "duplicate key $.detail.amount"},
+		{"duplicate key in an array", http.MethodPost, "/events", "application/json", `[` + ebEvent + `,{"a":{"b":[{"c":1,"c":2}]}}]`, 400, "duplicate key $[1].a.b[0].c"},
 	} {
 		req, _ := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
 		if tc.ctype != "" {
@@ -288,12 +296,12 @@ func TestBadRequests(t *testing.T) {
 		"wrong method": st.WrongMethod.Load(), "not found": st.NotFound.Load(), "wrong type": st.WrongType.Load(),
 		"bad request": st.BadRequest.Load(), "too large": st.TooLarge.Load(), "accepted": st.Accepted.Load(),
 	} {
-		want := map[string]int64{"wrong method": 2, "not found": 1, "wrong type": 2, "bad request": 7, "too large": 1, "accepted": 0}[name]
+		want := map[string]int64{"wrong method": 2, "not found": 1, "wrong type": 2, "bad request": 10, "too large": 1, "accepted": 0}[name]
 		if got != want {
 			t.Errorf("%s: counted %d, want %d", name, got, want)
 		}
 	}
-	if st.Requests.Load() != 13 {
+	if st.Requests.Load() != 16 {
 		t.Errorf("requests %d", st.Requests.Load())
 	}
 	if n := len(r.messages()); n != 0 {
@@ -469,7 +477,7 @@ func TestConfigValidate(t *testing.T) {
 
 // split never panics, and accepts exactly objects and arrays of objects.
 func FuzzSplit(f *testing.F) {
-	for _, s := range []string{ebEvent, `[` + ebEvent + `]`, `[]`, `{}`, `[1]`, `"x"`, `{"a":`, ``, `[{}, {}]`, "\xff"} {
+	for _, s := range []string{ebEvent, `[` + ebEvent + `]`, `[]`, `{}`, `[1]`, `"x"`, `{"a":`, ``, `[{}, {}]`, "\xff", `[{"a":1,"a":2}]`, "{\"a\":\"\xe9\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -481,6 +489,9 @@ func FuzzSplit(f *testing.F) {
 			var obj map[string]any
 			if json.Unmarshal(raw, &obj) != nil {
 				t.Fatalf("split accepted %q with a non-object %q", body, raw)
+			}
+			if !utf8.Valid(raw) || router.CheckJSON(raw) != nil {
+				t.Fatalf("split accepted %q with %q, not JSON as events must be", body, raw)
 			}
 		}
 	})
@@ -602,4 +613,96 @@ func TestTraceHeadersCarried(t *testing.T) {
 		}
 		ack(got[0])
 	})
+}
+
+// A POST reserves its body's bytes in the router's budget
+// (max_in_flight_bytes) before reading it, and its events carry them to
+// the router; a body that does not fit is answered 429 with Retry-After,
+// unread, as a full max_in_flight is.
+func TestDeliveredReservesBodyBytes(t *testing.T) {
+	s := openSource(t, Config{MaxBody: 64 * size.KiB}, nil)
+	b := router.NewByteBudget(64 << 10)
+	if !s.UseBytes(b) {
+		t.Fatal("with ack: delivered the events must come with their bytes reserved")
+	}
+	held := make(chan *router.Message, 1)
+	route(t, s, func(m *router.Message) { held <- m })
+	body := fmt.Sprintf(`{"pad":%q}`, strings.Repeat("x", 40<<10))
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+s.Addr().String()+"/events", "application/json", strings.NewReader(body))
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	m := <-held
+	if m.Reserved != int64(len(body)) || b.Used() != int64(len(body)) {
+		t.Fatalf("event holds %d bytes, the budget %d; want the body's %d", m.Reserved, b.Used(), len(body))
+	}
+	start := time.Now()
+	a := post(t, s, body, nil)
+	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") != "1" || !strings.Contains(fmt.Sprint(a.body["error"]), "max_in_flight_bytes") {
+		t.Errorf("a body that does not fit: %d %v %v", a.status, a.header, a.body)
+	}
+	if waited := time.Since(start); waited > 10*handoffWait {
+		t.Errorf("answered after %v", waited)
+	}
+	if b.Used() != int64(len(body)) {
+		t.Errorf("after the refusal the budget holds %d", b.Used())
+	}
+	// The router releases an event's bytes once it has settled it.
+	m.Handle.Ack(t.Context())
+	b.Release(m.Reserved)
+	if status := <-first; status != http.StatusOK {
+		t.Errorf("first POST answered %d", status)
+	}
+	waitUsed(t, b, 0)
+	if st := s.Stats(); st.Throttled.Load() != 1 {
+		t.Errorf("throttled %d", st.Throttled.Load())
+	}
+}
+
+// A body whose declared length is over max_body is refused before a byte
+// of it is read or reserved.
+func TestDeclaredLengthOverMaxBody(t *testing.T) {
+	s := openSource(t, Config{MaxBody: 4 * size.KiB}, nil)
+	b := router.NewByteBudget(1 << 20)
+	s.UseBytes(b)
+	a := post(t, s, strings.Repeat(" ", 5<<10)+"{}", nil)
+	if a.status != http.StatusRequestEntityTooLarge || !strings.Contains(fmt.Sprint(a.body["error"]), "max_body") {
+		t.Errorf("answer %d %v", a.status, a.body)
+	}
+	waitUsed(t, b, 0)
+}
+
+// With ack: persisted, the bytes are held while the events are stored and
+// given back with the answer: the events taken from the stream are the
+// router's to count.
+func TestPersistedReleasesBodyBytes(t *testing.T) {
+	srv := natstest.Run(t)
+	s := openSource(t, Config{Ack: AckPersisted}, srv)
+	b := router.NewByteBudget(1 << 20)
+	if s.UseBytes(b) {
+		t.Error("with ack: persisted Receive's events do not come reserved")
+	}
+	if a := post(t, s, ebEvent, nil); a.status != http.StatusAccepted {
+		t.Errorf("answer %d", a.status)
+	}
+	waitUsed(t, b, 0)
+}
+
+// waitUsed waits, a few seconds at most, for the budget to hold want
+// bytes: a handler gives its bytes back as it returns, just after its
+// answer is sent.
+func waitUsed(t *testing.T, b *router.ByteBudget, want int64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); b.Used() != want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the budget holds %d bytes, want %d", b.Used(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

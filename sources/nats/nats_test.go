@@ -2,10 +2,12 @@ package nats
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -267,5 +269,37 @@ func TestTraceparentHeaderCarried(t *testing.T) {
 			}
 			got.Handle.Ack(t.Context())
 		})
+	}
+}
+
+// NATS carries any bytes. A payload that is not JSON as events must be
+// (UTF-8, no key twice) is wrapped as a string, with U+FFFD for bytes that
+// are not UTF-8; with envelope eventbridge it is malformed, and the reason
+// names what is wrong, for malformed: dead_letter.
+func TestPayloadsThatAreNotJSON(t *testing.T) {
+	srv := natstest.Run(t)
+	auto := open(t, srv, "auto", Config{Subject: "in.auto", Stream: "AUTO"})
+	strict := open(t, srv, "strict", Config{Subject: "in.eb", Stream: "EB", Envelope: router.EnvelopeEventBridge,
+		Malformed: router.MalformedDeadLetter, DeadLetter: "dlq"})
+	js := srv.JetStream()
+	for subject, body := range map[string]string{
+		"in.auto": "{\"note\":\"caf\xe9\"}",
+		"in.eb":   `{"source":"a","detail-type":"b","detail":{"amount":1,"amount":1000000}}`,
+	} {
+		if _, err := js.Publish(t.Context(), subject, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := receiveN(t, auto, 1)[0]
+	var ev struct{ Detail any }
+	if !utf8.Valid(m.Event.JSON) || json.Unmarshal(m.Event.JSON, &ev) != nil || ev.Detail != "{\"note\":\"caf\uFFFD\"}" {
+		t.Errorf("event %q, want the payload as a string with U+FFFD", m.Event.JSON)
+	}
+	m = receiveN(t, strict, 1)[0]
+	if m.Malformed == nil || !strings.Contains(m.Malformed.Error(), "duplicate key $.detail.amount") {
+		t.Errorf("malformed = %v, want the duplicate key named", m.Malformed)
+	}
+	if _, err := router.ParseEvent(m.Event.JSON, time.Time{}); err != nil {
+		t.Errorf("the event made of a malformed payload: %v", err)
 	}
 }
