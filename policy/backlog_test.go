@@ -3,6 +3,9 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -326,6 +329,115 @@ func TestPolicy_RecordsAttemptsAndGenerations(t *testing.T) {
 		recs := l.recs[d.ID]
 		if len(recs) == 0 || recs[0].Attempts != 1 || recs[0].Failures != 1 || recs[0].State != router.Pending {
 			t.Errorf("records %+v, want the failed attempt first", recs)
+		}
+	})
+}
+
+// While half-open, the breaker lets half_open calls through in all: the
+// room it reports counts those already made, not only those under way.
+func TestPolicy_RoomWhileHalfOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := cfg()
+		c.Breaker = Breaker{Failures: 1, Open: time.Second, HalfOpen: 2}
+		var calls atomic.Int64
+		var isDown atomic.Bool
+		isDown.Store(true)
+		p := Wrap(down(&calls, &isDown), c, &scripted{name: "dlq"}, quiet)
+		ctx, cancel := context.WithCancel(context.Background())
+		go p.Deliver(ctx, delivery())
+		synctest.Wait()
+		if p.BreakerState() != "open" || p.Room() != 0 {
+			t.Fatalf("breaker %s, room %d; want open, 0", p.BreakerState(), p.Room())
+		}
+		cancel()
+		synctest.Wait()
+		time.Sleep(c.Breaker.Open + time.Millisecond)
+		isDown.Store(false)
+		if p.Room() != 2 {
+			t.Errorf("room %d when half-open, want 2", p.Room())
+		}
+		p.Deliver(context.Background(), delivery()) // the first probe, which succeeds
+		if p.BreakerState() != "half-open" || p.Room() != 1 {
+			t.Errorf("after one probe of two: breaker %s, room %d; want half-open, 1", p.BreakerState(), p.Room())
+		}
+	})
+}
+
+// queueBacklog is a backlog in memory that hands its entries out again.
+type queueBacklog struct {
+	memBacklog
+	mu      sync.Mutex
+	entries [][]byte
+	acked   atomic.Int64
+}
+
+func (b *queueBacklog) Receive(ctx context.Context, max int) ([]*router.Message, error) {
+	b.mu.Lock()
+	n := min(max, len(b.entries))
+	out := make([]*router.Message, n)
+	for i := range n {
+		out[i] = &router.Message{Source: "backlog", ID: "e", Body: b.entries[i], Handle: &ackHandle{b}}
+	}
+	b.entries = b.entries[n:]
+	b.mu.Unlock()
+	if n == 0 {
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	return out, nil
+}
+
+type ackHandle struct{ b *queueBacklog }
+
+func (h *ackHandle) Ack(context.Context) error                   { h.b.acked.Add(1); return nil }
+func (h *ackHandle) Nack(context.Context, time.Duration) error   { return nil }
+func (h *ackHandle) Extend(context.Context, time.Duration) error { return nil }
+
+// A backlog drains into its target up to the target's concurrency, not a
+// part of it: each drained delivery is counted once.
+func TestPolicy_BacklogDrainsAtFullConcurrency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := cfg()
+		c.Concurrency = 4
+		release := make(chan struct{})
+		var most, now atomic.Int64
+		sink := &funcSink{"t", func(ctx context.Context, d *router.Delivery) error {
+			n := now.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			<-release
+			now.Add(-1)
+			return nil
+		}}
+		b := &queueBacklog{}
+		for i := range 20 {
+			b.entries = append(b.entries, router.EncodeEntry(&router.Delivery{ID: fmt.Sprint(i), Target: "t", Payload: []byte(`{}`), Message: &router.Message{Source: "s", ID: "m"}}))
+		}
+		p := Wrap(sink, c, nil, quiet, WithBacklog(b, 10))
+		pattern, _ := router.ParsePattern([]byte(`{"source":["x"]}`))
+		tb, _ := router.NewTable([]router.Rule{{Name: "r", Pattern: pattern, Targets: []string{"t"}}})
+		d, err := router.NewDispatcher(router.DispatcherConfig{Table: tb, Sinks: map[string]router.Sink{"t": p}, Backlogs: map[string]router.Backlog{"t": b},
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- d.Run(ctx, time.Minute) }()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if most.Load() != 4 {
+			t.Errorf("%d drained deliveries at once, want the target's concurrency, 4", most.Load())
+		}
+		close(release)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		cancel()
+		<-done
+		if b.acked.Load() != 20 {
+			t.Errorf("%d entries acked, want 20", b.acked.Load())
 		}
 	})
 }

@@ -366,7 +366,8 @@ func (p *Policy) Room() int {
 	case gobreaker.StateOpen:
 		return 0
 	case gobreaker.StateHalfOpen:
-		room = p.cfg.Breaker.HalfOpen - int(p.stats.InFlight.Load())
+		// The breaker lets HalfOpen calls through in all, not at a time.
+		room = p.cfg.Breaker.HalfOpen - int(p.cb.Counts().Requests)
 	default:
 		room = p.slots.current() - int(p.inside.Load())
 	}

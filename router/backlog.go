@@ -1,10 +1,12 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -114,13 +116,25 @@ type blobJSON struct {
 
 func (b blob) MarshalJSON() ([]byte, error) {
 	switch {
-	case len(b) > 0 && json.Valid(b):
+	case embeddable(b):
 		return json.Marshal(blobJSON{JSON: json.RawMessage(b)})
 	case utf8.Valid(b):
 		s := string(b)
 		return json.Marshal(blobJSON{Text: &s})
 	}
 	return json.Marshal(blobJSON{Base64: b})
+}
+
+// embeddable reports whether b can stand in the entry as JSON and come
+// back byte for byte: encoding/json compacts a RawMessage and escapes <, >,
+// &, U+2028 and U+2029 in it, so only JSON that is already compact and free
+// of those can.
+func embeddable(b []byte) bool {
+	if len(b) == 0 || !json.Valid(b) || bytes.ContainsAny(b, "<>&\u2028\u2029") {
+		return false
+	}
+	var c bytes.Buffer
+	return json.Compact(&c, b) == nil && bytes.Equal(c.Bytes(), b)
 }
 
 func (b *blob) UnmarshalJSON(data []byte) error {
@@ -234,7 +248,9 @@ const drainPoll = 100 * time.Millisecond
 // is acked once its delivery resolved (or was put back in the backlog,
 // with its attempts), and nacked to come back otherwise.
 func (d *Dispatcher) drain(ctx, work context.Context, target string, b Backlog, st *BacklogStats) {
-	held := &st.InFlight
+	// held counts the entries received and not yet handed to the target:
+	// once handed, a delivery counts in the target's Room itself.
+	var held atomic.Int64
 	for ctx.Err() == nil {
 		r := d.acquire()
 		sink := r.Sinks[target]
@@ -265,16 +281,20 @@ func (d *Dispatcher) drain(ctx, work context.Context, target string, b Backlog, 
 		}
 		for _, m := range msgs {
 			held.Add(1)
+			st.InFlight.Add(1)
 			d.drains.Go(func() {
-				defer held.Add(-1)
-				d.drainOne(work, target, m, st)
+				defer st.InFlight.Add(-1)
+				handed := sync.OnceFunc(func() { held.Add(-1) })
+				defer handed()
+				d.drainOne(work, target, m, st, handed)
 			})
 		}
 	}
 }
 
-// drainOne delivers one backlog entry and settles it.
-func (d *Dispatcher) drainOne(ctx context.Context, target string, m *Message, st *BacklogStats) {
+// drainOne delivers one backlog entry and settles it; handed is called as
+// the delivery is handed to the target.
+func (d *Dispatcher) drainOne(ctx context.Context, target string, m *Message, st *BacklogStats, handed func()) {
 	del, err := DecodeEntry(m.Body)
 	if err == nil && del.Target != target {
 		err = fmt.Errorf("backlog entry for target %s in the backlog of %s", del.Target, target)
@@ -288,8 +308,11 @@ func (d *Dispatcher) drainOne(ctx context.Context, target string, m *Message, st
 		return
 	}
 	del.Ledger = d.cfg.Ledger
-	if m.Redelivered && d.cfg.Ledger != nil {
-		if rec, found := d.cfg.Ledger.Get(ctx, del.ID); found {
+	// Always asked: an entry may be a second copy of one that was
+	// delivered (a push whose answer was lost was pushed again), and
+	// draining is not the hot path.
+	if d.cfg.Ledger != nil {
+		if rec, found := d.cfg.Ledger.Get(ctx, del.ID); found && rec.matches(del) {
 			if rec.State.Resolved() {
 				d.cfg.Ledger.stats.hit(del.Target)
 				d.settleEntry(m, true, 0)
@@ -306,6 +329,7 @@ func (d *Dispatcher) drainOne(ctx context.Context, target string, m *Message, st
 		d.settleEntry(m, false, d.cfg.RetryLater)
 		return
 	}
+	handed()
 	err = sink.Deliver(ctx, del)
 	r.active.Done()
 	if err == nil {

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"reflect"
@@ -33,6 +34,8 @@ func TestEntry_RoundTrip(t *testing.T) {
 			Message: &Message{Source: "bus", ID: "m3", Body: []byte{0xff, 0x00, 'x', 0xfe}, Received: first, Event: &Event{}}}},
 		{"a JSON string payload is not text", &Delivery{ID: "d4", Target: "t", Payload: []byte(`"just a string"`),
 			Message: &Message{Source: "s", ID: "m4", Body: []byte(`x`), Received: first, Event: &Event{ID: "e4"}}}},
+		{"JSON that encoding/json would rewrite", &Delivery{ID: "d5", Target: "t", Payload: []byte("{\"a\": \"<b>&\"}\n"),
+			Message: &Message{Source: "s", ID: "m5", Body: []byte(" [1, 2]"), Received: first, Event: &Event{ID: "e5"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := EncodeEntry(tc.d)
@@ -248,6 +251,23 @@ func FuzzDecodeEntry(f *testing.F) {
 		if again.ID != d.ID || again.Target != d.Target || string(again.Payload) != string(d.Payload) || string(again.Message.Body) != string(d.Message.Body) ||
 			again.Attempt != d.Attempt || again.Failures != d.Failures || again.Generation != d.Generation || !again.FirstAttempt.Equal(d.FirstAttempt) {
 			t.Fatalf("round trip changed the entry:\n%+v\n%+v", d, again)
+		}
+	})
+}
+
+// FuzzEntryKeepsBytes: a delivery's payload and body come out of a backlog
+// byte for byte as they went in, whatever they are.
+func FuzzEntryKeepsBytes(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, "{\"a\": \"<b>&\"}\n", "plain", "\xff\x00", `"s"`, " [1]", "\u2028", ""} {
+		f.Add([]byte(s), []byte(s+" body"))
+	}
+	f.Fuzz(func(t *testing.T, payload, body []byte) {
+		d, err := DecodeEntry(EncodeEntry(&Delivery{ID: "d", Target: "t", Payload: payload, Message: &Message{Source: "s", ID: "m", Body: body}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(d.Payload, payload) || !bytes.Equal(d.Message.Body, body) {
+			t.Fatalf("payload %q body %q came back as %q and %q", payload, body, d.Payload, d.Message.Body)
 		}
 	})
 }

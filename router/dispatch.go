@@ -610,21 +610,33 @@ func stateOf(d *Delivery) State {
 // been received before. It leaves out those that resolved or went to a
 // backlog, and carries the others on where they were.
 func (d *Dispatcher) lookUp(ctx context.Context, ds []*Delivery) []*Delivery {
-	out := ds[:0]
-	for _, del := range ds {
-		rec, found := d.cfg.Ledger.Get(ctx, del.ID)
-		if !found {
-			out = append(out, del)
-			continue
+	recs := make([]Record, len(ds))
+	found := make([]bool, len(ds))
+	if len(ds) == 1 {
+		recs[0], found[0] = d.cfg.Ledger.Get(ctx, ds[0].ID)
+	} else {
+		var wg sync.WaitGroup
+		for i, del := range ds {
+			wg.Go(func() { recs[i], found[i] = d.cfg.Ledger.Get(ctx, del.ID) })
 		}
-		if rec.State != Pending {
+		wg.Wait()
+	}
+	out := ds[:0]
+	for i, del := range ds {
+		rec := recs[i]
+		switch {
+		case !found[i]:
+		case !rec.matches(del):
+			d.log.Info("ledger record of another message under the same delivery id (an event id used again): delivered anew", LogAttrs(del))
+		case rec.State != Pending:
 			d.cfg.Ledger.stats.hit(del.Target)
 			if d.log.Enabled(ctx, slog.LevelDebug) {
 				d.log.Debug("delivery skipped: the ledger has it "+rec.State.String(), LogAttrs(del))
 			}
 			continue
+		default:
+			del.restore(rec)
 		}
-		del.restore(rec)
 		out = append(out, del)
 	}
 	return out

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,27 @@ type Record struct {
 	// Generation is the delivery's launch generation (see
 	// Delivery.Generation).
 	Generation int
+	// Digest identifies the message the delivery came from (a hash of its
+	// body; 0 when unknown): a record is taken for a delivery only when
+	// they agree, so that an event id a producer used again for another
+	// event is not skipped.
+	Digest uint64
+}
+
+// digest is the Digest of the message a delivery came from.
+func digest(d *Delivery) uint64 {
+	if d.Message == nil || len(d.Message.Body) == 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write(d.Message.Body)
+	return h.Sum64()
+}
+
+// matches reports whether the record may be the delivery's: the same
+// message, or one whose body was not known.
+func (r Record) matches(d *Delivery) bool {
+	return r.Digest == 0 || r.Digest == digest(d)
 }
 
 // Merge combines two records of one delivery written by different
@@ -72,6 +94,10 @@ func (r Record) Merge(o Record) Record {
 	}
 	if o.LastError != "" {
 		out.LastError = o.LastError
+	}
+	out.Digest = r.Digest
+	if o.Digest != 0 {
+		out.Digest = o.Digest
 	}
 	return out
 }
@@ -248,7 +274,7 @@ func (d *Delivery) Record(ctx context.Context, state State) error {
 	if d.Ledger == nil {
 		return ErrNoLedger
 	}
-	rec := Record{State: state, Attempts: d.Attempt, Failures: d.Failures, FirstAttempt: d.FirstAttempt, Generation: d.Generation}
+	rec := Record{State: state, Attempts: d.Attempt, Failures: d.Failures, FirstAttempt: d.FirstAttempt, Generation: d.Generation, Digest: digest(d)}
 	if d.LastErr != nil {
 		rec.LastError = d.LastErr.Error()
 	}
@@ -275,6 +301,5 @@ func (d *Delivery) restore(rec Record) {
 	d.FirstAttempt = rec.FirstAttempt
 	if rec.LastError != "" {
 		d.LastErr = errors.New(rec.LastError)
-		d.FirstErr = d.LastErr
 	}
 }

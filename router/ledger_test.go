@@ -299,3 +299,36 @@ func TestDispatcher_SkipsBackloggedAndDeadLettered(t *testing.T) {
 		}
 	})
 }
+
+// A record of another message under the same delivery id (a producer that
+// used an event id again) does not make the new one skip its delivery.
+func TestDispatcher_RecordOfAnotherMessageIsNotTaken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newMemLedger()
+		var calls atomic.Int64
+		sink := &funcSink{"x", func(context.Context, *Delivery) error { calls.Add(1); return nil }}
+		d, src := fanout(t, l, sink, sink)
+		old, _ := message(t, "jobs", "m0", "", `{"id":"e1","source":"s","detail-type":"x","detail":{"v":1}}`)
+		old.Body = old.Event.JSON
+		for _, target := range []string{"a", "b"} {
+			l.recs[DeliveryID("e1", "r", target)] = Record{State: Delivered, Digest: digest(&Delivery{Message: old})}
+		}
+		stop := run(t, d, time.Second)
+		defer stop()
+		m, h := message(t, "jobs", "m1", "", `{"id":"e1","source":"s","detail-type":"x","detail":{"v":2}}`)
+		m.Body, m.Redelivered = m.Event.JSON, true
+		src.put(m)
+		synctest.Wait()
+		if s, _ := h.state(); s != "ack" || calls.Load() != 2 {
+			t.Errorf("message %q after %d calls; want both deliveries made", s, calls.Load())
+		}
+		// The same message again is skipped.
+		again, h2 := message(t, "jobs", "m1", "", `{"id":"e1","source":"s","detail-type":"x","detail":{"v":1}}`)
+		again.Body, again.Redelivered = again.Event.JSON, true
+		src.put(again)
+		synctest.Wait()
+		if s, _ := h2.state(); s != "ack" || calls.Load() != 2 {
+			t.Errorf("the recorded message again: %q after %d calls in all; want it skipped", s, calls.Load())
+		}
+	})
+}

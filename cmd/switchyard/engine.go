@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -260,7 +261,7 @@ func (eng *engine) openState(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 		eng.ledger = router.NewLedgerGuard(l, eng.log)
-		eng.log.Info("delivery ledger open", "bucket", ledger.Bucket, "ttl", cfg.Ledger.TTL.String())
+		eng.log.Info("delivery ledger open", "bucket", cfg.Ledger.Bucket, "ttl", cfg.Ledger.TTL.String())
 	}
 	eng.backlogs = map[string]router.Backlog{}
 	for _, t := range cfg.Targets {
@@ -289,7 +290,38 @@ func (eng *engine) openState(ctx context.Context, cfg *config.Config) error {
 		eng.closers = append(eng.closers, b)
 		eng.log.Info("backlog open", "target", t.Name, "backlog", b.String(), "max_waiting", t.Backlog.MaxWaiting)
 	}
+	if eng.c.bus != nil {
+		eng.strandedBacklogs(octx, cfg)
+	}
 	return nil
+}
+
+// strandedBacklogs logs the backlog streams that hold deliveries but are
+// no configured target's backlog (its target, or its backlog, was removed
+// from the config): their deliveries' messages were acked, so they wait
+// there for a target with that backlog to come back, or an operator.
+func (eng *engine) strandedBacklogs(ctx context.Context, cfg *config.Config) {
+	ours := map[string]bool{}
+	for _, t := range cfg.Targets {
+		if t.Backlog != nil && t.Backlog.Type == backlog.TypeJetStream {
+			ours[cmp.Or(t.Backlog.Stream, backlog.StreamFor(t.Name))] = true
+		}
+	}
+	js := eng.c.bus.JetStream()
+	names := js.StreamNames(ctx)
+	for name := range names.Name() {
+		if ours[name] || !strings.HasPrefix(name, backlog.StreamPrefix) {
+			continue
+		}
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		if n := s.CachedInfo().State.Msgs; n > 0 {
+			eng.log.Error("a backlog stream holds deliveries of no configured target's backlog: they wait there until one is configured again",
+				"stream", name, "deliveries", n)
+		}
+	}
 }
 
 // awsHTTPClient is the SDK's HTTP client, keeping up to maxInFlight idle
@@ -511,6 +543,13 @@ func (eng *engine) reloadLocked(ctx context.Context) error {
 	}
 	if needsAWS(cfg) && !eng.c.awsLoaded {
 		return errors.New("the new config calls AWS, which the running one does not: that takes a restart")
+	}
+	for _, t := range cfg.Targets {
+		if b, ok := eng.backlogs[t.Name].(*backlog.SQS); ok {
+			if err := b.CheckMaxAge(cfg.Policies[t.Policy].Retry.MaxAge); err != nil {
+				return fmt.Errorf("target %s: backlog: %w", t.Name, err)
+			}
+		}
 	}
 	targets, stats, err := eng.buildTargets(cfg, eng.targets)
 	if err != nil {

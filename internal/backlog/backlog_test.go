@@ -241,7 +241,7 @@ func TestOpenSQS_Refuses(t *testing.T) {
 	}{
 		{"missing", "nope", time.Hour, "backlog of app: queue " + srv.SQS().QueueURL("nope")},
 		{"fifo", "ordered.fifo", time.Hour, "is a FIFO queue"},
-		{"retention", "short", 24 * time.Hour, "keeps messages 1h0m0s, less than the target's retry.max_age of 24h0m0s"},
+		{"retention", "short", 45 * time.Minute, "keeps messages 1h0m0s, less than twice the target's retry.max_age of 45m0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := openSQS(t, srv, tc.queue, tc.maxAge); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -53,8 +53,11 @@ func (c *Config) SetDefaults() {
 	}
 }
 
+// StreamPrefix begins the default names of backlog streams.
+const StreamPrefix = "SWITCHYARD_BACKLOG_"
+
 // StreamFor is the default stream of target's backlog.
-func StreamFor(target string) string { return "SWITCHYARD_BACKLOG_" + names.Token(target) }
+func StreamFor(target string) string { return StreamPrefix + names.Token(target) }
 
 // subjectFor is the subject of target's backlog stream.
 func subjectFor(target string) string { return "switchyard.backlog." + names.Token(target) }

@@ -32,6 +32,10 @@ var (
 // durable is the name of the drain's consumer.
 const durable = "switchyard"
 
+// maxAckPending is the drain consumer's bound on entries handed out and
+// not acked, every instance's together.
+const maxAckPending = 1_000_000
+
 // OpenJetStream opens target's backlog stream, creating it when it is
 // missing. A stream that exists with other settings than cfg asks for is
 // an error naming the setting and both values.
@@ -72,7 +76,10 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, target string, c
 	}
 	src, err := jsconsumer.Open(ctx, js, jsconsumer.Config{
 		Source: "backlog:" + target, Stream: name, Subject: want.Subjects[0], Durable: durable,
-		AckWait: 30 * time.Second, MaxAckPending: 1000, Batch: 10, Wait: 5 * time.Second, Raw: true,
+		// The drain takes no more than its target has room for; entries
+		// set aside (unreadable: a newer switchyard's) wait as pending acks,
+		// and must not use up the consumer's allowance for the rest.
+		AckWait: 30 * time.Second, MaxAckPending: maxAckPending, Batch: 10, Wait: 5 * time.Second, Raw: true,
 	}, log)
 	if err != nil {
 		return nil, fmt.Errorf("backlog of %s: %w", target, err)

@@ -32,6 +32,7 @@ type SQS struct {
 	api      SQSAPI
 	queueURL string
 	maxSize  int
+	keep     time.Duration // the queue's retention
 
 	mu     sync.Mutex
 	oldest time.Time // since when the queue has not been seen empty; zero: empty
@@ -49,7 +50,7 @@ func OpenSQS(ctx context.Context, api SQSAPI, target string, cfg Config, maxAge 
 	out, err := api.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(cfg.QueueURL),
 		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameFifoQueue, types.QueueAttributeNameMaximumMessageSize,
-			types.QueueAttributeNameMessageRetentionPeriod, types.QueueAttributeNameApproximateNumberOfMessages},
+			types.QueueAttributeNameMessageRetentionPeriod, types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameRedrivePolicy},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("backlog of %s: queue %s: %w", target, cfg.QueueURL, err)
@@ -63,10 +64,14 @@ func OpenSQS(ctx context.Context, api SQSAPI, target string, cfg Config, maxAge 
 		b.maxSize = n
 	}
 	if s, err := strconv.Atoi(attr[string(types.QueueAttributeNameMessageRetentionPeriod)]); err == nil {
-		if keep := time.Duration(s) * time.Second; keep < maxAge {
-			return nil, fmt.Errorf("backlog of %s: queue %s keeps messages %s, less than the target's retry.max_age of %s: entries would expire before they are delivered (raise its MessageRetentionPeriod, up to 14 days, or lower max_age)",
-				target, cfg.QueueURL, keep, maxAge)
+		b.keep = time.Duration(s) * time.Second
+		if err := b.CheckMaxAge(maxAge); err != nil {
+			return nil, fmt.Errorf("backlog of %s: %w", target, err)
 		}
+	}
+	if attr[string(types.QueueAttributeNameRedrivePolicy)] != "" {
+		log.Warn("a backlog queue has a redrive policy: entries that come back often (while the target stays down) may be moved to its dead-letter queue, out of switchyard's reach; remove it",
+			"target", target, "queue", cfg.QueueURL, "redrive_policy", attr[string(types.QueueAttributeNameRedrivePolicy)])
 	}
 	if n, _ := strconv.Atoi(attr[string(types.QueueAttributeNameApproximateNumberOfMessages)]); n > 0 {
 		b.oldest = time.Now() // at least as old as this start
@@ -81,6 +86,18 @@ func OpenSQS(ctx context.Context, api SQSAPI, target string, cfg Config, maxAge 
 }
 
 func (b *SQS) String() string { return "sqs queue " + b.queueURL }
+
+// CheckMaxAge reports whether the queue keeps entries long enough for a
+// target whose retry.max_age is maxAge: twice that, since an entry older
+// than max_age is dead-lettered only when the backlog next drains (not
+// while the target's breaker is open), and SQS drops what it keeps too long.
+func (b *SQS) CheckMaxAge(maxAge time.Duration) error {
+	if b.keep > 0 && b.keep < 2*maxAge {
+		return fmt.Errorf("queue %s keeps messages %s, less than twice the target's retry.max_age of %s: entries could expire before they are delivered or dead-lettered (raise its MessageRetentionPeriod, up to 14 days, or lower max_age)",
+			b.queueURL, b.keep, maxAge)
+	}
+	return nil
+}
 
 // Push sends the entry. An entry over the queue's maximum message size is
 // refused without a call (a permanent error: that delivery waits in
@@ -104,6 +121,8 @@ func (b *SQS) Push(ctx context.Context, d *router.Delivery) error {
 
 var sendCodes = awserr.Codes{
 	Throttled: []string{"RequestThrottled", "ThrottlingException", "KmsThrottled", "AWS.SimpleQueueService.RequestThrottled"},
+	// This entry's problem, not the queue's: the others still go.
+	Permanent: []string{"InvalidMessageContents"},
 }
 
 // Depth returns the queue's approximate message count (visible, in flight

@@ -14,15 +14,13 @@ import (
 	"github.com/switchyard-dev/switchyard/router"
 )
 
-// Bucket is the key-value bucket of the ledger.
-const Bucket = "switchyard_ledger"
-
 // Ledger is a router.Ledger on a JetStream key-value bucket: one key per
 // delivery id, its value a version byte and a small JSON record, written
 // by compare-and-set.
 type Ledger struct {
-	kv jetstream.KeyValue
-	nc *nats.Conn
+	kv     jetstream.KeyValue
+	nc     *nats.Conn
+	bucket string
 }
 
 var _ router.Ledger = (*Ledger)(nil)
@@ -33,41 +31,41 @@ var _ router.Ledger = (*Ledger)(nil)
 // other instances may rely on it.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Ledger, error) {
 	want := jetstream.KeyValueConfig{
-		Bucket:      Bucket,
+		Bucket:      cfg.Bucket,
 		Description: "switchyard: what became of each delivery (see the ledger in the README)",
 		History:     1,
 		TTL:         cfg.TTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	}
-	kv, err := js.KeyValue(ctx, Bucket)
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, want)
 		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			kv, err = js.KeyValue(ctx, Bucket) // another instance made it meanwhile
+			kv, err = js.KeyValue(ctx, cfg.Bucket) // another instance made it meanwhile
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ledger: bucket %s: %w", Bucket, err)
+		return nil, fmt.Errorf("ledger: bucket %s: %w", cfg.Bucket, err)
 	}
 	st, err := kv.Status(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: bucket %s: %w", Bucket, err)
+		return nil, fmt.Errorf("ledger: bucket %s: %w", cfg.Bucket, err)
 	}
 	if err := check(st, want); err != nil {
 		return nil, err
 	}
-	return &Ledger{kv: kv, nc: js.Conn()}, nil
+	return &Ledger{kv: kv, nc: js.Conn(), bucket: cfg.Bucket}, nil
 }
 
 // check compares an existing bucket with the settings the config asks for.
 func check(st jetstream.KeyValueStatus, want jetstream.KeyValueConfig) error {
 	var errs []error
 	mismatch := func(setting string, have, asked any, fix string) {
-		errs = append(errs, fmt.Errorf("ledger: bucket %s has %s %v, the config asks for %v (%s)", Bucket, setting, have, asked, fix))
+		errs = append(errs, fmt.Errorf("ledger: bucket %s has %s %v, the config asks for %v (%s)", want.Bucket, setting, have, asked, fix))
 	}
 	if st.TTL() != want.TTL {
-		mismatch("ttl", st.TTL(), want.TTL, "set ledger.ttl to match, or change the bucket: nats kv edit "+Bucket+" --ttl "+want.TTL.String())
+		mismatch("ttl", st.TTL(), want.TTL, "set ledger.ttl to match, or change the bucket: nats kv edit "+want.Bucket+" --ttl "+want.TTL.String())
 	}
 	if st.History() != int64(want.History) {
 		mismatch("history", st.History(), want.History, "the ledger keeps one revision per key; recreate the bucket")
@@ -77,7 +75,7 @@ func check(st jetstream.KeyValueStatus, want jetstream.KeyValueConfig) error {
 		mismatch("storage", info.Config.Storage, want.Storage, "the ledger must survive a restart; recreate the bucket with file storage")
 	}
 	if info.Config.Replicas != want.Replicas {
-		mismatch("replicas", info.Config.Replicas, want.Replicas, "set ledger.replicas to match, or change the bucket: nats kv edit "+Bucket+" --replicas")
+		mismatch("replicas", info.Config.Replicas, want.Replicas, "set ledger.replicas to match, or change the bucket: nats kv edit "+want.Bucket+" --replicas")
 	}
 	return errors.Join(errs...)
 }
@@ -93,6 +91,7 @@ type value struct {
 	First      int64  `json:"t,omitempty"` // first attempt, Unix milliseconds
 	LastError  string `json:"e,omitempty"`
 	Generation int    `json:"g,omitempty"`
+	Digest     uint64 `json:"d,omitempty"` // of the message the delivery came from
 }
 
 // parseState is the inverse of router.State's String.
@@ -109,7 +108,7 @@ func parseState(s string) (router.State, bool) {
 const maxError = 512
 
 func encode(r router.Record) []byte {
-	v := value{State: r.State.String(), Attempts: r.Attempts, Failures: r.Failures, LastError: truncate(r.LastError), Generation: r.Generation}
+	v := value{State: r.State.String(), Attempts: r.Attempts, Failures: r.Failures, LastError: truncate(r.LastError), Generation: r.Generation, Digest: r.Digest}
 	if !r.FirstAttempt.IsZero() {
 		v.First = r.FirstAttempt.UnixMilli()
 	}
@@ -146,7 +145,7 @@ func decode(b []byte) (router.Record, error) {
 	if !ok || v.Attempts < 0 || v.Failures < 0 || v.Generation < 0 {
 		return router.Record{}, fmt.Errorf("%w: state %q", ErrCorrupt, v.State)
 	}
-	r := router.Record{State: st, Attempts: v.Attempts, Failures: v.Failures, LastError: truncate(v.LastError), Generation: v.Generation}
+	r := router.Record{State: st, Attempts: v.Attempts, Failures: v.Failures, LastError: truncate(v.LastError), Generation: v.Generation, Digest: v.Digest}
 	if v.First > 0 {
 		r.FirstAttempt = time.UnixMilli(v.First).UTC()
 	}

@@ -100,7 +100,7 @@ func TestLedger_CorruptValue(t *testing.T) {
 	srv := natstest.Run(t)
 	js := srv.JetStream()
 	l := open(t, js, config())
-	kv, err := js.KeyValue(t.Context(), Bucket)
+	kv, err := js.KeyValue(t.Context(), DefaultBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestLedger_UnknownFieldsAreRead(t *testing.T) {
 func TestOpen_BucketWithOtherSettings(t *testing.T) {
 	srv := natstest.Run(t)
 	js := srv.JetStream()
-	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: Bucket, TTL: time.Hour, History: 5, Storage: jetstream.MemoryStorage}); err != nil {
+	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: DefaultBucket, TTL: time.Hour, History: 5, Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Open(t.Context(), js, config())
@@ -143,7 +143,7 @@ func TestOpen_BucketWithOtherSettings(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	kv, _ := js.KeyValue(t.Context(), Bucket)
+	kv, _ := js.KeyValue(t.Context(), DefaultBucket)
 	if st, _ := kv.Status(t.Context()); st.TTL() != time.Hour {
 		t.Error("the bucket was changed")
 	}
