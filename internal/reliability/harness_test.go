@@ -161,7 +161,11 @@ func (w *world) tally(fn string, total int, queued map[int]bool) (lost, dups, ma
 }
 
 // inQueue returns the numbers of the messages still in a queue.
-func (w *world) inQueue(q string) map[int]bool {
+func (w *world) inQueue(q string) map[int]bool { return w.inQueueLocked(q) }
+
+// inQueueLocked is inQueue, for a caller holding w.mu (it reads only the
+// queue).
+func (w *world) inQueueLocked(q string) map[int]bool {
 	ms, err := w.srv.SQS().Messages(q)
 	if err != nil {
 		w.t.Fatal(err)
