@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 	"unicode/utf8"
 
@@ -176,12 +177,13 @@ func (l *Ledger) Get(ctx context.Context, id string) (router.Record, bool, error
 	return r, true, nil
 }
 
-// casTries bounds the compare-and-set loop of Put.
-const casTries = 5
+// casWait is the most a write that lost a race waits, times the races it
+// lost, before it reads again: writers of one record spread out.
+const casWait = time.Millisecond
 
 // Put writes r merged with what the bucket holds, by compare-and-set: a
-// write that lost a race reads again and merges. A corrupt value is
-// replaced.
+// write that lost a race waits a little, reads again and merges, for as
+// long as ctx allows. A corrupt value is replaced.
 func (l *Ledger) Put(ctx context.Context, id string, r router.Record) error {
 	if !l.nc.IsConnected() {
 		return errNotConnected
@@ -190,7 +192,16 @@ func (l *Ledger) Put(ctx context.Context, id string, r router.Record) error {
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return err
 	}
-	for range casTries {
+	for lost := 0; ; lost++ {
+		if lost > 0 {
+			t := time.NewTimer(rand.N(casWait * time.Duration(min(lost, 20))))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("delivery %s: %d writes in a row lost a race: %w", id, lost, ctx.Err())
+			}
+		}
 		e, err := l.kv.Get(ctx, id)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			if _, err = l.kv.Create(ctx, id, encode(r)); !errors.Is(err, jetstream.ErrKeyExists) {
@@ -213,5 +224,4 @@ func (l *Ledger) Put(ctx context.Context, id string, r router.Record) error {
 			return err
 		}
 	}
-	return fmt.Errorf("delivery %s: %d writes in a row lost a race", id, casTries)
 }
