@@ -313,21 +313,10 @@ func skipFast(d []byte, i int) (end int, ok bool) {
 				return 0, false
 			}
 			continue
-		case 't':
-			if i+4 > len(d) || string(d[i:i+4]) != "true" {
+		case 't', 'f', 'n':
+			if i = skipLit(d, i); i < 0 {
 				return 0, false
 			}
-			i += 4
-		case 'f':
-			if i+5 > len(d) || string(d[i:i+5]) != "false" {
-				return 0, false
-			}
-			i += 5
-		case 'n':
-			if i+4 > len(d) || string(d[i:i+4]) != "null" {
-				return 0, false
-			}
-			i += 4
 		default:
 			if i = skipNum(d, i); i < 0 {
 				return 0, false
@@ -697,4 +686,24 @@ func hex4(b []byte) uint16 {
 		v = v<<4 | uint16(c)
 	}
 	return v
+}
+
+// skipLit skips the literal true, false or null at d[i]; -1 when there is
+// none.
+func skipLit(d []byte, i int) int {
+	var lit string
+	switch d[i] {
+	case 't':
+		lit = "true"
+	case 'f':
+		lit = "false"
+	case 'n':
+		lit = "null"
+	default:
+		return -1
+	}
+	if i+len(lit) > len(d) || string(d[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
 }

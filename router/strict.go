@@ -369,21 +369,10 @@ func (c *strict) fast(d []byte, i int) (end int, ok bool) {
 				return 0, false
 			}
 			continue
-		case 't':
-			if i+4 > len(d) || string(d[i:i+4]) != "true" {
+		case 't', 'f', 'n':
+			if i = skipLit(d, i); i < 0 {
 				return 0, false
 			}
-			i += 4
-		case 'f':
-			if i+5 > len(d) || string(d[i:i+5]) != "false" {
-				return 0, false
-			}
-			i += 5
-		case 'n':
-			if i+4 > len(d) || string(d[i:i+4]) != "null" {
-				return 0, false
-			}
-			i += 4
 		default:
 			if i = skipNum(d, i); i < 0 {
 				return 0, false
