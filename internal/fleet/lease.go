@@ -151,4 +151,3 @@ func (l *Lease) release() {
 	}
 	l.set(false, "", 0, time.Now())
 }
-

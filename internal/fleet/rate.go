@@ -33,13 +33,13 @@ type Rate struct {
 	limit     int           // tokens in a slot, fleet-wide
 	batch     int           // tokens taken at a time
 
-	mu        sync.Mutex
-	slotIndex int64 // the slot held tokens belong to
-	have      int   // tokens held for it
-	down      time.Time
-	fallback  *rate.Limiter
-	count     int       // tokens used since since
-	since     time.Time // start of the reporting window
+	mu         sync.Mutex
+	slotIndex  int64 // the slot held tokens belong to
+	have       int   // tokens held for it
+	down       time.Time
+	fallback   *rate.Limiter
+	count      int       // tokens used since since
+	since      time.Time // start of the reporting window
 	inFallback bool
 }
 
