@@ -83,6 +83,19 @@ type Options struct {
 	Clock Clock
 	// Logger receives the source's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Leader, when set, is the lease on the source's polling, for a
+	// fleet whose instances share the State (a NATS cluster): the source
+	// polls only while it leads. Losing the lease, it hands out nothing
+	// but what is out already and forgets what it polled; leading again,
+	// it starts from the State the previous leader left. Nil: it always
+	// polls.
+	Leader Leader
+}
+
+// Leader is a lease: whether this instance leads now, and a channel closed
+// when that changes.
+type Leader interface {
+	Leading() (bool, <-chan struct{})
 }
 
 // Source emits ECS state changes as events: a cluster's task state changes,
@@ -109,6 +122,7 @@ type Source struct {
 	log       *slog.Logger
 	poller    poller
 	closeIdle func()
+	leader    Leader
 
 	base       context.Context // cancelled by Close
 	cancelBase context.CancelFunc
@@ -176,7 +190,7 @@ type entry struct {
 // wiring: no API in cluster mode, no metadata URI with task: self.
 func New(name string, cfg Config, opts Options) (*Source, error) {
 	s := &Source{
-		name: name, cfg: cfg, state: opts.State, clock: opts.Clock, log: opts.Logger,
+		name: name, cfg: cfg, state: opts.State, clock: opts.Clock, log: opts.Logger, leader: opts.Leader,
 		committed: map[string]Seen{}, unsaved: map[string]Seen{}, entries: map[string]*entry{},
 		changed: make(chan struct{}),
 	}
@@ -287,6 +301,20 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error
 		if s.closed.Load() {
 			return nil, fmt.Errorf("ecs source %s: %w", s.name, ErrClosed)
 		}
+		if s.leader != nil {
+			if leading, changed := s.leader.Leading(); !leading {
+				s.mu.Lock()
+				s.followLocked()
+				s.mu.Unlock()
+				select {
+				case <-changed:
+				case <-s.base.Done():
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				continue
+			}
+		}
 		s.mu.Lock()
 		now := s.clock.Now()
 		if msgs := s.takeLocked(now, max); len(msgs) > 0 {
@@ -342,6 +370,27 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*router.Message, error
 		}
 		stop()
 	}
+}
+
+// followLocked is the source while another instance leads: what it
+// polled and has not handed out is dropped (the leader emits it), and the
+// State is read again before it polls next, for what the leader acked.
+// Events already out are still settled as usual.
+func (s *Source) followLocked() {
+	for _, e := range append(s.ready, s.delayed...) {
+		e.out = nil
+	}
+	s.ready, s.delayed = nil, nil
+	for key, e := range s.entries {
+		if e.out == nil {
+			delete(s.entries, key)
+		}
+	}
+	if s.loaded {
+		s.log.Info("another instance leads: not polling")
+	}
+	s.loaded = false
+	s.nextPoll = time.Time{}
 }
 
 // pollOnce polls and queues what changed. It ends with ctx or Close.

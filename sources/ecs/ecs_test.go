@@ -64,9 +64,10 @@ func newFixture(t *testing.T, opts ...func(*awstest.Options)) *fixture {
 }
 
 type sourceOpts struct {
-	cfg   func(*Config)
-	state State
-	log   *slog.Logger
+	cfg    func(*Config)
+	state  State
+	log    *slog.Logger
+	leader Leader
 }
 
 func (f *fixture) source(t *testing.T, o sourceOpts) *Source {
@@ -83,7 +84,7 @@ func (f *fixture) source(t *testing.T, o sourceOpts) *Source {
 	if log == nil {
 		log = quiet
 	}
-	s, err := New("tasks", cfg, Options{API: f.api, State: o.state, Clock: f.clk, Logger: log})
+	s, err := New("tasks", cfg, Options{API: f.api, State: o.state, Clock: f.clk, Logger: log, Leader: o.leader})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -846,4 +847,70 @@ func TestNew_Wiring(t *testing.T) {
 		t.Error("the metadata URI is not read from the environment")
 	}
 	s.Close(t.Context())
+}
+
+// flag is a Leader a test sets.
+type flag struct {
+	mu      sync.Mutex
+	leading bool
+	changed chan struct{}
+}
+
+func newFlag(leading bool) *flag { return &flag{leading: leading, changed: make(chan struct{})} }
+
+func (f *flag) Leading() (bool, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.leading, f.changed
+}
+
+func (f *flag) set(leading bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.leading = leading
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// Two instances share the State; only the one that leads polls. When the
+// lease passes, the new leader starts from what the first acked: each
+// change is emitted once, by whoever led when it happened.
+func TestECSSource_OnlyTheLeaderPollsAndTheStatePassesOn(t *testing.T) {
+	f := newFixture(t)
+	state := &MemoryState{}
+	l1, l2 := newFlag(true), newFlag(false)
+	s1 := f.source(t, sourceOpts{state: state, leader: l1})
+	s2 := f.source(t, sourceOpts{state: state, leader: l2})
+	arns := f.run(t, "transcode", "", 2)
+	ack(t, receive(t, s1, 2)...)
+
+	// The follower polls nothing and hands out nothing.
+	calls := f.srv.Calls("ecs:ListTasks")
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	if ms, _ := s2.Receive(ctx, 100); len(ms) != 0 {
+		t.Errorf("the follower handed out %d events", len(ms))
+	}
+	cancel()
+	if f.srv.Calls("ecs:ListTasks") != calls {
+		t.Error("the follower polled")
+	}
+
+	// The lease passes; a change happens; the new leader emits it alone,
+	// and not what the first leader acked.
+	l1.set(false)
+	l2.set(true)
+	if err := f.srv.ECS().SetTaskStatus(arns[0], awstest.TaskRunning); err != nil {
+		t.Fatal(err)
+	}
+	got := f.next(t, s2, 1)
+	if got[0].System["TaskArn"] != arns[0] || got[0].System["LastStatus"] != "RUNNING" {
+		t.Fatalf("the new leader emitted %v", got[0].System)
+	}
+	ack(t, got...)
+	f.nothing(t, s2)
+	ctx, cancel = context.WithTimeout(t.Context(), 200*time.Millisecond)
+	if ms, _ := s1.Receive(ctx, 100); len(ms) != 0 {
+		t.Errorf("the old leader handed out %d events after losing the lease", len(ms))
+	}
+	cancel()
 }
