@@ -31,7 +31,18 @@ type Config struct {
 	// DeadLetter names the target that receives deliveries that failed for
 	// good. Default: none, so they are nacked back to their source.
 	DeadLetter string `yaml:"dead_letter"`
+	// Scope is whom Concurrency and Rate bound: instance (each switchyard
+	// process on its own) or fleet (every instance sharing the NATS
+	// cluster together: the rate's tokens are shared, the concurrency
+	// divided among the live instances). Default instance.
+	Scope string `yaml:"scope"`
 }
+
+// The values of Config.Scope.
+const (
+	ScopeInstance = "instance"
+	ScopeFleet    = "fleet"
+)
 
 // Retry bounds the attempt loop of one delivery.
 type Retry struct {
@@ -95,6 +106,9 @@ func (c *Config) SetDefaults() {
 	if c.Breaker.HalfOpen == 0 {
 		c.Breaker.HalfOpen = 1
 	}
+	if c.Scope == "" {
+		c.Scope = ScopeInstance
+	}
 }
 
 // Validate checks the policy on its own; the config loader checks that
@@ -115,6 +129,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Breaker.Failures < 0 {
 		errs = append(errs, router.Fieldf("breaker.failures", "must be at least 1, got %d", c.Breaker.Failures))
+	}
+	if c.Scope != ScopeInstance && c.Scope != ScopeFleet {
+		errs = append(errs, router.Fieldf("scope", "%q is not a scope (valid: instance, fleet)", c.Scope))
 	}
 	if c.Breaker.HalfOpen < 0 {
 		errs = append(errs, router.Fieldf("breaker.half_open", "must be at least 1, got %d", c.Breaker.HalfOpen))

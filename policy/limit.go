@@ -26,6 +26,20 @@ func newLimiter(max int, seen func(int)) *limiter {
 	return l
 }
 
+// setMax changes the configured limit; the effective one follows it (down
+// at once, up as calls succeed, as after a throttle).
+func (l *limiter) setMax(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	atMax := l.limit >= float64(l.max) // not lowered by throttles
+	l.max = max(1, n)
+	if atMax || l.limit > float64(l.max) {
+		l.limit = float64(l.max)
+	}
+	l.limitSeen(int(l.limit))
+	l.wakeLocked()
+}
+
 // current is the effective limit.
 func (l *limiter) current() int {
 	l.mu.Lock()

@@ -34,7 +34,7 @@ type Policy struct {
 	cfg   Config
 	dl    router.Sink
 	slots *limiter
-	rate  *rate.Limiter
+	rate  RateLimiter
 	cb    *gobreaker.TwoStepCircuitBreaker[struct{}]
 	log   *slog.Logger
 	stats *Stats
@@ -101,6 +101,23 @@ func WithStats(st *Stats) Option { return func(p *Policy) { p.stats = st } }
 // WithObserver sets the observer of latencies.
 func WithObserver(o Observer) Option { return func(p *Policy) { p.obs = o } }
 
+// RateLimiter limits a target's calls: golang.org/x/time/rate's Limiter,
+// or a fleet-wide one. Its methods are safe for concurrent use.
+type RateLimiter interface {
+	// Wait takes a token, waiting for one while ctx allows.
+	Wait(ctx context.Context) error
+	// Tokens is how many tokens there are to take now (a guess may do).
+	Tokens() float64
+}
+
+// WithRateLimiter makes l limit the target's calls instead of a limiter of
+// the policy's own rate (a fleet-wide rate, shared with other instances).
+func WithRateLimiter(l RateLimiter) Option { return func(p *Policy) { p.rate = l } }
+
+// SetConcurrency changes the most calls in flight (the instance's share of
+// a fleet-wide concurrency, as the fleet changes); calls under way finish.
+func (p *Policy) SetConcurrency(n int) { p.slots.setMax(n) }
+
 // WithBacklog gives the target a backlog: a delivery that would wait while
 // the breaker is open, or while more than maxWaiting of the target's
 // deliveries wait (for a slot, a rate token, or a retry), is pushed to b
@@ -124,7 +141,7 @@ func Wrap(next router.Sink, cfg Config, deadLetter router.Sink, opts ...Option) 
 	p.slots = newLimiter(cfg.Concurrency, func(n int) { p.stats.Limit.Store(int64(n)) })
 	// Delivery lines name the target through router.LogAttrs; the
 	// breaker's own lines name it themselves.
-	if r := cfg.Rate.PerSecond(); r > 0 {
+	if r := cfg.Rate.PerSecond(); r > 0 && p.rate == nil {
 		p.rate = rate.NewLimiter(rate.Limit(r), max(1, int(r/10)))
 	}
 	p.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
@@ -460,20 +477,10 @@ func (p *Policy) attempt(ctx context.Context, d *router.Delivery, deadline time.
 // takeToken waits for a rate token; with a backlog, a delivery that would
 // wait for one while too many wait goes there instead (errBacklogged).
 func (p *Policy) takeToken(ctx context.Context, d *router.Delivery) error {
-	r := p.rate.Reserve()
-	wait := r.Delay()
-	if wait <= 0 {
-		return nil
-	}
-	if p.waitingOver(d) && p.toBacklog(ctx, d) {
-		r.Cancel()
+	if p.rate.Tokens() < 1 && p.waitingOver(d) && p.toBacklog(ctx, d) {
 		return errBacklogged
 	}
-	if err := sleep(ctx, wait); err != nil {
-		r.Cancel()
-		return err
-	}
-	return nil
+	return p.rate.Wait(ctx)
 }
 
 // backoff is full jitter: a random wait up to initial·2^(n-1), capped at

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -294,6 +296,24 @@ func renderStatus(w io.Writer, st *telemetry.Status, now time.Time) {
 			fmt.Fprintln(w)
 		}
 	}
+	if f := st.Fleet; f != nil && len(f.Members) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "INSTANCE\tHOST\tVERSION\tUP\tSEEN\tLEASES\tSHARES")
+		for _, m := range f.Members {
+			id := m.ID
+			if id == f.Self {
+				id += " (this)"
+			}
+			leases := strings.Join(m.Leases, ",")
+			if leases == "" {
+				leases = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\t%s\t%s\n", id, m.Host, m.Version, now.Sub(m.Started).Round(time.Second),
+				now.Sub(m.Seen).Round(time.Second), leases, sharesColumn(m.Shares))
+		}
+		tw.Flush()
+	}
 	if l := st.Ledger; l != nil {
 		fmt.Fprintf(w, "\nledger: %d lookups, %d deliveries skipped as done, %d writes, %d errors, %d calls skipped while it was down",
 			l.Lookups, l.Hits, l.Writes, l.Errors, l.Skipped)
@@ -332,4 +352,22 @@ func lastErr(e *telemetry.LastError, now time.Time) string {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+// sharesColumn is an instance's shares of fleet-wide limits: target
+// concurrency/rate, "fallback" while it keeps to its share.
+func sharesColumn(shares map[string]telemetry.FleetShare) string {
+	if len(shares) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, target := range slices.Sorted(maps.Keys(shares)) {
+		s := shares[target]
+		p := fmt.Sprintf("%s %d calls, %.1f/s", target, s.Concurrency, s.Rate)
+		if s.Fallback {
+			p += " (fallback)"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ")
 }

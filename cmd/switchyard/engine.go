@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/bodycopy"
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/fleet"
 	"github.com/switchyard-dev/switchyard/internal/ledger"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/policy"
@@ -263,6 +264,14 @@ func (eng *engine) openState(ctx context.Context, cfg *config.Config) error {
 		eng.ledger = router.NewLedgerGuard(l, eng.log)
 		eng.log.Info("delivery ledger open", "bucket", cfg.Ledger.Bucket, "ttl", cfg.Ledger.TTL.String())
 	}
+	if eng.c.bus != nil {
+		f, err := fleet.Open(octx, eng.c.bus.JetStream(), cfg.Fleet, versionString(), eng.log, cfg.Ledger.Replicas)
+		if err != nil {
+			return err
+		}
+		eng.c.fleet = f
+		eng.log.Info("joined the fleet", "instance", f.ID(), "lease", cfg.Fleet.Lease.String())
+	}
 	eng.backlogs = map[string]router.Backlog{}
 	for _, t := range cfg.Targets {
 		if t.Backlog == nil {
@@ -391,10 +400,20 @@ func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget
 		}
 		stats[name] = st
 		opts := []policy.Option{policy.WithLogger(eng.log), policy.WithStats(st), policy.WithObserver(eng.metrics.Observer(name))}
+		fleetWide := pc.Scope == policy.ScopeFleet && eng.c.fleet != nil
+		if r := pc.Rate.PerSecond(); fleetWide && r > 0 {
+			opts = append(opts, policy.WithRateLimiter(eng.c.fleet.Rate(name, r)))
+		}
 		if b := eng.backlogs[name]; b != nil {
 			opts = append(opts, policy.WithBacklog(b, t.Backlog.MaxWaiting))
 		}
 		p := policy.Wrap(eng.tracer.Attempts(sink), pc, dlSink, opts...)
+		switch {
+		case fleetWide:
+			eng.c.fleet.Concurrency(name, pc.Concurrency, p.SetConcurrency)
+		case eng.c.fleet != nil:
+			eng.c.fleet.Concurrency(name, 0, nil)
+		}
 		b := &builtTarget{key: key, typ: t.Type, sink: sink, policy: p, wrapped: eng.tracer.Sink(p)}
 		built[name] = b
 		return b, nil
@@ -471,6 +490,9 @@ func (eng *engine) routes(cfg *config.Config, targets map[string]*builtTarget) (
 // state is what metrics and /status read.
 func (eng *engine) state(cfg *config.Config, d *router.Dispatcher) *telemetry.State {
 	s := &telemetry.State{Dispatcher: d, MaxInFlight: cfg.MaxInFlight, Sources: eng.sources, Ledger: d.LedgerStats()}
+	if f := eng.c.fleet; f != nil {
+		s.Fleet = func(ctx context.Context) *telemetry.FleetStatus { return fleetStatus(ctx, f) }
+	}
 	for _, t := range cfg.Targets {
 		b := eng.targets[t.Name]
 		tt := telemetry.Target{
@@ -626,7 +648,7 @@ func restartOnly(old, new *config.Config) []string {
 		{"sources", old.Sources, new.Sources}, {"nats", old.NATS, new.NATS}, {"aws", old.AWS, new.AWS},
 		{"admin", old.Admin, new.Admin}, {"max_in_flight", old.MaxInFlight, new.MaxInFlight}, {"max_in_flight_bytes", old.MaxInFlightBytes, new.MaxInFlightBytes},
 		{"shutdown_grace", old.ShutdownGrace, new.ShutdownGrace}, {"tracing", old.Tracing, new.Tracing}, {"log", old.Log, new.Log},
-		{"ledger", old.Ledger, new.Ledger}, {"a target's backlog", backlogsOf(old), backlogsOf(new)},
+		{"ledger", old.Ledger, new.Ledger}, {"fleet", old.Fleet, new.Fleet}, {"a target's backlog", backlogsOf(old), backlogsOf(new)},
 	} {
 		a, _ := json.Marshal(f.old)
 		b, _ := json.Marshal(f.new)
@@ -705,8 +727,27 @@ func (eng *engine) close() {
 	if eng.c != nil && eng.c.bus != nil {
 		all = append(all, eng.c.bus)
 	}
+	if eng.c != nil && eng.c.fleet != nil {
+		all = append(all, eng.c.fleet) // before NATS: it gives its leases up
+	}
 	for _, name := range slices.Sorted(maps.Keys(eng.targets)) {
 		all = append(all, eng.targets[name].sink)
 	}
 	closeAll(append(all, eng.closers...), eng.log)
+}
+
+// fleetStatus is the fleet's roster for /status.
+func fleetStatus(ctx context.Context, f *fleet.Fleet) *telemetry.FleetStatus {
+	st := &telemetry.FleetStatus{Self: f.ID(), Members: []telemetry.FleetMember{}}
+	for _, m := range f.Members(ctx) {
+		tm := telemetry.FleetMember{ID: m.ID, Host: m.Host, Version: m.Version, Started: m.Started, Seen: m.Seen, Leases: m.Leases}
+		if len(m.Shares) > 0 {
+			tm.Shares = map[string]telemetry.FleetShare{}
+			for target, s := range m.Shares {
+				tm.Shares[target] = telemetry.FleetShare{Concurrency: s.Concurrency, Rate: s.Rate, Fallback: s.Fallback}
+			}
+		}
+		st.Members = append(st.Members, tm)
+	}
+	return st
 }

@@ -21,8 +21,10 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/bus"
 	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/fleet"
 	"github.com/switchyard-dev/switchyard/internal/redact"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
@@ -92,6 +94,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // and NATS, opened when one does.
 type clients struct {
 	bus         *bus.Bus
+	fleet       *fleet.Fleet // with bus
 	maxInFlight int
 
 	awsLoaded        bool // cfg is loaded
@@ -182,6 +185,8 @@ var (
 			opts := ecssource.Options{State: state, Logger: log}
 			if cfg.Cluster != "" {
 				opts.API = c.ecs()
+				// One instance of a fleet polls each source's cluster.
+				opts.Leader = c.fleet.Lease("ecs:" + s.Name)
 			}
 			src, err := ecssource.New(s.Name, cfg, opts)
 			if err != nil {
@@ -239,6 +244,11 @@ var (
 func needsNATS(cfg *config.Config) bool {
 	if cfg.Ledger.On() {
 		return true
+	}
+	for _, p := range cfg.Policies {
+		if p.Scope == policy.ScopeFleet {
+			return true
+		}
 	}
 	for _, t := range cfg.Targets {
 		if t.Backlog != nil && t.Backlog.Type == backlog.TypeJetStream {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/bus"
+	"github.com/switchyard-dev/switchyard/internal/fleet"
 	"github.com/switchyard-dev/switchyard/internal/ledger"
 	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
@@ -38,6 +39,9 @@ type Config struct {
 	NATS bus.Config `yaml:"nats"`
 	// Ledger configures the delivery ledger, on NATS JetStream.
 	Ledger ledger.Config `yaml:"ledger"`
+	// Fleet configures what instances sharing a NATS cluster share:
+	// leases of singleton work, fleet-wide limits.
+	Fleet fleet.Config `yaml:"fleet"`
 	// Admin configures the admin endpoint.
 	Admin Admin `yaml:"admin"`
 	// MaxInFlight bounds the source messages being worked on at once; when
@@ -214,6 +218,7 @@ func (c *Config) setDefaults() {
 	}
 	c.NATS.SetDefaults()
 	c.Ledger.SetDefaults()
+	c.Fleet.SetDefaults()
 	c.Tracing.SetDefaults()
 	c.Log.SetDefaults()
 	if c.Admin.Listen == "" {

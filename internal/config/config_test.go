@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/backlog"
 	"github.com/switchyard-dev/switchyard/internal/bus"
+	"github.com/switchyard-dev/switchyard/internal/fleet"
 	"github.com/switchyard-dev/switchyard/internal/ledger"
 	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
@@ -249,6 +250,7 @@ func documentedKeys() map[string][]string {
 	walk("File", "aws", reflect.TypeFor[AWS]())
 	walk("File", "nats", reflect.TypeFor[bus.Config]())
 	walk("File", "ledger", reflect.TypeFor[ledger.Config]())
+	walk("File", "fleet", reflect.TypeFor[fleet.Config]())
 	walk("File", "admin", reflect.TypeFor[Admin]())
 	walk("File", "tracing", reflect.TypeFor[telemetry.TracingConfig]())
 	walk("File", "log", reflect.TypeFor[telemetry.LogConfig]())

@@ -358,6 +358,7 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.fieldErrors(d.at("nats"), "nats", c.NATS.Validate())
 	d.fieldErrors(d.at("ledger"), "ledger", c.Ledger.Validate())
+	d.fieldErrors(d.at("fleet"), "fleet", c.Fleet.Validate())
 	if c.NATS.Embedded() && c.Ledger.Replicas > 1 {
 		d.errorf(d.at("ledger.replicas"), "ledger.replicas", "replicas are copies on a NATS cluster: set nats.url, or leave replicas at 1")
 	}

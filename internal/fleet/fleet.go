@@ -309,9 +309,15 @@ func (f *Fleet) Close(ctx context.Context) error {
 // among the live instances: set is called with this instance's share (the
 // total divided by the instances, rounded down, at least 1) now and
 // whenever the roster changes it. A second call for a target replaces the
-// first (a reload).
+// first (a reload); a nil set ends it.
 func (f *Fleet) Concurrency(target string, total int, set func(n int)) {
 	f.mu.Lock()
+	if set == nil { // no longer fleet-wide
+		delete(f.conc, target)
+		delete(f.shares, target)
+		f.mu.Unlock()
+		return
+	}
 	f.conc[target] = concurrency{total: total, set: set}
 	s := f.shares[target]
 	s.Concurrency = 0 // set anew below

@@ -145,7 +145,10 @@ func (r *Rate) take(ctx context.Context, idx int64) (int, error) {
 				v = slotValue{} // not ours: overwrite
 			}
 		}
-		if v.Slot != idx {
+		switch {
+		case v.Slot > idx:
+			return 0, nil // another instance is in the next slot already: so is this one
+		case v.Slot < idx:
 			v = slotValue{Slot: idx}
 		}
 		n := min(r.batch, r.limit-v.Used)

@@ -205,6 +205,11 @@ func (a *Admin) Status() *Status {
 			out.Targets[len(out.Targets)-1].LedgerHits = s.Ledger.HitsOf(t.Name)
 		}
 	}
+	if s.Fleet != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		out.Fleet = s.Fleet(ctx)
+		cancel()
+	}
 	if l := s.Ledger; l != nil {
 		out.Ledger = &LedgerStatus{Lookups: l.Lookups.Load(), Hits: l.Hits.Load(), Writes: l.Writes.Load(), Errors: l.Errors.Load(),
 			Skipped: l.Skipped.Load(), LastError: lastError(l.LastError.Load())}

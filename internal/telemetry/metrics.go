@@ -4,6 +4,7 @@
 package telemetry
 
 import (
+	"context"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,8 @@ type State struct {
 	Targets     []Target
 	// Ledger holds the ledger's counters; nil when it is off.
 	Ledger *router.LedgerStats
+	// Fleet reads the fleet's roster; nil without NATS.
+	Fleet func(ctx context.Context) *FleetStatus
 }
 
 // Source is a source as telemetry sees it.

@@ -23,6 +23,34 @@ type Status struct {
 	Targets     []TargetStatus `json:"targets"`
 	// Ledger is the delivery ledger's figures; absent when it is off.
 	Ledger *LedgerStatus `json:"ledger,omitempty"`
+	// Fleet is the instances sharing the NATS cluster, as the cluster
+	// knows them; absent without NATS.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
+}
+
+// FleetStatus is the fleet as the cluster's roster shows it.
+type FleetStatus struct {
+	// Self is this instance's id.
+	Self    string        `json:"self"`
+	Members []FleetMember `json:"members"`
+}
+
+// FleetMember is one live instance.
+type FleetMember struct {
+	ID      string                `json:"id"`
+	Host    string                `json:"host"`
+	Version string                `json:"version"`
+	Started time.Time             `json:"started"`
+	Seen    time.Time             `json:"seen"`
+	Leases  []string              `json:"leases,omitempty"`
+	Shares  map[string]FleetShare `json:"shares,omitempty"`
+}
+
+// FleetShare is an instance's part of a target's fleet-wide limits.
+type FleetShare struct {
+	Concurrency int     `json:"concurrency,omitempty"`
+	Rate        float64 `json:"rate_per_second,omitempty"`
+	Fallback    bool    `json:"fallback,omitempty"`
 }
 
 // LedgerStatus is the delivery ledger's figures.
