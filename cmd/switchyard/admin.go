@@ -202,6 +202,9 @@ func cmdStatus(ctx context.Context, e *env, args []string) (int, error) {
 		}
 		var st telemetry.Status
 		if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
+			if *watch && ctx.Err() != nil {
+				return exitOK, nil // interrupted while it answered
+			}
 			return exitFail, fmt.Errorf("%s/status answered %d: %.200s", t.addr, code, body)
 		}
 		switch {
