@@ -93,7 +93,7 @@ func TestRun_PermanentStartupFailureExitsAtOnce(t *testing.T) {
 	awsEnv(t)
 	srv.InjectFault(awstest.FaultRule{Op: "sqs:GetQueueAttributes", Fault: awstest.Fault{Status: http.StatusForbidden, Code: "AccessDenied", Message: "not authorized to perform sqs:GetQueueAttributes"}})
 	file := filepath.Join(t.TempDir(), "s.yaml")
-	os.WriteFile(file, []byte(withAdmin(strings.ReplaceAll(logConfig, "{{URL}}", srv.URL()))), 0o644)
+	os.WriteFile(file, []byte(withStore(t, withAdmin(strings.ReplaceAll(logConfig, "{{URL}}", srv.URL())))), 0o644)
 	code, out := runCmd(t, "run", "-c", file)
 	if code != exitFail || !strings.Contains(out, "startup: sqs source jobs") || !strings.Contains(out, "AccessDenied") {
 		t.Errorf("exit %d, output:\n%s\nwant 1 and the AccessDenied", code, out)

@@ -252,7 +252,7 @@ func TestRun_SecretsInURLsNeverShow(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				file := filepath.Join(t.TempDir(), "s.yaml")
-				os.WriteFile(file, []byte("version: 1\nadmin: {listen: none}\n"+tc.config+"targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n"), 0o644)
+				os.WriteFile(file, []byte(withStore(t, "version: 1\nadmin: {listen: none}\n"+tc.config+"targets: [{name: l, type: log}]\nrules: [{name: r, pattern: {source: [x]}, targets: [l]}]\n")), 0o644)
 				var stderr syncbuf.Buffer
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()

@@ -29,7 +29,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		// Daemons the tests run keep their state in a directory of each
+		// test's own (withStore), never in ./data here: tests would share
+		// their ledgers, and the repository would gain it.
+		goleak.Cleanup(func(code int) {
+			if _, err := os.Stat("data"); err == nil {
+				fmt.Fprintln(os.Stderr, "a test ran a daemon on the default nats.store_dir: ./data was created in cmd/switchyard (give its config withStore)")
+				os.RemoveAll("data")
+				code = 1
+			}
+			os.Exit(code)
+		}))
 }
 
 // cli runs the program as main would, with stdin given.
