@@ -1,5 +1,6 @@
 // Package natstest runs a real nats-server with JetStream for tests, on a
-// loopback port and a temporary store, and can restart it in place.
+// loopback port and a temporary store, and can restart it in place; or a
+// cluster of them (RunCluster).
 package natstest
 
 import (
@@ -36,12 +37,19 @@ func Run(t testing.TB, mods ...func(*server.Options)) *Server {
 	for _, m := range mods {
 		m(&s.opts)
 	}
+	s.run()
+	return s
+}
+
+// run starts the server for the first time, pins its client port for
+// restarts and stops it when the test ends.
+func (s *Server) run() {
+	s.t.Helper()
 	s.start()
 	// Restarts keep the port, so clients reconnect to the same URL.
 	_, port, _ := net.SplitHostPort(s.srv.Addr().String())
 	s.opts.Port, _ = strconv.Atoi(port)
-	t.Cleanup(s.Stop)
-	return s
+	s.t.Cleanup(s.Stop)
 }
 
 func (s *Server) start() {
