@@ -4,24 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
 	"github.com/switchyard-dev/switchyard/internal/names"
 )
 
-// Rate is a target's fleet-wide rate limit: every instance takes its calls'
-// tokens from one shared count per slot of time (about 200ms, or the time
-// of one token at rates under 5/s), a few tokens at a time by
-// compare-and-set, so that a call costs no round trip of its own and the
-// fleet's calls in any slot stay within the rate. Tokens left when a slot
-// ends are dropped, not carried over. While the cluster cannot be reached,
-// the instance falls back to its share of the rate (the rate divided by
-// the instances last seen), never to the whole of it.
+// Rate is a target's fleet-wide rate limit: a token bucket in the
+// cluster, refilled at the rate and holding at most 0.3 s of it, from which
+// every instance takes its calls' tokens a few at a time by compare-and-set,
+// so that a call costs no round trip of its own and the fleet's calls in
+// any span of time stay within the rate plus that 0.3 s. Tokens an
+// instance took and did not use within 200ms are dropped, not saved up.
+// While the cluster cannot be reached, the instance falls back to its share
+// of the rate (the rate divided by the instances last seen), never to the
+// whole of it.
 //
 // Its methods are safe for concurrent use.
 type Rate struct {
@@ -29,13 +30,12 @@ type Rate struct {
 	target    string
 	key       string
 	perSecond float64
-	slot      time.Duration // length of a slot
-	limit     int           // tokens in a slot, fleet-wide
-	batch     int           // tokens taken at a time
+	burst     float64 // the bucket's capacity
+	batch     int     // tokens taken at a time
 
 	mu         sync.Mutex
-	slotIndex  int64 // the slot held tokens belong to
-	have       int   // tokens held for it
+	have       int       // tokens held
+	took       time.Time // when they were taken
 	down       time.Time
 	fallback   *rate.Limiter
 	count      int       // tokens used since since
@@ -50,37 +50,37 @@ func (f *Fleet) Rate(target string, perSecond float64) *Rate {
 	if r := f.rates[target]; r != nil && r.perSecond == perSecond {
 		return r
 	}
-	limit := max(1, int(math.Round(perSecond*0.2)))
+	burst := max(1, perSecond*0.3)
 	r := &Rate{
 		f: f, target: target, key: "rate." + names.Token(target), perSecond: perSecond,
-		limit: limit, slot: time.Duration(float64(limit) / perSecond * float64(time.Second)), batch: max(1, limit/4),
-		since: time.Now(),
+		burst: burst, batch: max(1, int(burst/4)), since: time.Now(),
 	}
 	f.rates[target] = r
 	return r
 }
 
-// slotValue is a slot's count as stored: its index and the tokens taken.
-type slotValue struct {
-	Slot int64 `json:"s"`
-	Used int   `json:"u"`
+// bucketValue is the bucket as stored: its tokens at a time.
+type bucketValue struct {
+	Tokens float64 `json:"t"`
+	At     int64   `json:"at"` // Unix nanoseconds
 }
 
 // rateTimeout bounds taking tokens from the cluster; rateDown is how long
-// an instance keeps to its share after failing to.
+// an instance keeps to its share after failing to; heldFor is how long
+// tokens taken and not used stay usable.
 const (
 	rateTimeout = time.Second
 	rateDown    = 5 * time.Second
+	heldFor     = 200 * time.Millisecond
 )
 
 // Wait takes a token, waiting for one as long as ctx allows.
 func (r *Rate) Wait(ctx context.Context) error {
 	for {
 		now := time.Now()
-		idx := now.UnixNano() / int64(r.slot)
 		r.mu.Lock()
-		if idx != r.slotIndex {
-			r.slotIndex, r.have = idx, 0
+		if now.Sub(r.took) > heldFor {
+			r.have = 0
 		}
 		if r.have > 0 {
 			r.have--
@@ -93,7 +93,7 @@ func (r *Rate) Wait(ctx context.Context) error {
 		if fallback {
 			return r.waitFallback(ctx)
 		}
-		n, err := r.take(ctx, idx)
+		n, wait, err := r.take(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return ctx.Err()
@@ -105,9 +105,7 @@ func (r *Rate) Wait(ctx context.Context) error {
 			r.mu.Unlock()
 			continue
 		case n == 0:
-			// The slot is used up fleet-wide: wait for the next.
-			next := time.Unix(0, (idx+1)*int64(r.slot))
-			t := time.NewTimer(time.Until(next))
+			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
@@ -117,45 +115,49 @@ func (r *Rate) Wait(ctx context.Context) error {
 			continue
 		}
 		r.mu.Lock()
-		if r.slotIndex == idx {
-			r.have += n - 1
-			r.count++
-			r.mu.Unlock()
-			return nil
-		}
-		r.mu.Unlock() // the slot ended meanwhile: its tokens are spent
+		r.have, r.took = n-1, time.Now()
+		r.count++
+		r.mu.Unlock()
+		return nil
 	}
 }
 
-// take claims up to batch tokens of slot idx; 0 when it is used up.
-func (r *Rate) take(ctx context.Context, idx int64) (int, error) {
+// take claims up to batch tokens from the bucket; none, and how long until
+// there is one, when it is empty.
+func (r *Rate) take(ctx context.Context) (int, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, rateTimeout)
 	defer cancel()
 	for {
 		e, err := r.f.tokens.Get(ctx, r.key)
-		var v slotValue
+		now := time.Now()
+		v := bucketValue{Tokens: r.burst, At: now.UnixNano()} // a new bucket is full
 		var rev uint64
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case unready(err):
+			if err := pause(ctx); err != nil {
+				return 0, 0, err
+			}
+			continue
 		case err != nil:
-			return 0, err
+			return 0, 0, err
 		default:
 			rev = e.Revision()
 			if json.Unmarshal(e.Value(), &v) != nil {
-				v = slotValue{} // not ours: overwrite
+				v = bucketValue{At: now.UnixNano()} // not ours: start empty
 			}
 		}
-		switch {
-		case v.Slot > idx:
-			return 0, nil // another instance is in the next slot already: so is this one
-		case v.Slot < idx:
-			v = slotValue{Slot: idx}
+		// Refill since it was last written (never backwards: another
+		// instance's clock may run ahead of this one's).
+		if elapsed := time.Duration(now.UnixNano() - v.At); elapsed > 0 {
+			v.Tokens = min(r.burst, v.Tokens+elapsed.Seconds()*r.perSecond)
+			v.At = now.UnixNano()
 		}
-		n := min(r.batch, r.limit-v.Used)
-		if n <= 0 {
-			return 0, nil
+		n := min(r.batch, int(v.Tokens))
+		if n < 1 {
+			return 0, time.Duration((1 - v.Tokens) / r.perSecond * float64(time.Second)), nil
 		}
-		v.Used += n
+		v.Tokens -= float64(n)
 		b, _ := json.Marshal(v)
 		if rev == 0 {
 			_, err = r.f.tokens.Create(ctx, r.key, b)
@@ -164,12 +166,36 @@ func (r *Rate) take(ctx context.Context, idx int64) (int, error) {
 		}
 		switch {
 		case err == nil:
-			return n, nil
+			return n, 0, nil
 		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-			continue // another instance took some meanwhile
+			// another instance took some meanwhile
+		case unready(err):
+			if err := pause(ctx); err != nil {
+				return 0, 0, err
+			}
 		default:
-			return 0, err
+			return 0, 0, err
 		}
+	}
+}
+
+// unready reports an answer from a bucket that is not serving for the
+// moment (its stream is electing a leader, or is just made): asked again
+// shortly, it answers.
+func unready(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
+// pause waits a moment before a bucket that was not serving is asked
+// again, or returns ctx's error.
+func pause(ctx context.Context) error {
+	t := time.NewTimer(50 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
