@@ -96,6 +96,9 @@ type clients struct {
 	bus         *bus.Bus
 	fleet       *fleet.Fleet // with bus
 	maxInFlight int
+	// shared is whether NATS is a cluster of its own (nats.url), where
+	// other instances share the streams and consumers.
+	shared bool
 
 	awsLoaded        bool // cfg is loaded
 	cfg              aws.Config
@@ -164,6 +167,7 @@ var (
 			if cfg.JetStream() && cfg.MaxAckPending == 0 {
 				cfg.MaxAckPending = c.maxInFlight
 			}
+			cfg.Shared = c.shared
 			octx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
 			return natssource.Open(octx, s.Name, cfg, c.bus.Conn(), c.bus.JetStream(), log)
@@ -196,7 +200,7 @@ var (
 		},
 		"http": func(ctx context.Context, s config.Source, c *clients, log *slog.Logger) (router.Source, error) {
 			cfg := *s.Config.(*httpsource.Config)
-			cfg.MaxInFlight = c.maxInFlight
+			cfg.MaxInFlight, cfg.Shared = c.maxInFlight, c.shared
 			var js jetstream.JetStream
 			if c.bus != nil {
 				js = c.bus.JetStream()

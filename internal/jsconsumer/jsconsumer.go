@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +52,21 @@ type Config struct {
 	DetailType string
 	// CreateStream, when set, is the stream created if Stream is missing.
 	CreateStream *jetstream.StreamConfig
+	// OwnStream says the stream is the source's own: an existing one is
+	// held to CreateStream's settings as the consumer is to the config's.
+	// (A stream the source only creates when missing may be an
+	// operator's, with settings of their own.)
+	OwnStream bool
+	// Shared says other instances may use the stream and the consumer
+	// (NATS is a cluster of its own, nats.url): existing ones are checked
+	// against the config, and a difference is an error naming the setting
+	// and both values, never a silent rewrite. An instance that is the
+	// only one (on its embedded server) brings them to its config instead.
+	Shared bool
+	// Keys names the config keys behind JetStream settings, for errors
+	// ("max_ack_pending": "max_in_flight"); a setting not named is its
+	// own key.
+	Keys map[string]string
 	// Raw hands payloads out as they are, with no event (a backlog's
 	// entries).
 	Raw bool
@@ -103,25 +120,75 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Log
 }
 
 func (s *Source) ensureStream(ctx context.Context) error {
-	_, err := s.js.Stream(ctx, s.cfg.Stream)
+	st, err := s.js.Stream(ctx, s.cfg.Stream)
 	if err == nil {
-		return nil
+		return s.checkStream(ctx, st.CachedInfo().Config)
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) || s.cfg.CreateStream == nil {
 		return fmt.Errorf("source %s: stream %s: %w", s.cfg.Source, s.cfg.Stream, err)
 	}
-	sc := *s.cfg.CreateStream
-	sc.Name = s.cfg.Stream
-	if _, err := s.js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+	sc := s.wantStream()
+	st, err = s.js.CreateStream(ctx, sc)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		// Another instance made it meanwhile.
+		if st, err = s.js.Stream(ctx, s.cfg.Stream); err == nil {
+			return s.checkStream(ctx, st.CachedInfo().Config)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("source %s: create stream %s for %v: %w", s.cfg.Source, s.cfg.Stream, sc.Subjects, err)
 	}
 	s.log.Info("created stream", "stream", s.cfg.Stream, "subjects", sc.Subjects, "retention", sc.Retention.String(), "storage", sc.Storage.String())
 	return nil
 }
 
-// ensureConsumer creates or updates the durable consumer.
-func (s *Source) ensureConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	c, err := s.js.CreateOrUpdateConsumer(ctx, s.cfg.Stream, jetstream.ConsumerConfig{
+func (s *Source) wantStream() jetstream.StreamConfig {
+	sc := *s.cfg.CreateStream
+	sc.Name = s.cfg.Stream
+	return sc
+}
+
+// checkStream holds an existing stream of the source's own to the config:
+// a difference is an error when the stream is shared, else the stream is
+// brought to the config's settings.
+func (s *Source) checkStream(ctx context.Context, have jetstream.StreamConfig) error {
+	if !s.cfg.OwnStream || s.cfg.CreateStream == nil {
+		return nil
+	}
+	want := s.wantStream()
+	var d diffs
+	d.add("subjects", have.Subjects, want.Subjects, slices.Equal(have.Subjects, want.Subjects))
+	d.add("retention", have.Retention, want.Retention, have.Retention == want.Retention)
+	d.add("storage", have.Storage, want.Storage, have.Storage == want.Storage)
+	d.add("max_bytes", orNone(have.MaxBytes), orNone(want.MaxBytes), orNone(have.MaxBytes) == orNone(want.MaxBytes))
+	d.add("discard", have.Discard, want.Discard, have.Discard == want.Discard)
+	if len(d) == 0 {
+		return nil
+	}
+	if s.cfg.Shared {
+		return d.err(s.cfg, "stream "+s.cfg.Stream, "nats stream edit "+s.cfg.Stream)
+	}
+	// Only what JetStream can change in place is changed.
+	up := have
+	up.Subjects, up.MaxBytes, up.Discard = want.Subjects, want.MaxBytes, want.Discard
+	if _, err := s.js.UpdateStream(ctx, up); err != nil {
+		return fmt.Errorf("source %s: stream %s: bringing it to the config (%s): %w", s.cfg.Source, s.cfg.Stream, d, err)
+	}
+	s.log.Info("stream changed to the config's settings", "stream", s.cfg.Stream, "changes", d.String())
+	return nil
+}
+
+// orNone shows a limit of 0 or less (none) as "none".
+func orNone(n int64) any {
+	if n <= 0 {
+		return "none"
+	}
+	return n
+}
+
+// wantConsumer is the durable consumer the config asks for.
+func (s *Source) wantConsumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       s.cfg.Durable,
 		FilterSubject: s.cfg.Subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -133,7 +200,31 @@ func (s *Source) ensureConsumer(ctx context.Context) (jetstream.Consumer, error)
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		// Keep the pull request queue bounded by the pollers we run.
 		MaxWaiting: 512,
-	})
+	}
+}
+
+// ensureConsumer creates the durable consumer when it is missing. An
+// existing one is checked against the config when it is shared, else
+// brought to the config's settings.
+func (s *Source) ensureConsumer(ctx context.Context) (jetstream.Consumer, error) {
+	want := s.wantConsumer()
+	c, err := s.js.Consumer(ctx, s.cfg.Stream, s.cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = s.js.CreateConsumer(ctx, s.cfg.Stream, want)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			// Another instance made it meanwhile, with other settings.
+			c, err = s.js.Consumer(ctx, s.cfg.Stream, s.cfg.Durable)
+		}
+	}
+	if err == nil {
+		change, cerr := s.checkConsumer(c.CachedInfo().Config, want)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if change {
+			c, err = s.js.UpdateConsumer(ctx, s.cfg.Stream, want)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("source %s: consumer %s on stream %s: %w", s.cfg.Source, s.cfg.Durable, s.cfg.Stream, err)
 	}
@@ -141,6 +232,71 @@ func (s *Source) ensureConsumer(ctx context.Context) (jetstream.Consumer, error)
 	s.consumer = c
 	s.mu.Unlock()
 	return c, nil
+}
+
+// checkConsumer compares an existing consumer with the one the config asks
+// for: a difference is an error when it is shared, else logged, and the
+// consumer is to be changed.
+func (s *Source) checkConsumer(have, want jetstream.ConsumerConfig) (change bool, err error) {
+	var d diffs
+	haveFilter := have.FilterSubject
+	if haveFilter == "" && len(have.FilterSubjects) == 1 {
+		haveFilter = have.FilterSubjects[0]
+	}
+	d.add("subject", haveFilter, want.FilterSubject, haveFilter == want.FilterSubject && len(have.FilterSubjects) <= 1)
+	d.add("ack_wait", have.AckWait, want.AckWait, have.AckWait == want.AckWait)
+	d.add("max_ack_pending", have.MaxAckPending, want.MaxAckPending, have.MaxAckPending == want.MaxAckPending)
+	d.add("ack_policy", have.AckPolicy, want.AckPolicy, have.AckPolicy == want.AckPolicy)
+	d.add("max_deliver", have.MaxDeliver, want.MaxDeliver, have.MaxDeliver == want.MaxDeliver)
+	d.add("deliver_policy", have.DeliverPolicy, want.DeliverPolicy, have.DeliverPolicy == want.DeliverPolicy)
+	d.add("max_waiting", have.MaxWaiting, want.MaxWaiting, have.MaxWaiting == want.MaxWaiting)
+	if len(d) == 0 {
+		return false, nil
+	}
+	if s.cfg.Shared {
+		return false, d.err(s.cfg, "durable consumer "+s.cfg.Durable+" on stream "+s.cfg.Stream,
+			"nats consumer edit "+s.cfg.Stream+" "+s.cfg.Durable+", or rm to make it again")
+	}
+	s.log.Info("changing the consumer to the config's settings", "stream", s.cfg.Stream, "durable", s.cfg.Durable, "changes", d.String())
+	return true, nil
+}
+
+// diffs are the settings in which an existing stream or consumer differs
+// from the config.
+type diffs []diff
+
+type diff struct {
+	setting    string
+	have, want any
+}
+
+func (d *diffs) add(setting string, have, want any, same bool) {
+	if !same {
+		*d = append(*d, diff{setting, have, want})
+	}
+}
+
+func (d diffs) String() string {
+	parts := make([]string, len(d))
+	for i, x := range d {
+		parts[i] = fmt.Sprintf("%s %v → %v", x.setting, x.have, x.want)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// err says what differs in what, naming the config's key for each
+// setting, and how to resolve it.
+func (d diffs) err(cfg Config, what, fix string) error {
+	parts := make([]string, len(d))
+	for i, x := range d {
+		key := x.setting
+		if k, ok := cfg.Keys[key]; ok {
+			key = k + " (" + x.setting + ")"
+		}
+		parts[i] = fmt.Sprintf("%s %v where this instance's config asks for %v", key, x.have, x.want)
+	}
+	return fmt.Errorf("source %s: %s has %s; every instance sharing it needs the same settings: change the config to agree, or, once no instance runs with the old settings, change it (%s)",
+		cfg.Source, what, strings.Join(parts, ", "), fix)
 }
 
 // Name returns the source's name.

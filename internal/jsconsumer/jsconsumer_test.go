@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -338,4 +339,85 @@ func receiveFor(src router.Source, max int, d time.Duration) []*router.Message {
 		}
 	}
 	return nil
+}
+
+// Instances sharing a durable consumer (nats.url) with the same settings
+// all start; one with another setting fails to, naming the setting and
+// both values, and the consumer keeps the first one's settings.
+func TestSharedConsumerSettingsChecked(t *testing.T) {
+	srv := natstest.Run(t)
+	f := newFixture(t, srv, func(c *Config) { c.Shared = true })
+	f.open(t)
+	f.open(t) // the same settings: fine
+
+	other := f.cfg
+	other.MaxAckPending, other.AckWait = 2000, 5*time.Second
+	other.Keys = map[string]string{"max_ack_pending": "max_in_flight"}
+	_, err := Open(context.Background(), f.js, other, quiet)
+	if err == nil {
+		t.Fatal("a second instance with other consumer settings started")
+	}
+	for _, want := range []string{"durable consumer switchyard on stream " + f.stream, "max_in_flight (max_ack_pending) 1000 where this instance's config asks for 2000", "ack_wait 2s where this instance's config asks for 5s", "nats consumer edit"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	t.Logf("the error: %v", err)
+	if got := f.consumer(t).MaxAckPending; got != 1000 {
+		t.Fatalf("max_ack_pending rewritten to %d", got)
+	}
+}
+
+// An instance that is alone on its NATS (the embedded server) brings its
+// consumer to its config: a changed setting takes effect at a restart.
+func TestOwnConsumerFollowsTheConfig(t *testing.T) {
+	srv := natstest.Run(t)
+	f := newFixture(t, srv, nil)
+	s := f.open(t)
+	s.Close(context.Background())
+	f.cfg.MaxAckPending = 7
+	f.open(t)
+	if got := f.consumer(t).MaxAckPending; got != 7 {
+		t.Fatalf("max_ack_pending %d after a restart with 7", got)
+	}
+}
+
+// A stream of the source's own (the HTTP source's) is held to its config
+// like the consumer: shared, a different buffer is an error naming both;
+// alone, the stream is changed.
+func TestOwnStreamChecked(t *testing.T) {
+	srv := natstest.Run(t)
+	f := newFixture(t, srv, func(c *Config) {
+		c.OwnStream, c.Shared = true, true
+		c.CreateStream.MaxBytes = 1 << 20
+		c.Keys = map[string]string{"max_bytes": "buffer"}
+	})
+	f.open(t)
+	other := f.cfg
+	cs := *other.CreateStream
+	cs.MaxBytes = 2 << 20
+	other.CreateStream = &cs
+	_, err := Open(context.Background(), f.js, other, quiet)
+	if err == nil || !strings.Contains(err.Error(), "stream "+f.stream+" has buffer (max_bytes) 1048576 where this instance's config asks for 2097152") {
+		t.Fatalf("a second instance with another buffer: %v", err)
+	}
+	other.Shared = false
+	s, err := Open(context.Background(), f.js, other, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close(context.Background())
+	st, _ := f.js.Stream(context.Background(), f.stream)
+	if got := st.CachedInfo().Config.MaxBytes; got != 2<<20 {
+		t.Fatalf("max_bytes %d, want the config's %d", got, 2<<20)
+	}
+}
+
+func (f *fixture) consumer(t *testing.T) jetstream.ConsumerConfig {
+	t.Helper()
+	c, err := f.js.Consumer(context.Background(), f.stream, f.cfg.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.CachedInfo().Config
 }

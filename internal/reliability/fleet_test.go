@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -266,4 +267,61 @@ rules: [{name: all, pattern: {source: [aws.ecs]}, targets: [events]}]
 	if takeover > 7*time.Second {
 		t.Errorf("taken over after %v, want within 7s", takeover)
 	}
+}
+
+// FleetConsumerMismatch: instances share a JetStream durable consumer; one
+// started with another max_ack_pending fails at startup, naming the
+// setting and both values, and leaves the consumer as it was; one with the
+// same settings joins.
+func TestReliability_FleetConsumerMismatch(t *testing.T) {
+	cluster := natstest.RunCluster(t, 3)
+	w := newWorld(t)
+	w.function("work", 0, func(ctx context.Context, n int) awstest.Result { return ok })
+	source := `sources: [{name: orders, type: nats, subject: "orders.>", stream: ORDERS, max_ack_pending: %d}]
+targets: [{name: work, type: lambda, function: work}]
+` + fmt.Sprintf(workRule, "work")
+	first := start(t, w.fleetConfig(cluster, fmt.Sprintf(source, 100)))
+	running := func(p *proc) bool { return strings.Contains(p.stderr.String(), `"msg":"switchyard running"`) }
+	await(t, "the first instance to run", 30*time.Second, func() bool { return running(first) })
+
+	second := start(t, w.fleetConfig(cluster, fmt.Sprintf(source, 200)))
+	var err error
+	select {
+	case err = <-second.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the instance with another max_ack_pending did not exit within 30s")
+	}
+	code := -1
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	line := ""
+	for l := range strings.SplitSeq(second.stderr.String(), "\n") {
+		if strings.Contains(l, "max_ack_pending") {
+			line = l
+		}
+	}
+	t.Logf("fleet consumer mismatch: the second instance exited %d: %s", code, line)
+	if code != 1 || !strings.Contains(line, "durable consumer orders on stream ORDERS has max_ack_pending 100 where this instance's config asks for 200") {
+		t.Fatalf("want exit 1 naming max_ack_pending and both values; exit %d, log:\n%s", code, tail(second.stderr.String(), 2048))
+	}
+
+	js := cluster.JetStream()
+	c, err := js.Consumer(context.Background(), "ORDERS", "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.CachedInfo().Config.MaxAckPending; got != 100 {
+		t.Fatalf("the consumer's max_ack_pending is %d after the refused instance, want 100", got)
+	}
+	third := start(t, w.fleetConfig(cluster, fmt.Sprintf(source, 100)))
+	await(t, "the third instance to run", 30*time.Second, func() bool { return running(third) })
+	for i := range 20 {
+		if _, err := js.Publish(context.Background(), fmt.Sprintf("orders.%d", i), fmt.Appendf(nil, `{"source":"load","detail-type":"job","detail":{"n":%d}}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await(t, "20 deliveries", 30*time.Second, func() bool { return w.deliveredCount("work") >= 20 })
+	first.terminate(30 * time.Second)
+	third.terminate(30 * time.Second)
 }

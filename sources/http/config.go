@@ -55,6 +55,10 @@ type Config struct {
 	// until it is answered), and the events taken from the stream and not
 	// yet acked with persisted. Default 1000.
 	MaxInFlight int `yaml:"-"`
+	// Shared says other instances may use the stream (nats.url is set):
+	// an existing stream and consumer with other settings are an error,
+	// not brought to this config's.
+	Shared bool `yaml:"-"`
 }
 
 // Auth is how HTTP callers authenticate.

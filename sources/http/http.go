@@ -113,6 +113,7 @@ func Open(ctx context.Context, name string, cfg Config, js jetstream.JetStream, 
 		stored, err := jsconsumer.Open(ctx, js, jsconsumer.Config{
 			Source: name, Stream: s.cfg.Stream, Subject: s.subject, Durable: "switchyard",
 			AckWait: cfg.AckWait, MaxAckPending: cfg.MaxInFlight, Batch: 100, Wait: 20 * time.Second,
+			OwnStream: true, Shared: cfg.Shared, Keys: map[string]string{"max_ack_pending": "max_in_flight", "max_bytes": "buffer", "subject": "the source's name"},
 			Envelope: cfg.Envelope, Malformed: router.MalformedWrap, DetailType: detailType,
 			CreateStream: &jetstream.StreamConfig{
 				Subjects:  []string{s.subject},

@@ -31,6 +31,10 @@ type Config struct {
 	// MaxAckPending is the most messages handed out and not yet acked.
 	// JetStream only. Default: the file's max_in_flight.
 	MaxAckPending int `yaml:"max_ack_pending"`
+	// Shared says other instances may use the durable (nats.url is set):
+	// an existing one with other settings is an error, not brought to
+	// this config's. Not a key of the file.
+	Shared bool `yaml:"-"`
 	// Batch is the most messages one fetch takes. JetStream only.
 	// Default 100.
 	Batch int `yaml:"batch"`

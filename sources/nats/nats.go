@@ -30,6 +30,7 @@ func Open(ctx context.Context, name string, cfg Config, nc *nats.Conn, js jetstr
 		jc := consumerConfig(name, cfg)
 		jc.Stream, jc.Subject, jc.Durable = cfg.Stream, cfg.Subject, cfg.DurableFor(name)
 		jc.AckWait, jc.MaxAckPending, jc.Batch, jc.Wait = cfg.AckWait, cfg.MaxAckPending, cfg.Batch, 20*time.Second
+		jc.Shared = cfg.Shared
 		jc.CreateStream = &jetstream.StreamConfig{
 			Subjects:  []string{cfg.Subject},
 			Retention: jetstream.WorkQueuePolicy,
