@@ -156,7 +156,7 @@ func (eng *engine) run(ctx context.Context, cfg *config.Config) (int, error) {
 func (eng *engine) build(ctx context.Context, cfg *config.Config) error {
 	eng.mu.Lock()
 	defer eng.mu.Unlock()
-	eng.c = &clients{endpoints: cfg.AWS.Endpoints, maxInFlight: cfg.MaxInFlight, shared: !cfg.NATS.Embedded()}
+	eng.c = &clients{endpoints: cfg.AWS.Endpoints, maxInFlight: cfg.MaxInFlight, shared: !cfg.NATS.Embedded(), replicas: cfg.Ledger.Replicas}
 	// Tracing, when configured: one span per delivery (around each
 	// target's policy), an event per failed attempt (around its sink).
 	tracer, err := telemetry.NewTracer(cfg.Tracing, os.Getenv, versionString())

@@ -99,6 +99,9 @@ type clients struct {
 	// shared is whether NATS is a cluster of its own (nats.url), where
 	// other instances share the streams and consumers.
 	shared bool
+	// replicas is how many copies a NATS cluster keeps of delivery state
+	// (ledger.replicas).
+	replicas int
 
 	awsLoaded        bool // cfg is loaded
 	cfg              aws.Config
@@ -182,7 +185,7 @@ var (
 			if cfg.Task == "self" {
 				ttl = 7 * 24 * time.Hour
 			}
-			state, err := ecssource.OpenKVState(octx, c.bus.JetStream(), ecssource.BucketFor(s.Name), ttl)
+			state, err := ecssource.OpenKVState(octx, c.bus.JetStream(), ecssource.BucketFor(s.Name), ttl, c.replicas)
 			if err != nil {
 				return nil, fmt.Errorf("ecs source %s: %w", s.Name, err)
 			}

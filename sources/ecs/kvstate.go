@@ -31,9 +31,10 @@ var _ State = (*KVState)(nil)
 // BucketFor is the bucket of the source named name.
 func BucketFor(name string) string { return "switchyard_ecs_" + names.Token(name) }
 
-// OpenKVState opens the bucket, creating it (file-backed) if it is
-// missing. Entries older than ttl are dropped; 0 keeps them until deleted.
-func OpenKVState(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration) (*KVState, error) {
+// OpenKVState opens the bucket, creating it (file-backed, with replicas
+// copies on a NATS cluster) if it is missing. Entries older than ttl are
+// dropped; 0 keeps them until deleted.
+func OpenKVState(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration, replicas int) (*KVState, error) {
 	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -42,7 +43,11 @@ func OpenKVState(ctx context.Context, js jetstream.JetStream, bucket string, ttl
 			TTL:         ttl,
 			Storage:     jetstream.FileStorage,
 			History:     1,
+			Replicas:    max(1, replicas),
 		})
+		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			kv, err = js.KeyValue(ctx, bucket) // another instance made it meanwhile
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/switchyard-dev/switchyard/internal/awstest"
 	"github.com/switchyard-dev/switchyard/internal/natstest"
 )
@@ -14,7 +16,7 @@ func openKV(t *testing.T, srv *natstest.Server, bucket string) *KVState {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := OpenKVState(ctx, srv.JetStream(), bucket, 0)
+	st, err := OpenKVState(ctx, srv.JetStream(), bucket, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,5 +114,36 @@ func TestKVState_DeletesDoNotAccumulate(t *testing.T) {
 	}
 	if info.State.Msgs > purgeEvery {
 		t.Fatalf("after 2000 saves and deletes the bucket holds %d messages", info.State.Msgs)
+	}
+}
+
+// On a NATS cluster the bucket is kept on as many nodes as asked, so the
+// emitted states outlive a node; instances opening it at once all get it.
+func TestKVState_ReplicatedAndOpenedAtOnce(t *testing.T) {
+	cluster := natstest.RunCluster(t, 3)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, err := OpenKVState(ctx, cluster.JetStream(), BucketFor("tasks"), time.Hour, 3)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv, err := cluster.JetStream().KeyValue(ctx, BucketFor("tasks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas; got != 3 {
+		t.Fatalf("the state bucket has %d replicas, want 3", got)
 	}
 }
