@@ -153,22 +153,36 @@ func TestRate_FleetWide(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), run)
 	defer cancel()
 	var taken atomic.Int64
+	each := make([]atomic.Int64, len(rs))
 	var wg sync.WaitGroup
 	start := time.Now()
-	for _, r := range rs {
+	for i, r := range rs {
 		for range 4 {
 			wg.Go(func() {
 				for r.Wait(ctx) == nil {
 					taken.Add(1)
+					each[i].Add(1)
 				}
 			})
 		}
 	}
 	wg.Wait()
-	got := float64(taken.Load()) / time.Since(start).Seconds()
-	t.Logf("three instances at a fleet-wide 50/s: %.1f/s between them", got)
+	elapsed := time.Since(start).Seconds()
+	got := float64(taken.Load()) / elapsed
+	shares := make([]float64, len(rs))
+	for i := range each {
+		shares[i] = float64(each[i].Load()) / elapsed
+	}
+	t.Logf("three instances at a fleet-wide 50/s: %.1f/s between them (%.1f each)", got, shares)
 	if got < 45 || got > 55 {
 		t.Errorf("%.1f tokens/s fleet-wide, want 50 within 10%%", got)
+	}
+	// Every instance wants more than the rate: none is starved by the
+	// others' winning the race to the bucket.
+	for i, s := range shares {
+		if s < 50.0/3/2 {
+			t.Errorf("instance %d took %.1f/s of the fleet's 50/s while all wanted more, want at least half its third", i, s)
+		}
 	}
 }
 

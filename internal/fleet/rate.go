@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -105,6 +106,13 @@ func (r *Rate) Wait(ctx context.Context) error {
 			r.mu.Unlock()
 			continue
 		case n == 0:
+			// Instances that wait for the same token would wake together,
+			// and the nearest to the bucket's server would win it every
+			// time: a jitter of up to a token's interval makes the order
+			// random, so every instance that wants tokens gets a part.
+			// The bucket holds 0.3 s of the rate meanwhile: nothing is
+			// lost to the wait.
+			wait += rand.N(time.Duration(float64(time.Second) / r.perSecond))
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
