@@ -44,6 +44,7 @@ var checkedFiles = map[string]string{
 	"examples/switchyard.yaml": "TestExamples_Validate",
 	"examples/quickstart.yaml": "TestExamples_Validate",
 	"examples/events.jsonl":    "TestExamples_EventsParse",
+	natsServerConf:             "TestNATSServerConf",
 	// A config of every form of resource name, for the IAM generator.
 	"deploy/iam/testdata/forms.yaml": "TestPolicy_ARNs (deploy/iam), TestIAMPolicy_Golden (cmd/switchyard)",
 }
@@ -291,4 +292,42 @@ func envRefs(data []byte) []string {
 		}
 	}
 	return names
+}
+
+// The sidecar's fleet variant, the commented nats line put in place of the
+// embedded server's, is a valid config that joins a cluster, and RunTask's
+// rate is then the fleet's.
+func TestExamples_SidecarFleet(t *testing.T) {
+	t.Parallel()
+	text := string(readRepoFile(t, sidecarConfig))
+	var embedded, fleetLine string
+	for line := range strings.SplitSeq(text, "\n") {
+		switch {
+		case strings.HasPrefix(line, "nats: "):
+			embedded = line
+		case strings.HasPrefix(line, "# nats: "):
+			fleetLine = strings.TrimPrefix(line, "# ")
+		}
+	}
+	if embedded == "" || fleetLine == "" {
+		t.Fatalf("%s: want a nats line and, commented, the fleet's", sidecarConfig)
+	}
+	env := map[string]string{"NATS_URL": "tls://nats-0.switchyard.internal:4222,tls://nats-1.switchyard.internal:4222", "NATS_PASSWORD": "secret"}
+	cfg, err := config.Parse(sidecarConfig, []byte(strings.Replace(text, embedded, fleetLine, 1)), func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatalf("the fleet variant of %s: %v", sidecarConfig, err)
+	}
+	if cfg.NATS.Embedded() || cfg.NATS.User != "switchyard" || cfg.NATS.Password != "secret" {
+		t.Errorf("the fleet variant: nats %+v, want the cluster with the switchyard user", cfg.NATS)
+	}
+	for _, tg := range cfg.Targets {
+		if tg.Type == "ecs_task" {
+			if p := cfg.Policies[tg.Policy]; p.Scope != "fleet" || p.Rate.PerSecond() != 20 {
+				t.Errorf("target %s's policy %s: scope %s, rate %v; want a fleet-wide 20/s", tg.Name, tg.Policy, p.Scope, p.Rate)
+			}
+		}
+	}
 }
