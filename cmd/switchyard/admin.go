@@ -299,7 +299,7 @@ func renderStatus(w io.Writer, st *telemetry.Status, now time.Time) {
 			fmt.Fprintln(w)
 		}
 	}
-	if f := st.Fleet; f != nil && len(f.Members) > 0 {
+	if f := st.Fleet; showFleet(f) {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "INSTANCE\tHOST\tVERSION\tUP\tSEEN\tLEASES\tSHARES")
@@ -325,6 +325,21 @@ func renderStatus(w io.Writer, st *telemetry.Status, now time.Time) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// showFleet reports whether the fleet is worth a table: more than one
+// instance, or one holding leases or shares of fleet-wide limits (an
+// instance alone on its embedded server is no news).
+func showFleet(f *telemetry.FleetStatus) bool {
+	if f == nil {
+		return false
+	}
+	for _, m := range f.Members {
+		if len(f.Members) > 1 || len(m.Leases) > 0 || len(m.Shares) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // backlogColumn is a target's backlog in the status table: its depth and

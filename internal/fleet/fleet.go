@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard-dev/switchyard/internal/kvbucket"
 	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/router"
 )
@@ -138,13 +140,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, version strin
 // with another lease (TTL) than asked is an error naming both, as instances
 // that disagree on it would not agree on who leads.
 func openBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, want.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, want)
-		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			kv, err = js.KeyValue(ctx, want.Bucket)
-		}
-	}
+	kv, err := kvbucket.Open(ctx, js, want)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: bucket %s: %w", want.Bucket, err)
 	}
@@ -274,6 +270,7 @@ func (f *Fleet) read(ctx context.Context) ([]Member, error) {
 // it has written itself), asking the cluster when ctx allows.
 func (f *Fleet) Members(ctx context.Context) []Member {
 	if ms, err := f.read(ctx); err == nil {
+		f.holders(ctx, ms)
 		f.mu.Lock()
 		f.members = ms
 		f.mu.Unlock()
@@ -282,6 +279,34 @@ func (f *Fleet) Members(ctx context.Context) []Member {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.members)
+}
+
+// holders sets, in the members' Leases, the holder of each lease this
+// instance campaigns for as the leases bucket has it now: a member's own
+// entry is up to a third of a lease old, and a holder that died is in the
+// roster until its entry expires.
+func (f *Fleet) holders(ctx context.Context, ms []Member) {
+	f.mu.Lock()
+	leases := slices.Collect(maps.Values(f.held))
+	f.mu.Unlock()
+	for _, l := range leases {
+		holder := ""
+		e, err := f.leases.Get(ctx, l.key)
+		switch {
+		case err == nil:
+			holder = string(e.Value())
+		case !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted):
+			continue // unknown: the roster's word stands
+		}
+		for i := range ms {
+			m := &ms[i]
+			m.Leases = slices.DeleteFunc(m.Leases, func(n string) bool { return n == l.name })
+			if m.ID == holder {
+				m.Leases = append(m.Leases, l.name)
+				slices.Sort(m.Leases)
+			}
+		}
+	}
 }
 
 // size is the number of live instances as last read, at least 1.

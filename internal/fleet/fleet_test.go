@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,6 +139,25 @@ func TestRoster(t *testing.T) {
 	})
 	f1.Close(context.Background())
 	await(t, "the roster to drop the one that left", 2*time.Second, func() bool { return len(f2.Members(t.Context())) == 1 })
+}
+
+// The members show who holds a lease as the leases bucket has it, not as
+// their roster entries (written every third of a lease) last said: right
+// after a takeover, the new holder.
+func TestRoster_ShowsTheHolderNow(t *testing.T) {
+	srv := natstest.Run(t)
+	f1, _ := member(t, srv, 9*time.Second)
+	f2, _ := member(t, srv, 9*time.Second)
+	l1 := f1.Lease("ecs:jobs")
+	await(t, "a leader", 5*time.Second, func() bool { return leading(l1) })
+	l2 := f2.Lease("ecs:jobs")
+	f1.Close(context.Background())
+	await(t, "the other to take over", 5*time.Second, func() bool { return leading(l2) })
+	for _, m := range f2.Members(t.Context()) {
+		if holds := slices.Contains(m.Leases, "ecs:jobs"); holds != (m.ID == f2.ID()) {
+			t.Errorf("member %s holds ecs:jobs: %v; want only %s, which took it", m.ID, holds, f2.ID())
+		}
+	}
 }
 
 // Three instances taking tokens of a fleet-wide 50/s as fast as they can

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard-dev/switchyard/internal/kvbucket"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -39,13 +40,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Ledger, err
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	}
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, want)
-		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			kv, err = js.KeyValue(ctx, cfg.Bucket) // another instance made it meanwhile
-		}
-	}
+	kv, err := kvbucket.Open(ctx, js, want)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: bucket %s: %w", cfg.Bucket, err)
 	}

@@ -34,10 +34,27 @@ func startFleet(t *testing.T, n int, config string) []*proc {
 	for i := range n {
 		ps[i] = start(t, config)
 	}
-	for _, p := range ps {
-		p.metrics() // waits for its admin endpoint
+	for i, p := range ps {
+		p.awaitRunning(fmt.Sprintf("instance %d", i+1))
 	}
 	return ps
+}
+
+// awaitRunning waits until the daemon has started (its sources open),
+// failing the test if it exits first.
+func (p *proc) awaitRunning(what string) {
+	p.t.Helper()
+	deadline := time.After(time.Minute)
+	for !strings.Contains(p.stderr.String(), `"msg":"switchyard running"`) {
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+			p.t.Fatalf("%s exited at startup (%v):\n%s", what, err, tail(p.stderr.String(), 2048))
+		case <-deadline:
+			p.t.Fatalf("%s did not start within a minute", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Fleet: 30,000 messages through three instances; one instance is killed
@@ -242,6 +259,23 @@ rules: [{name: all, pattern: {source: [aws.ecs]}, targets: [events]}]
 	mu.Lock()
 	takeover := lastAt.Sub(killed)
 	mu.Unlock()
+	// `switchyard status`, asked of any instance, shows the fleet from
+	// the cluster: the two live instances, and the one that leads now.
+	other := (leader + 1) % 3
+	var table string
+	await(t, "status to show the two live instances", time.Minute, func() bool {
+		table = fleetTable(ps[other].status())
+		return strings.Count(table, "\n") == 3 // the header and two rows
+	})
+	t.Logf("switchyard status after the takeover:\n%s", table)
+	if n := strings.Count(table, " ecs:tasks "); n != 1 {
+		t.Errorf("%d instances hold the lease ecs:tasks in the status, want 1:\n%s", n, table)
+	}
+	for l := range strings.SplitSeq(table, "\n") {
+		if strings.Contains(l, "(this)") && strings.Contains(l, "ecs:tasks") != strings.Contains(ps[other].stderr.String(), `"msg":"lease taken: this instance leads"`) {
+			t.Errorf("the status of instance %d says it leads %v, its log disagrees:\n%s", other+1, strings.Contains(l, "ecs:tasks"), table)
+		}
+	}
 	for _, arn := range arns[:2] {
 		ecs.StopTask(arn, awstest.StopOptions{})
 	}
@@ -281,8 +315,7 @@ func TestReliability_FleetConsumerMismatch(t *testing.T) {
 targets: [{name: work, type: lambda, function: work}]
 ` + fmt.Sprintf(workRule, "work")
 	first := start(t, w.fleetConfig(cluster, fmt.Sprintf(source, 100)))
-	running := func(p *proc) bool { return strings.Contains(p.stderr.String(), `"msg":"switchyard running"`) }
-	await(t, "the first instance to run", 30*time.Second, func() bool { return running(first) })
+	first.awaitRunning("the first instance")
 
 	second := start(t, w.fleetConfig(cluster, fmt.Sprintf(source, 200)))
 	var err error
@@ -315,7 +348,7 @@ targets: [{name: work, type: lambda, function: work}]
 		t.Fatalf("the consumer's max_ack_pending is %d after the refused instance, want 100", got)
 	}
 	third := start(t, w.fleetConfig(cluster, fmt.Sprintf(source, 100)))
-	await(t, "the third instance to run", 30*time.Second, func() bool { return running(third) })
+	third.awaitRunning("the third instance")
 	for i := range 20 {
 		if _, err := js.Publish(context.Background(), fmt.Sprintf("orders.%d", i), fmt.Appendf(nil, `{"source":"load","detail-type":"job","detail":{"n":%d}}`, i)); err != nil {
 			t.Fatal(err)
@@ -324,4 +357,14 @@ targets: [{name: work, type: lambda, function: work}]
 	await(t, "20 deliveries", 30*time.Second, func() bool { return w.deliveredCount("work") >= 20 })
 	first.terminate(30 * time.Second)
 	third.terminate(30 * time.Second)
+}
+
+// fleetTable is the INSTANCE table of `switchyard status`'s output.
+func fleetTable(status string) string {
+	i := strings.Index(status, "INSTANCE ")
+	if i < 0 {
+		return ""
+	}
+	table, _, _ := strings.Cut(status[i:], "\n\n")
+	return strings.TrimRight(table, "\n") + "\n"
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -28,8 +29,8 @@ import (
 
 var adminRE = regexp.MustCompile(`"admin endpoint listening","addr":"([^"]+)"`)
 
-// metrics scrapes the daemon's /metrics: name{labels} → value.
-func (p *proc) metrics() map[string]float64 {
+// adminAddr is the daemon's admin endpoint, once it listens.
+func (p *proc) adminAddr() string {
 	p.t.Helper()
 	var addr string
 	await(p.t, "the admin endpoint", 30*time.Second, func() bool {
@@ -39,7 +40,23 @@ func (p *proc) metrics() map[string]float64 {
 		}
 		return m != nil
 	})
-	m, err := metricstest.Scrape(addr)
+	return addr
+}
+
+// status is what `switchyard status` prints for the daemon.
+func (p *proc) status() string {
+	p.t.Helper()
+	out, err := exec.Command(daemonBinary(p.t), "status", "--addr", p.adminAddr()).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("switchyard status: %v: %s", err, out)
+	}
+	return string(out)
+}
+
+// metrics scrapes the daemon's /metrics: name{labels} → value.
+func (p *proc) metrics() map[string]float64 {
+	p.t.Helper()
+	m, err := metricstest.Scrape(p.adminAddr())
 	if err != nil {
 		p.t.Fatal(err)
 	}

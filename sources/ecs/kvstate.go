@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard-dev/switchyard/internal/kvbucket"
 	"github.com/switchyard-dev/switchyard/internal/names"
 )
 
@@ -35,20 +36,14 @@ func BucketFor(name string) string { return "switchyard_ecs_" + names.Token(name
 // copies on a NATS cluster) if it is missing. Entries older than ttl are
 // dropped; 0 keeps them until deleted.
 func OpenKVState(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration, replicas int) (*KVState, error) {
-	kv, err := js.KeyValue(ctx, bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      bucket,
-			Description: "switchyard ECS source: the task and container states it has emitted",
-			TTL:         ttl,
-			Storage:     jetstream.FileStorage,
-			History:     1,
-			Replicas:    max(1, replicas),
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			kv, err = js.KeyValue(ctx, bucket) // another instance made it meanwhile
-		}
-	}
+	kv, err := kvbucket.Open(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "switchyard ECS source: the task and container states it has emitted",
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+		History:     1,
+		Replicas:    max(1, replicas),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
 	}
