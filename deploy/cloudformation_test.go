@@ -117,7 +117,13 @@ func fromNode(n *yaml.Node) (any, error) {
 	return map[string]any{long: v}, nil
 }
 
-func loadTemplate(t *testing.T) *template {
+func loadTemplate(t *testing.T) *template { t.Helper(); return loadTemplateWith(t, nil) }
+
+// loadTemplateWith loads the template with the parameters' defaults
+// changed by params, and resolves the resources' Fn::Ifs under them: a
+// test reads the stack's resources as they would be made. tpl.raw keeps
+// them as written.
+func loadTemplateWith(t *testing.T, params map[string]string) *template {
 	t.Helper()
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(readRepoFile(t, cfnTemplate)))
@@ -147,8 +153,66 @@ func loadTemplate(t *testing.T) *template {
 		t.Fatalf("%s: %v", cfnTemplate, err)
 	}
 	tpl.raw = raw
+	for name, v := range params {
+		if tpl.Parameters[name] == nil {
+			t.Fatalf("%s: no parameter %s", cfnTemplate, name)
+		}
+		tpl.Parameters[name]["Default"] = v
+	}
+	for name, r := range tpl.Resources {
+		r.Properties, _ = tpl.resolveIfs(t, r.Properties).(map[string]any)
+		tpl.Resources[name] = r
+	}
 	return &tpl
 }
+
+// noValue is an Fn::If's AWS::NoValue branch: the entry is left out.
+type noValue struct{}
+
+// resolveIfs resolves the Fn::Ifs in v under the template's conditions,
+// leaving out the entries and keys whose branch is AWS::NoValue.
+func (tpl *template) resolveIfs(t *testing.T, v any) any {
+	t.Helper()
+	switch v := v.(type) {
+	case map[string]any:
+		if arg, ok := v["Fn::If"]; ok && len(v) == 1 {
+			l, _ := arg.([]any)
+			if len(l) != 3 {
+				t.Fatalf("Fn::If %v", arg)
+			}
+			cond, err := tpl.evalName(tpl.Conditions[fmt.Sprint(l[0])], stackPseudo["AWS::StackName"])
+			if err != nil {
+				t.Fatalf("condition %v: %v", l[0], err)
+			}
+			branch := l[2]
+			if cond == true {
+				branch = l[1]
+			}
+			if equal(branch, ref("AWS::NoValue")) {
+				return noValue{}
+			}
+			return tpl.resolveIfs(t, branch)
+		}
+		out := map[string]any{}
+		for k, e := range v {
+			if r := tpl.resolveIfs(t, e); !isNoValue(r) {
+				out[k] = r
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, 0, len(v))
+		for _, e := range v {
+			if r := tpl.resolveIfs(t, e); !isNoValue(r) {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	return v
+}
+
+func isNoValue(v any) bool { _, ok := v.(noValue); return ok }
 
 func (tpl *template) parameterDefault(t *testing.T, name string) string {
 	t.Helper()
@@ -869,5 +933,70 @@ func checkIAMPolicyAgrees(t *testing.T, tpl *template) {
 		if !seen[sid] {
 			t.Errorf("iam-policy prints statement %s, which the task role does not have", sid)
 		}
+	}
+}
+
+// With NatsUrl the stack's tasks join a NATS cluster as a fleet: the
+// switchyard container gets the URL and the password the sidecar's fleet
+// line reads, and the execution role may read that secret alone; without
+// it, neither is there. A rule makes the password's secret required.
+func TestCloudFormation_Fleet(t *testing.T) {
+	t.Parallel()
+	const url, secret = "tls://nats-0.switchyard.internal:4222,tls://nats-1.switchyard.internal:4222", "arn:aws:secretsmanager:us-east-1:111122223333:secret:switchyard-nats-AbCdEf"
+	// The variables the sidecar's fleet line reads.
+	var fleetLine string
+	for line := range strings.SplitSeq(string(readRepoFile(t, sidecarConfig)), "\n") {
+		if strings.HasPrefix(line, "# nats: ") {
+			fleetLine = line
+		}
+	}
+	for _, v := range []string{"${NATS_URL}", "${NATS_PASSWORD}"} {
+		if !strings.Contains(fleetLine, v) {
+			t.Fatalf("%s's fleet line %q does not read %s", sidecarConfig, fleetLine, v)
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		params map[string]string
+		fleet  bool
+	}{
+		{"defaults", nil, false},
+		{"fleet", map[string]string{"NatsUrl": url, "NatsPasswordSecretArn": secret}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tpl := loadTemplateWith(t, tt.params)
+			var env, secrets map[string]any
+			for _, c := range asList(tpl.Resources["TaskDefinition"].Properties["ContainerDefinitions"]) {
+				if get(c, "Name") != "switchyard" {
+					continue
+				}
+				env, secrets = map[string]any{}, map[string]any{}
+				for _, e := range asList(get(c, "Environment")) {
+					env[fmt.Sprint(get(e, "Name"))] = get(e, "Value")
+				}
+				for _, e := range asList(get(c, "Secrets")) {
+					secrets[fmt.Sprint(get(e, "Name"))] = get(e, "ValueFrom")
+				}
+			}
+			if got, want := tpl.eval(t, env["NATS_URL"]), map[bool]any{true: url, false: nil}[tt.fleet]; !equal(got, want) {
+				t.Errorf("NATS_URL %v, want %v", got, want)
+			}
+			if got, want := tpl.eval(t, secrets["NATS_PASSWORD"]), map[bool]any{true: secret, false: nil}[tt.fleet]; !equal(got, want) {
+				t.Errorf("NATS_PASSWORD from %v, want %v", got, want)
+			}
+			var readable []any
+			for _, s := range roleStatements(t, tpl, "ExecutionRole") {
+				if slices.Contains(strList(get(s, "Action")), "secretsmanager:GetSecretValue") {
+					readable = append(readable, tpl.eval(t, get(s, "Resource")))
+				}
+			}
+			if want := map[bool][]any{true: {secret}, false: nil}[tt.fleet]; !equal(readable, want) {
+				t.Errorf("the execution role reads the secrets %v, want %v", readable, want)
+			}
+		})
+	}
+	rule := get(loadTemplate(t).raw, "Rules", "NatsPasswordWithNatsUrl")
+	if b, _ := json.Marshal(rule); !strings.Contains(string(b), `"Ref":"NatsUrl"`) || !strings.Contains(string(b), `"Ref":"NatsPasswordSecretArn"`) {
+		t.Errorf("Rules.NatsPasswordWithNatsUrl %s: want NatsPasswordSecretArn asserted when NatsUrl is set", b)
 	}
 }
