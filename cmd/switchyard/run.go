@@ -14,7 +14,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	awseventbridge "github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
+	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -109,6 +113,10 @@ type clients struct {
 	sqsPoll, sqsSend *awssqs.Client
 	lambdaAPI        *awslambda.Client
 	ecsAPI           *awsecs.Client
+	sfnAPI           *awssfn.Client
+	snsAPI           *awssns.Client
+	kinesisAPI       *awskinesis.Client
+	eventsAPI        *awseventbridge.Client
 }
 
 func (c *clients) sqs(poll bool) *awssqs.Client {
@@ -154,6 +162,54 @@ func (c *clients) ecs() *awsecs.Client {
 		})
 	}
 	return c.ecsAPI
+}
+
+func (c *clients) sfn() *awssfn.Client {
+	if c.sfnAPI == nil {
+		c.sfnAPI = awssfn.NewFromConfig(c.cfg, func(o *awssfn.Options) {
+			if c.endpoints.StepFunctions != "" {
+				o.BaseEndpoint = aws.String(c.endpoints.StepFunctions)
+			}
+			o.Retryer = aws.NopRetryer{}
+		})
+	}
+	return c.sfnAPI
+}
+
+func (c *clients) sns() *awssns.Client {
+	if c.snsAPI == nil {
+		c.snsAPI = awssns.NewFromConfig(c.cfg, func(o *awssns.Options) {
+			if c.endpoints.SNS != "" {
+				o.BaseEndpoint = aws.String(c.endpoints.SNS)
+			}
+			o.Retryer = aws.NopRetryer{}
+		})
+	}
+	return c.snsAPI
+}
+
+func (c *clients) kinesis() *awskinesis.Client {
+	if c.kinesisAPI == nil {
+		c.kinesisAPI = awskinesis.NewFromConfig(c.cfg, func(o *awskinesis.Options) {
+			if c.endpoints.Kinesis != "" {
+				o.BaseEndpoint = aws.String(c.endpoints.Kinesis)
+			}
+			o.Retryer = aws.NopRetryer{}
+		})
+	}
+	return c.kinesisAPI
+}
+
+func (c *clients) eventbridge() *awseventbridge.Client {
+	if c.eventsAPI == nil {
+		c.eventsAPI = awseventbridge.NewFromConfig(c.cfg, func(o *awseventbridge.Options) {
+			if c.endpoints.EventBridge != "" {
+				o.BaseEndpoint = aws.String(c.endpoints.EventBridge)
+			}
+			o.Retryer = aws.NopRetryer{}
+		})
+	}
+	return c.eventsAPI
 }
 
 // sourceKinds and sinkKinds build each type's source or sink.
@@ -304,7 +360,8 @@ func needsAWS(cfg *config.Config) bool {
 // unreachableForNow).
 func checkEndpoints(ctx context.Context, ep config.Endpoints) error {
 	var errs []error
-	for _, e := range []struct{ name, url string }{{"sqs", ep.SQS}, {"lambda", ep.Lambda}, {"ecs", ep.ECS}, {"eventbridge", ep.EventBridge}} {
+	for _, e := range []struct{ name, url string }{{"sqs", ep.SQS}, {"lambda", ep.Lambda}, {"ecs", ep.ECS}, {"eventbridge", ep.EventBridge},
+		{"stepfunctions", ep.StepFunctions}, {"sns", ep.SNS}, {"kinesis", ep.Kinesis}} {
 		name, u := e.name, e.url
 		if u == "" {
 			continue

@@ -86,10 +86,13 @@ type AWS struct {
 
 // Endpoints are per-service endpoint URLs; empty means the SDK's default.
 type Endpoints struct {
-	SQS         string `yaml:"sqs"`
-	Lambda      string `yaml:"lambda"`
-	ECS         string `yaml:"ecs"`
-	EventBridge string `yaml:"eventbridge"`
+	SQS           string `yaml:"sqs"`
+	Lambda        string `yaml:"lambda"`
+	ECS           string `yaml:"ecs"`
+	EventBridge   string `yaml:"eventbridge"`
+	StepFunctions string `yaml:"stepfunctions"`
+	SNS           string `yaml:"sns"`
+	Kinesis       string `yaml:"kinesis"`
 }
 
 // Admin configures the admin endpoint (/metrics, /healthz, /readyz,
