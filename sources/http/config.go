@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -281,7 +282,10 @@ func (c *Config) Validate() error {
 // segments, in characters that need no escaping: the token path is a
 // ServeMux pattern, where braces would be wildcards and a final slash a
 // subtree.
-var tokenPathRE = regexp.MustCompile(`^(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$`)
+// It is compiled on first use: package-level regexps cost every start.
+var tokenPathRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$`)
+})
 
 // validateOAuth checks the clients, the token path and the lifetime of
 // auth.type oauth_client_credentials.
@@ -320,7 +324,7 @@ func (c *Config) validateOAuth() []error {
 		seen[pair{cl.ClientID, cl.ClientSecret}] = true
 	}
 	switch {
-	case !tokenPathRE.MatchString(a.TokenPath):
+	case !tokenPathRE().MatchString(a.TokenPath):
 		errs = append(errs, router.Fieldf("auth.token_path", "%q: want a path such as /oauth/token (segments of letters, digits, -, _, . and ~, no final /)", a.TokenPath))
 	case a.TokenPath == c.Path:
 		errs = append(errs, router.Fieldf("auth.token_path", "%s is the path events are posted to: the token endpoint needs a path of its own", a.TokenPath))
