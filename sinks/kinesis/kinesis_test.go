@@ -50,7 +50,9 @@ func (l *callLog) hook(t *testing.T, next awstest.Hook) awstest.Hook {
 	return func(op string, r *http.Request) *awstest.Fault {
 		if op == "kinesis:PutRecords" {
 			body, _ := io.ReadAll(r.Body)
-			var in struct{ Records []struct{ PartitionKey string } }
+			var in struct {
+				Records []struct{ PartitionKey string }
+			}
 			if err := json.Unmarshal(body, &in); err != nil {
 				t.Errorf("request body: %v", err)
 			}

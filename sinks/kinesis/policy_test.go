@@ -55,7 +55,9 @@ func (e *endpoint) hook(t *testing.T) awstest.Hook {
 			return nil
 		}
 		body, _ := io.ReadAll(r.Body)
-		var in struct{ Records []struct{ PartitionKey string } }
+		var in struct {
+			Records []struct{ PartitionKey string }
+		}
 		if err := json.Unmarshal(body, &in); err != nil {
 			t.Errorf("request: %v", err)
 		}
