@@ -123,7 +123,9 @@ func TestRun_SNSAndKinesisFailures(t *testing.T) {
 			return nil
 		}
 		body, _ := io.ReadAll(r.Body)
-		var in struct{ Records []struct{ PartitionKey string } }
+		var in struct {
+			Records []struct{ PartitionKey string }
+		}
 		_ = json.Unmarshal(body, &in)
 		mu.Lock()
 		defer mu.Unlock()
