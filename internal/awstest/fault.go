@@ -50,7 +50,9 @@ type Fault struct {
 	// BatchEntries, for SQS batch operations (SendMessageBatch,
 	// DeleteMessageBatch, ChangeMessageVisibilityBatch), fails only the
 	// entries with these ids ("*" for all) with Code and Message in Failed[],
-	// SenderFault true unless Status >= 500; the call itself succeeds.
+	// SenderFault true unless Status >= 500; the call itself succeeds. For
+	// Kinesis PutRecords it fails the records with these partition keys,
+	// with Code and Message as their ErrorCode and ErrorMessage.
 	BatchEntries []string
 }
 

@@ -22,8 +22,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -88,6 +90,9 @@ type Server struct {
 	ssm    *SSM
 	probe  *probe // nil unless Options.ProbeLatency
 
+	sns     *SNS
+	kinesis *Kinesis
+
 	mu     sync.Mutex
 	calls  map[string]int64
 	faults map[string]int64
@@ -139,6 +144,8 @@ func New(opts Options) *Server {
 	s.ecs = newECS(s, opts.ECS)
 	s.s3 = newS3(s)
 	s.ssm = newSSM(s)
+	s.sns = newSNS(s)
+	s.kinesis = newKinesis(s)
 	return s
 }
 
@@ -240,6 +247,12 @@ func (s *Server) S3() *S3 { return s.s3 }
 // SSM returns the SSM endpoint's state and test helpers.
 func (s *Server) SSM() *SSM { return s.ssm }
 
+// SNS returns the SNS endpoint's state and test helpers.
+func (s *Server) SNS() *SNS { return s.sns }
+
+// Kinesis returns the Kinesis endpoint's state and test helpers.
+func (s *Server) Kinesis() *Kinesis { return s.kinesis }
+
 // AWSConfig returns a config for code under test: BaseEndpoint is URL(),
 // region is the server's, credentials are static, and the HTTP client is the
 // server's own (Close releases its connections). Retryer is aws.NopRetryer,
@@ -302,6 +315,16 @@ func (s *Server) S3Client(optFns ...func(*s3.Options)) *s3.Client {
 // SSMClient returns an SSM client for AWSConfig, with optFns applied.
 func (s *Server) SSMClient(optFns ...func(*ssm.Options)) *ssm.Client {
 	return ssm.NewFromConfig(s.AWSConfig(), optFns...)
+}
+
+// SNSClient returns an SNS client for AWSConfig, with optFns applied.
+func (s *Server) SNSClient(optFns ...func(*sns.Options)) *sns.Client {
+	return sns.NewFromConfig(s.AWSConfig(), optFns...)
+}
+
+// KinesisClient returns a Kinesis client for AWSConfig, with optFns applied.
+func (s *Server) KinesisClient(optFns ...func(*kinesis.Options)) *kinesis.Client {
+	return kinesis.NewFromConfig(s.AWSConfig(), optFns...)
 }
 
 // Calls returns how many requests for op ("sqs:ReceiveMessage") arrived,
@@ -369,6 +392,8 @@ const (
 	lambdaInvoke    = "/2015-03-31/functions/"
 )
 
+const kinesisTargetPrefix = "Kinesis_20131202."
+
 // StatsPath serves Stats as JSON to GET requests, unsigned.
 const StatsPath = "/_awstest/stats"
 
@@ -401,6 +426,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.svc, c.op = "ecs", strings.TrimPrefix(target, ecsTargetPrefix)
 	case strings.HasPrefix(target, ssmTargetPrefix):
 		c.svc, c.op = "ssm", strings.TrimPrefix(target, ssmTargetPrefix)
+	case strings.HasPrefix(target, kinesisTargetPrefix):
+		c.svc, c.op = "kinesis", strings.TrimPrefix(target, kinesisTargetPrefix)
+	case target == "" && r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
+		// SNS speaks awsQuery: the operation is the form's Action.
+		c.svc, c.op = "sns", snsAction(r)
 	case target == "" && r.Method != http.MethodPost:
 		c.svc, c.op = "s3", "Unsupported"
 		if _, key := s3Address(r); r.Method == http.MethodGet && key != "" {
@@ -420,7 +450,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls[c.name]++
 	s.mu.Unlock()
 
-	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm") && r.Method != http.MethodPost {
+	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm" || c.svc == "kinesis") && r.Method != http.MethodPost {
 		writeAPIError(w, c.svc, &APIError{Status: http.StatusBadRequest, Code: "UnknownOperationException", Message: "awstest: the JSON protocols take POST"})
 		return
 	}
@@ -450,6 +480,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.resource = ecsResource(body)
 	case "ssm":
 		c.resource = ssmResource(body)
+	case "sns":
+		c.resource = snsResource(body)
+	case "kinesis":
+		c.resource = kinesisResource(body)
 	}
 
 	ctx, cancel := context.WithCancel(r.Context())
@@ -493,6 +527,10 @@ func (s *Server) dispatch(w http.ResponseWriter, c *call) {
 		s.s3.serve(w, c)
 	case "ssm":
 		s.ssm.serve(w, c)
+	case "sns":
+		s.sns.serve(w, c)
+	case "kinesis":
+		s.kinesis.serve(w, c)
 	}
 }
 
@@ -513,6 +551,9 @@ func missingAuth(svc string) *APIError {
 	if svc == "s3" {
 		// S3 serves anonymous requests, and refuses them on private buckets.
 		return &APIError{Status: http.StatusForbidden, Code: "AccessDenied", Message: "Access Denied"}
+	}
+	if svc == "sns" {
+		e.Code = "MissingAuthenticationToken"
 	}
 	if svc == "sqs" {
 		// SQS names it without the suffix (its Common Errors); the query

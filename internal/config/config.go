@@ -23,9 +23,11 @@ import (
 
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
+	kinesissink "github.com/switchyard-dev/switchyard/sinks/kinesis"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
 	logsink "github.com/switchyard-dev/switchyard/sinks/log"
 	natssink "github.com/switchyard-dev/switchyard/sinks/nats"
+	snssink "github.com/switchyard-dev/switchyard/sinks/sns"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
 )
 
@@ -137,6 +139,8 @@ var (
 		"nats":     func() Kind { return new(natssink.Config) },
 		"sqs":      func() Kind { return new(sqssink.Config) },
 		"log":      func() Kind { return new(logsink.Config) },
+		"sns":      func() Kind { return new(snssink.Config) },
+		"kinesis":  func() Kind { return new(kinesissink.Config) },
 	}
 )
 
@@ -154,7 +158,8 @@ type Source struct {
 type Target struct {
 	// Name identifies the target in rules, logs and metrics. Required.
 	Name string
-	// Type is lambda, ecs_task, http, nats, sqs or log. Required.
+	// Type is lambda, ecs_task, http, nats, sqs, sns, kinesis or log.
+	// Required.
 	Type string
 	// Policy names the delivery policy. Default: default.
 	Policy string
