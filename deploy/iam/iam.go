@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
+	"github.com/switchyard-dev/switchyard/sinks/stepfunctions"
 )
 
 // Version is the IAM policy language version every Document has.
@@ -85,9 +86,13 @@ const (
 	sidRunTasks      = "RunTasksIn"
 	sidTag           = "TagLaunchedTasks"
 	sidPassRole      = "PassRolesToTasks"
+	sidStartExec     = "StartExecutions"
+	sidDescribeExec  = "DescribeExecutions"
+	sidStartSync     = "StartSyncExecutions"
 )
 
-var sidOrder = []string{sidReceive, sidListTasks, sidDescribeTasks, sidSend, sidBacklog, sidInvoke, sidInvokeQual, sidRunTasks, sidTag, sidPassRole}
+var sidOrder = []string{sidReceive, sidListTasks, sidDescribeTasks, sidSend, sidBacklog, sidInvoke, sidInvokeQual, sidRunTasks, sidTag, sidPassRole,
+	sidStartExec, sidDescribeExec, sidStartSync}
 
 func rank(sid string) int {
 	for i, s := range sidOrder {
@@ -247,6 +252,20 @@ func (b *builder) target(t config.Target) error {
 		}
 	case *ecstask.Config:
 		return b.ecsTask(t.Name, c)
+	case *stepfunctions.Config:
+		m, err := names.ParseStateMachineARN(c.StateMachine)
+		if err != nil {
+			return fmt.Errorf("state_machine: %w", err)
+		}
+		if c.Mode == stepfunctions.ModeExpressSync {
+			b.add(sidStartSync, []string{"states:StartSyncExecution"}, m.ARN(), nil)
+			return nil
+		}
+		// A start that finds an execution of its name asks whether it
+		// is the delivery's own (same input): DescribeExecution, on the
+		// state machine's executions.
+		b.add(sidStartExec, []string{"states:StartExecution"}, m.ARN(), nil)
+		b.add(sidDescribeExec, []string{"states:DescribeExecution"}, m.ExecutionARN("*"), nil)
 	default:
 		switch t.Type {
 		case "http", "nats", "log":

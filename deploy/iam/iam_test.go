@@ -121,6 +121,13 @@ func TestPolicy_ARNs(t *testing.T) {
 			sid: sidPassRole, want: []string{"arn:aws:iam::111122223333:role/*", "arn:aws:iam::111122223333:role/a"},
 			cond: `{"StringEquals":{"iam:PassedToService":["ecs-tasks.amazonaws.com"]}}`},
 
+		{name: "state machine", region: "us-east-1", target: `{name: t, type: stepfunctions, state_machine: "arn:aws:states:us-east-1:111122223333:stateMachine:orders"}`,
+			sid: sidStartExec, want: []string{"arn:aws:states:us-east-1:111122223333:stateMachine:orders"}},
+		{name: "state machine's executions", target: `{name: t, type: stepfunctions, state_machine: "arn:aws-cn:states:cn-north-1:111122223333:stateMachine:orders"}`,
+			sid: sidDescribeExec, want: []string{"arn:aws-cn:states:cn-north-1:111122223333:execution:orders:*"}},
+		{name: "express workflow run synchronously", target: `{name: t, type: stepfunctions, state_machine: "arn:aws:states:us-east-1:111122223333:stateMachine:score", mode: express_sync}`,
+			sid: sidStartSync, want: []string{"arn:aws:states:us-east-1:111122223333:stateMachine:score"}},
+
 		{name: "ECS source lists", region: "us-east-1", source: `{name: s, type: ecs, cluster: work}`,
 			sid: sidListTasks, want: []string{"*"}, cond: `{"ArnEquals":{"ecs:cluster":["arn:aws:ecs:us-east-1:*:cluster/work"]}}`},
 		{name: "ECS source describes", source: `{name: s, type: ecs, cluster: "arn:aws:ecs:eu-north-1:111122223333:cluster/work"}`,
@@ -347,6 +354,9 @@ var actionKeys = map[string][]string{
 	"ecs:ListTasks":               {"ecs:cluster"},
 	"ecs:DescribeTasks":           {"ecs:cluster"},
 	"iam:PassRole":                {"iam:PassedToService"},
+	"states:StartExecution":       nil,
+	"states:StartSyncExecution":   nil,
+	"states:DescribeExecution":    nil,
 }
 
 var (

@@ -27,6 +27,7 @@ import (
 	logsink "github.com/switchyard-dev/switchyard/sinks/log"
 	natssink "github.com/switchyard-dev/switchyard/sinks/nats"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
+	"github.com/switchyard-dev/switchyard/sinks/stepfunctions"
 )
 
 // Config is a whole config file, decoded, defaulted and validated.
@@ -131,12 +132,13 @@ var (
 		"nats": func() Kind { return new(natssource.Config) },
 	}
 	targetKinds = map[string]func() Kind{
-		"lambda":   func() Kind { return new(lambda.Config) },
-		"ecs_task": func() Kind { return new(ecstask.Config) },
-		"http":     func() Kind { return new(httpsink.Config) },
-		"nats":     func() Kind { return new(natssink.Config) },
-		"sqs":      func() Kind { return new(sqssink.Config) },
-		"log":      func() Kind { return new(logsink.Config) },
+		"lambda":        func() Kind { return new(lambda.Config) },
+		"ecs_task":      func() Kind { return new(ecstask.Config) },
+		"http":          func() Kind { return new(httpsink.Config) },
+		"nats":          func() Kind { return new(natssink.Config) },
+		"sqs":           func() Kind { return new(sqssink.Config) },
+		"log":           func() Kind { return new(logsink.Config) },
+		"stepfunctions": func() Kind { return new(stepfunctions.Config) },
 	}
 )
 
@@ -154,7 +156,8 @@ type Source struct {
 type Target struct {
 	// Name identifies the target in rules, logs and metrics. Required.
 	Name string
-	// Type is lambda, ecs_task, http, nats, sqs or log. Required.
+	// Type is lambda, ecs_task, stepfunctions, http, nats, sqs or log.
+	// Required.
 	Type string
 	// Policy names the delivery policy. Default: default.
 	Policy string
