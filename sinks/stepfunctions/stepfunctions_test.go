@@ -46,6 +46,8 @@ func sink(t *testing.T, srv *awstest.Server, cfg Config) *Sink {
 	return New("flow", cfg, srv.SFNClient())
 }
 
+func ptr[T any](v T) *T { return &v }
+
 const id = "0123456789abcdef0123456789abcdef" // a delivery id as router.DeliveryID makes them
 
 func TestStepFunctionsSink_StartsAnExecution(t *testing.T) {
@@ -101,72 +103,42 @@ func TestStepFunctionsSink_PayloadForms(t *testing.T) {
 func TestStepFunctionsSink_ClassifiesFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		setup    func(srv *awstest.Server) string // the state machine ARN
+		fault    *awstest.Fault                   // the StartExecution's, if any
+		arn      func(srv *awstest.Server) string // default: a state machine that exists
 		class    router.Class
 		contains string
 	}{
-		{"throttled", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Throttled())
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Throttled, "ThrottlingException"},
-		{"too many open executions", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Fault{Code: "ExecutionLimitExceeded"})
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Throttled, "ExecutionLimitExceeded"},
-		{"KMS throttled", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Fault{Code: "KmsThrottlingException"})
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Throttled, "KmsThrottlingException"},
-		{"internal failure", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.InternalError("InternalFailure"))
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Retryable, "InternalFailure"},
-		{"503", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Unavailable())
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Retryable, "503"},
-		{"connection reset", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Fault{Drop: true})
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Retryable, "StartExecution"},
-		{"no such state machine", func(srv *awstest.Server) string {
+		{name: "throttled", fault: ptr(awstest.Throttled()), class: router.Throttled, contains: "ThrottlingException"},
+		{name: "too many open executions", fault: &awstest.Fault{Code: "ExecutionLimitExceeded"}, class: router.Throttled, contains: "ExecutionLimitExceeded"},
+		{name: "KMS throttled", fault: &awstest.Fault{Code: "KmsThrottlingException"}, class: router.Throttled, contains: "KmsThrottlingException"},
+		{name: "internal failure", fault: ptr(awstest.InternalError("InternalFailure")), class: router.Retryable, contains: "InternalFailure"},
+		{name: "503", fault: ptr(awstest.Unavailable()), class: router.Retryable, contains: "503"},
+		{name: "connection reset", fault: &awstest.Fault{Drop: true}, class: router.Retryable, contains: "StartExecution"},
+		{name: "invalid ARN", fault: &awstest.Fault{Code: "InvalidArn"}, class: router.Permanent, contains: "InvalidArn"},
+		{name: "invalid input", fault: &awstest.Fault{Code: "InvalidExecutionInput"}, class: router.Permanent, contains: "InvalidExecutionInput"},
+		{name: "invalid name", fault: &awstest.Fault{Code: "InvalidName"}, class: router.Permanent, contains: "InvalidName"},
+		{name: "validation", fault: &awstest.Fault{Code: "ValidationException"}, class: router.Permanent, contains: "ValidationException"},
+		{name: "KMS access denied", fault: &awstest.Fault{Code: "KmsAccessDeniedException"}, class: router.Permanent, contains: "KmsAccessDeniedException"},
+		{name: "other 4xx", fault: &awstest.Fault{Status: 403, Code: "SomethingNew"}, class: router.Permanent, contains: "SomethingNew"},
+		{name: "no such state machine", arn: func(srv *awstest.Server) string {
 			return srv.StepFunctions().StateMachineARN("missing")
-		}, router.Permanent, "StateMachineDoesNotExist"},
-		{"being deleted", func(srv *awstest.Server) string {
-			return machine(t, srv, awstest.StateMachine{Name: "m", Deleting: true})
-		}, router.Permanent, "StateMachineDeleting"},
-		{"another account", func(srv *awstest.Server) string {
-			machine(t, srv, awstest.StateMachine{Name: "m"})
+		}, class: router.Permanent, contains: "StateMachineDoesNotExist"},
+		{name: "being deleted", arn: func(srv *awstest.Server) string {
+			return machine(t, srv, awstest.StateMachine{Name: "gone", Deleting: true})
+		}, class: router.Permanent, contains: "StateMachineDeleting"},
+		{name: "another account", arn: func(*awstest.Server) string {
 			return "arn:aws:states:us-east-1:999999999999:stateMachine:m"
-		}, router.Permanent, "AccessDeniedException"},
-		{"invalid ARN", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Fault{Code: "InvalidArn"})
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Permanent, "InvalidArn"},
-		{"invalid input", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Fault{Code: "InvalidExecutionInput"})
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Permanent, "InvalidExecutionInput"},
-		{"invalid name", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Fault{Code: "InvalidName"})
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Permanent, "InvalidName"},
-		{"validation", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Fault{Code: "ValidationException"})
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Permanent, "ValidationException"},
-		{"KMS access denied", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Fault{Code: "KmsAccessDeniedException"})
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Permanent, "KmsAccessDeniedException"},
-		{"other 4xx", func(srv *awstest.Server) string {
-			srv.FailNext("states:StartExecution", 1, awstest.Fault{Status: 403, Code: "SomethingNew"})
-			return machine(t, srv, awstest.StateMachine{Name: "m"})
-		}, router.Permanent, "SomethingNew"},
+		}, class: router.Permanent, contains: "AccessDeniedException"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := server(t)
-			arn := tc.setup(srv)
+			arn := machine(t, srv, awstest.StateMachine{Name: "m"})
+			if tc.arn != nil {
+				arn = tc.arn(srv)
+			}
+			if tc.fault != nil {
+				srv.FailNext("states:StartExecution", 1, *tc.fault)
+			}
 			err := sink(t, srv, Config{StateMachine: arn}).Deliver(t.Context(), delivery(id, `{}`))
 			if err == nil {
 				t.Fatal("Deliver succeeded")
