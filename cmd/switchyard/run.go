@@ -20,6 +20,8 @@ import (
 	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
 	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-dev/switchyard/internal/backlog"
@@ -38,6 +40,7 @@ import (
 	natssink "github.com/switchyard-dev/switchyard/sinks/nats"
 	snssink "github.com/switchyard-dev/switchyard/sinks/sns"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
+	"github.com/switchyard-dev/switchyard/sinks/stepfunctions"
 	ecssource "github.com/switchyard-dev/switchyard/sources/ecs"
 	httpsource "github.com/switchyard-dev/switchyard/sources/http"
 	natssource "github.com/switchyard-dev/switchyard/sources/nats"
@@ -166,16 +169,32 @@ func (c *clients) ecs() *awsecs.Client {
 	return c.ecsAPI
 }
 
+// sfn is the Step Functions client. With an endpoint of its own
+// (aws.endpoints.stepfunctions, or the SDK's AWS_ENDPOINT_URL*), every
+// call goes to that endpoint as written: the SDK would send
+// StartSyncExecution to sync-<host>, AWS's sync-states endpoint, which a
+// VPC endpoint, LocalStack or a test server is not.
 func (c *clients) sfn() *awssfn.Client {
 	if c.sfnAPI == nil {
 		c.sfnAPI = awssfn.NewFromConfig(c.cfg, func(o *awssfn.Options) {
 			if c.endpoints.StepFunctions != "" {
 				o.BaseEndpoint = aws.String(c.endpoints.StepFunctions)
 			}
+			if o.BaseEndpoint != nil {
+				o.APIOptions = append(o.APIOptions, noHostPrefix)
+			}
 			o.Retryer = aws.NopRetryer{}
 		})
 	}
 	return c.sfnAPI
+}
+
+// noHostPrefix turns off the endpoint host prefixes of a client's calls.
+func noHostPrefix(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("SwitchyardNoHostPrefix",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			return next.HandleInitialize(smithyhttp.DisableEndpointHostPrefix(ctx, true), in)
+		}), middleware.Before)
 }
 
 func (c *clients) sns() *awssns.Client {
@@ -285,6 +304,9 @@ var (
 		"sqs": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
 			return sqssink.New(t.Name, *t.Config.(*sqssink.Config), c.sqs(false)), nil
 		},
+		"stepfunctions": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
+			return stepfunctions.New(t.Name, *t.Config.(*stepfunctions.Config), c.sfn()), nil
+		},
 		"log": func(t config.Target, _ *clients, e *env) (router.Sink, error) {
 			return logsink.New(t.Name, logsink.Config{}, e.stdout), nil
 		},
@@ -306,7 +328,7 @@ var (
 		},
 	}
 	// awsKinds are the types that call AWS.
-	awsKinds = []string{"sqs", "lambda", "ecs_task", "sns", "kinesis"}
+	awsKinds = []string{"sqs", "lambda", "ecs_task", "sns", "kinesis", "stepfunctions"}
 )
 
 // needsNATS reports whether a source or target uses NATS: NATS sources and

@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
 	snssink "github.com/switchyard-dev/switchyard/sinks/sns"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
+	"github.com/switchyard-dev/switchyard/sinks/stepfunctions"
 )
 
 // Version is the IAM policy language version every Document has.
@@ -87,6 +88,9 @@ const (
 	sidRunTasks      = "RunTasksIn"
 	sidTag           = "TagLaunchedTasks"
 	sidPassRole      = "PassRolesToTasks"
+	sidStartExec     = "StartExecutions"
+	sidDescribeExec  = "DescribeExecutions"
+	sidStartSync     = "StartSyncExecutions"
 )
 
 // Statement ids of the SNS and Kinesis targets, after those above.
@@ -96,7 +100,7 @@ const (
 )
 
 var sidOrder = []string{sidReceive, sidListTasks, sidDescribeTasks, sidSend, sidBacklog, sidInvoke, sidInvokeQual, sidRunTasks, sidTag, sidPassRole,
-	sidPublish, sidPutRecords}
+	sidStartExec, sidDescribeExec, sidStartSync, sidPublish, sidPutRecords}
 
 func rank(sid string) int {
 	for i, s := range sidOrder {
@@ -278,6 +282,20 @@ func (b *builder) target(t config.Target) error {
 			p, name = arnParts{partition: st.Partition, region: st.Region, account: st.Account}, st.Name
 		}
 		b.add(sidPutRecords, []string{"kinesis:PutRecords"}, b.fill(p).arn("kinesis", "stream/"+name), nil)
+	case *stepfunctions.Config:
+		m, err := names.ParseStateMachineARN(c.StateMachine)
+		if err != nil {
+			return fmt.Errorf("state_machine: %w", err)
+		}
+		if c.Mode == stepfunctions.ModeExpressSync {
+			b.add(sidStartSync, []string{"states:StartSyncExecution"}, m.ARN(), nil)
+			return nil
+		}
+		// A start that finds an execution of its name asks whether it
+		// is the delivery's own (same input): DescribeExecution, on the
+		// state machine's executions.
+		b.add(sidStartExec, []string{"states:StartExecution"}, m.ARN(), nil)
+		b.add(sidDescribeExec, []string{"states:DescribeExecution"}, m.ExecutionARN("*"), nil)
 	default:
 		switch t.Type {
 		case "http", "nats", "log":

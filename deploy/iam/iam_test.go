@@ -135,6 +135,12 @@ func TestPolicy_ARNs(t *testing.T) {
 			sid: sidPutRecords, want: []string{"arn:aws:kinesis:us-east-1:111122223333:stream/clicks"}},
 		{name: "stream ARN without region", target: `{name: t, type: kinesis, stream_arn: "arn:aws-cn:kinesis:cn-north-1:111122223333:stream/clicks"}`,
 			sid: sidPutRecords, want: []string{"arn:aws-cn:kinesis:cn-north-1:111122223333:stream/clicks"}},
+		{name: "state machine", region: "us-east-1", target: `{name: t, type: stepfunctions, state_machine: "arn:aws:states:us-east-1:111122223333:stateMachine:orders"}`,
+			sid: sidStartExec, want: []string{"arn:aws:states:us-east-1:111122223333:stateMachine:orders"}},
+		{name: "state machine's executions", target: `{name: t, type: stepfunctions, state_machine: "arn:aws-cn:states:cn-north-1:111122223333:stateMachine:orders"}`,
+			sid: sidDescribeExec, want: []string{"arn:aws-cn:states:cn-north-1:111122223333:execution:orders:*"}},
+		{name: "express workflow run synchronously", target: `{name: t, type: stepfunctions, state_machine: "arn:aws:states:us-east-1:111122223333:stateMachine:score", mode: express_sync}`,
+			sid: sidStartSync, want: []string{"arn:aws:states:us-east-1:111122223333:stateMachine:score"}},
 
 		{name: "ECS source lists", region: "us-east-1", source: `{name: s, type: ecs, cluster: work}`,
 			sid: sidListTasks, want: []string{"*"}, cond: `{"ArnEquals":{"ecs:cluster":["arn:aws:ecs:us-east-1:*:cluster/work"]}}`},
@@ -366,6 +372,9 @@ var actionKeys = map[string][]string{
 	"iam:PassRole":                {"iam:PassedToService"},
 	"sns:Publish":                 nil,
 	"kinesis:PutRecords":          nil,
+	"states:StartExecution":       nil,
+	"states:StartSyncExecution":   nil,
+	"states:DescribeExecution":    nil,
 }
 
 var (

@@ -10,7 +10,8 @@ import (
 // fail. The error is rendered in the protocol of the service called: for SQS
 // an AWS JSON 1.0 body {"__type":"com.amazonaws.sqs#Code","message":...} and
 // the x-amzn-query-error header; for ECS an AWS JSON 1.1 body
-// {"__type":"Code","message":...}, as for SSM; for Lambda the X-Amzn-Errortype
+// {"__type":"Code","message":...}, as for SSM; for Step Functions an AWS
+// JSON 1.0 body {"__type":"com.amazonaws.swf.service.v2.model#Code",...}; for Lambda the X-Amzn-Errortype
 // header and a body {"Type":...,"message":...,"Reason":...}; for S3 an XML
 // <Error><Code>...</Code><Message>...</Message>...</Error>.
 type Fault struct {
@@ -99,8 +100,9 @@ type FaultRule struct {
 	// Op is the operation, "sqs:ReceiveMessage"; empty matches every operation.
 	Op string
 	// Resource is the queue name (SQS), function name (Lambda, without
-	// qualifier), cluster name (ECS), bucket (S3) or parameter name (SSM,
-	// an ARN reduced to the name); empty matches any.
+	// qualifier), cluster name (ECS), bucket (S3), parameter name (SSM,
+	// an ARN reduced to the name) or state machine name (Step Functions,
+	// of the stateMachineArn or executionArn); empty matches any.
 	Resource string
 	// Times is how many matching calls the rule applies to before it is
 	// removed; zero means every matching call until removed.

@@ -25,9 +25,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/switchyard-dev/switchyard/internal/bodycopy"
 )
@@ -72,9 +75,9 @@ type Options struct {
 // concurrent use.
 type Hook func(op string, r *http.Request) *Fault
 
-// Server serves SQS, Lambda, ECS, S3 and SSM on one URL. New starts nothing; Start,
-// StartOn or NewTestServer listen on loopback. Every method is safe for
-// concurrent use.
+// Server serves SQS, Lambda, ECS, S3, SSM and Step Functions on one URL.
+// New starts nothing; Start, StartOn or NewTestServer listen on loopback.
+// Every method is safe for concurrent use.
 //
 // Lock order: Server.mu is never held while a service's own mutex is taken,
 // nor the other way round.
@@ -88,6 +91,7 @@ type Server struct {
 	ecs    *ECS
 	s3     *S3
 	ssm    *SSM
+	sfn    *StepFunctions
 	probe  *probe // nil unless Options.ProbeLatency
 
 	sns     *SNS
@@ -146,6 +150,7 @@ func New(opts Options) *Server {
 	s.ssm = newSSM(s)
 	s.sns = newSNS(s)
 	s.kinesis = newKinesis(s)
+	s.sfn = newStepFunctions(s)
 	return s
 }
 
@@ -253,6 +258,9 @@ func (s *Server) SNS() *SNS { return s.sns }
 // Kinesis returns the Kinesis endpoint's state and test helpers.
 func (s *Server) Kinesis() *Kinesis { return s.kinesis }
 
+// StepFunctions returns the Step Functions endpoint's state and test helpers.
+func (s *Server) StepFunctions() *StepFunctions { return s.sfn }
+
 // AWSConfig returns a config for code under test: BaseEndpoint is URL(),
 // region is the server's, credentials are static, and the HTTP client is the
 // server's own (Close releases its connections). Retryer is aws.NopRetryer,
@@ -281,6 +289,24 @@ func (s *Server) LambdaClient(optFns ...func(*lambda.Options)) *lambda.Client {
 // ECSClient returns an ECS client for AWSConfig, with optFns applied.
 func (s *Server) ECSClient(optFns ...func(*ecs.Options)) *ecs.Client {
 	return ecs.NewFromConfig(s.AWSConfig(), optFns...)
+}
+
+// SFNClient returns a Step Functions client for AWSConfig, with optFns
+// applied. StartSyncExecution goes to URL() as it is: the SDK would send it
+// to the host sync-<host> (AWS's sync-states endpoint), which a loopback
+// address has not.
+func (s *Server) SFNClient(optFns ...func(*sfn.Options)) *sfn.Client {
+	return sfn.NewFromConfig(s.AWSConfig(), append([]func(*sfn.Options){withoutHostPrefix}, optFns...)...)
+}
+
+// withoutHostPrefix turns off the SDK's endpoint host prefixes.
+func withoutHostPrefix(o *sfn.Options) {
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("AWSTestNoHostPrefix",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				return next.HandleInitialize(smithyhttp.DisableEndpointHostPrefix(ctx, true), in)
+			}), middleware.Before)
+	})
 }
 
 // Setenv points the SDK's default chain (config.LoadDefaultConfig) at the
@@ -374,10 +400,10 @@ func (s *Server) ResetStats() {
 
 // call is one request on its way through the server.
 type call struct {
-	svc      string // "sqs", "lambda", "ecs", "s3", "ssm"
+	svc      string // "sqs", "lambda", "ecs", "s3", "ssm", "states"
 	op       string // "ReceiveMessage"
 	name     string // "sqs:ReceiveMessage"
-	resource string // queue, function, cluster, bucket or parameter name
+	resource string // queue, function, cluster, bucket, parameter or state machine name
 	r        *http.Request
 	ctx      context.Context // r's context, also cancelled by Close
 	body     []byte
@@ -389,6 +415,7 @@ const (
 	sqsTargetPrefix = "AmazonSQS."
 	ecsTargetPrefix = "AmazonEC2ContainerServiceV20141113."
 	ssmTargetPrefix = "AmazonSSM."
+	sfnTargetPrefix = "AWSStepFunctions."
 	lambdaInvoke    = "/2015-03-31/functions/"
 )
 
@@ -397,9 +424,9 @@ const kinesisTargetPrefix = "Kinesis_20131202."
 // StatsPath serves Stats as JSON to GET requests, unsigned.
 const StatsPath = "/_awstest/stats"
 
-// ServeHTTP routes by X-Amz-Target (SQS, ECS, SSM), path (Lambda) or method
-// (S3: requests other than POST without X-Amz-Target), counts the
-// call, applies faults and answers. GET StatsPath answers Stats as JSON.
+// ServeHTTP routes by X-Amz-Target (SQS, ECS, SSM, Step Functions), path
+// (Lambda) or method (S3: requests other than POST without X-Amz-Target),
+// counts the call, applies faults and answers. GET StatsPath answers Stats as JSON.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == StatsPath && r.Method == http.MethodGet {
 		writeJSON(w, http.StatusOK, contentJSON, s.Stats())
@@ -431,6 +458,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case target == "" && r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
 		// SNS speaks awsQuery: the operation is the form's Action.
 		c.svc, c.op = "sns", snsAction(r)
+	case strings.HasPrefix(target, sfnTargetPrefix):
+		c.svc, c.op = "states", strings.TrimPrefix(target, sfnTargetPrefix)
 	case target == "" && r.Method != http.MethodPost:
 		c.svc, c.op = "s3", "Unsupported"
 		if _, key := s3Address(r); r.Method == http.MethodGet && key != "" {
@@ -450,7 +479,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls[c.name]++
 	s.mu.Unlock()
 
-	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm" || c.svc == "kinesis") && r.Method != http.MethodPost {
+	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm" || c.svc == "kinesis" || c.svc == "states") && r.Method != http.MethodPost {
 		writeAPIError(w, c.svc, &APIError{Status: http.StatusBadRequest, Code: "UnknownOperationException", Message: "awstest: the JSON protocols take POST"})
 		return
 	}
@@ -484,6 +513,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.resource = snsResource(body)
 	case "kinesis":
 		c.resource = kinesisResource(body)
+	case "states":
+		c.resource = sfnResource(body)
 	}
 
 	ctx, cancel := context.WithCancel(r.Context())
@@ -531,6 +562,8 @@ func (s *Server) dispatch(w http.ResponseWriter, c *call) {
 		s.sns.serve(w, c)
 	case "kinesis":
 		s.kinesis.serve(w, c)
+	case "states":
+		s.sfn.serve(w, c)
 	}
 }
 

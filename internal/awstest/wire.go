@@ -88,6 +88,9 @@ func writeAPIError(w http.ResponseWriter, svc string, e *APIError) {
 	case "kinesis":
 		h.Set("Content-Type", contentJSON11)
 		body = map[string]any{"__type": e.Code, "message": e.Message}
+	case "states":
+		h.Set("Content-Type", contentJSON10)
+		body = map[string]any{"__type": "com.amazonaws.swf.service.v2.model#" + e.Code, "message": e.Message}
 	default: // lambda
 		h.Set("Content-Type", contentJSON)
 		h.Set("X-Amzn-Errortype", e.Code)

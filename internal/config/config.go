@@ -29,6 +29,7 @@ import (
 	natssink "github.com/switchyard-dev/switchyard/sinks/nats"
 	snssink "github.com/switchyard-dev/switchyard/sinks/sns"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
+	"github.com/switchyard-dev/switchyard/sinks/stepfunctions"
 )
 
 // Config is a whole config file, decoded, defaulted and validated.
@@ -133,14 +134,15 @@ var (
 		"nats": func() Kind { return new(natssource.Config) },
 	}
 	targetKinds = map[string]func() Kind{
-		"lambda":   func() Kind { return new(lambda.Config) },
-		"ecs_task": func() Kind { return new(ecstask.Config) },
-		"http":     func() Kind { return new(httpsink.Config) },
-		"nats":     func() Kind { return new(natssink.Config) },
-		"sqs":      func() Kind { return new(sqssink.Config) },
-		"log":      func() Kind { return new(logsink.Config) },
-		"sns":      func() Kind { return new(snssink.Config) },
-		"kinesis":  func() Kind { return new(kinesissink.Config) },
+		"lambda":        func() Kind { return new(lambda.Config) },
+		"ecs_task":      func() Kind { return new(ecstask.Config) },
+		"http":          func() Kind { return new(httpsink.Config) },
+		"nats":          func() Kind { return new(natssink.Config) },
+		"sqs":           func() Kind { return new(sqssink.Config) },
+		"log":           func() Kind { return new(logsink.Config) },
+		"sns":           func() Kind { return new(snssink.Config) },
+		"kinesis":       func() Kind { return new(kinesissink.Config) },
+		"stepfunctions": func() Kind { return new(stepfunctions.Config) },
 	}
 )
 
@@ -158,7 +160,7 @@ type Source struct {
 type Target struct {
 	// Name identifies the target in rules, logs and metrics. Required.
 	Name string
-	// Type is lambda, ecs_task, http, nats, sqs, sns, kinesis or log.
+	// Type is lambda, ecs_task, stepfunctions, http, nats, sqs, sns, kinesis or log.
 	// Required.
 	Type string
 	// Policy names the delivery policy. Default: default.

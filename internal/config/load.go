@@ -362,7 +362,8 @@ func (d *decoder) validate(c *Config) {
 	if c.NATS.Embedded() && c.Ledger.Replicas > 1 {
 		d.errorf(d.at("ledger.replicas"), "ledger.replicas", "replicas are copies on a NATS cluster: set nats.url, or leave replicas at 1")
 	}
-	for key, ep := range map[string]string{"sqs": c.AWS.Endpoints.SQS, "lambda": c.AWS.Endpoints.Lambda, "ecs": c.AWS.Endpoints.ECS, "eventbridge": c.AWS.Endpoints.EventBridge} {
+	for key, ep := range map[string]string{"sqs": c.AWS.Endpoints.SQS, "lambda": c.AWS.Endpoints.Lambda, "ecs": c.AWS.Endpoints.ECS, "eventbridge": c.AWS.Endpoints.EventBridge,
+		"stepfunctions": c.AWS.Endpoints.StepFunctions} {
 		if ep == "" {
 			continue
 		}
@@ -398,6 +399,7 @@ func (d *decoder) validate(c *Config) {
 	d.sharedConsumers(c)
 	d.queueRegions(c)
 	d.arnRegions(c)
+	d.stateMachineRegions(c)
 	policies := slices.Sorted(maps.Keys(c.Policies))
 	for i, t := range c.Targets {
 		p := indexPath("targets", i)

@@ -1,6 +1,6 @@
 // Package names checks and takes apart the names external resources go by
 // in a config file: SQS queue URLs, Lambda functions, ECS task definitions,
-// NATS subjects.
+// Step Functions state machines, NATS subjects.
 package names
 
 import (
@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Queue is an SQS queue identified by its URL.
@@ -144,6 +146,87 @@ func ParseFunction(f string) (Function, error) {
 		fn.Partition = m[2]
 	}
 	return fn, nil
+}
+
+// StateMachine is a Step Functions state machine, named by its ARN,
+// arn:PARTITION:states:REGION:ACCOUNT:stateMachine:NAME.
+type StateMachine struct {
+	Partition, Region, Account, Name string
+}
+
+// ARN returns the state machine's ARN.
+func (m StateMachine) ARN() string {
+	return "arn:" + m.Partition + ":states:" + m.Region + ":" + m.Account + ":stateMachine:" + m.Name
+}
+
+// ExecutionARN returns the ARN of the state machine's standard execution
+// called name: arn:PARTITION:states:REGION:ACCOUNT:execution:NAME:EXECUTION.
+func (m StateMachine) ExecutionARN(name string) string {
+	return "arn:" + m.Partition + ":states:" + m.Region + ":" + m.Account + ":execution:" + m.Name + ":" + name
+}
+
+// partitionRE is an ARN's partition: aws, aws-cn, aws-us-gov, aws-iso-b...
+var partitionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^aws(-[a-z]+)*$`) })
+
+// ParseStateMachineARN checks that a is a state machine's ARN,
+// arn:PARTITION:states:REGION:ACCOUNT:stateMachine:NAME, and takes it
+// apart. NAME is 1 to 80 characters, none of them those Step Functions
+// refuses in names (white space, < > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /,
+// control characters). The ARN of a version or alias (:NAME:QUALIFIER) is
+// refused: switchyard finds its executions by the state machine's own ARN.
+func ParseStateMachineARN(a string) (StateMachine, error) {
+	const want = "want arn:aws:states:REGION:ACCOUNT:stateMachine:NAME"
+	if a == "" {
+		return StateMachine{}, errors.New("required (the state machine's ARN, arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)")
+	}
+	f := strings.Split(a, ":")
+	if len(f) < 7 || f[0] != "arn" || !partitionRE().MatchString(f[1]) || f[2] != "states" || f[5] != "stateMachine" {
+		return StateMachine{}, errors.New("not a state machine ARN: " + want)
+	}
+	m := StateMachine{Partition: f[1], Region: f[3], Account: f[4], Name: f[6]}
+	switch {
+	case !IsRegion(m.Region):
+		return StateMachine{}, fmt.Errorf("not a state machine ARN: %q is not a region (%s)", m.Region, want)
+	case !isAccount(m.Account):
+		return StateMachine{}, fmt.Errorf("not a state machine ARN: the account must be 12 digits, got %q", m.Account)
+	case len(f) > 7:
+		return StateMachine{}, fmt.Errorf("the ARN of a version or alias (%q) is not supported: name the state machine itself, %s", strings.Join(f[7:], ":"), m.ARN())
+	case !ValidStepFunctionsName(m.Name):
+		return StateMachine{}, errors.New("not a state machine ARN: NAME must be 1 to 80 characters, without white space, brackets, wildcards, control characters or any of \" # % \\ ^ | ~ ` $ & , ; : /")
+	}
+	return m, nil
+}
+
+func isAccount(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidStepFunctionsName reports whether Step Functions accepts s as the
+// name of a state machine or an execution: 1 to 80 characters, none of
+// them white space, brackets (< > { } [ ]), wildcards (? *), the special
+// characters " # % \ ^ | ~ ` $ & , ; : /, or control characters
+// (U+0000-001F, U+007F-009F, U+FFFE-FFFF).
+func ValidStepFunctionsName(s string) bool {
+	if s == "" || utf8.RuneCountInString(s) > 80 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case unicode.IsSpace(r), r <= 0x1f, r >= 0x7f && r <= 0x9f, r == 0xfffe, r == 0xffff:
+			return false
+		case strings.ContainsRune("<>{}[]?*\"#%\\^|~`$&,;:/", r):
+			return false
+		}
+	}
+	return true
 }
 
 var taskDefRE = sync.OnceValue(func() *regexp.Regexp {

@@ -1,6 +1,9 @@
 package names
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseQueueURL(t *testing.T) {
 	for _, tc := range []struct {
@@ -168,3 +171,51 @@ func TestHostRegion(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStateMachineARN(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want StateMachine
+	}{
+		{"arn:aws:states:us-east-1:123456789012:stateMachine:orders", StateMachine{"aws", "us-east-1", "123456789012", "orders"}},
+		{"arn:aws-cn:states:cn-north-1:123456789012:stateMachine:a-b_C9", StateMachine{"aws-cn", "cn-north-1", "123456789012", "a-b_C9"}},
+		{"arn:aws-us-gov:states:us-gov-west-1:123456789012:stateMachine:Ünïcode.name", StateMachine{"aws-us-gov", "us-gov-west-1", "123456789012", "Ünïcode.name"}},
+	} {
+		got, err := ParseStateMachineARN(tc.in)
+		if err != nil || got != tc.want || got.ARN() != tc.in {
+			t.Errorf("ParseStateMachineARN(%q) = %+v (%s), %v; want %+v", tc.in, got, got.ARN(), err, tc.want)
+		}
+	}
+	if got := (StateMachine{"aws", "eu-west-1", "123456789012", "m"}).ExecutionARN("x-1"); got != "arn:aws:states:eu-west-1:123456789012:execution:m:x-1" {
+		t.Errorf("ExecutionARN = %s", got)
+	}
+	for bad, msg := range map[string]string{
+		"":       "required",
+		"orders": "not a state machine ARN",
+		"arn:aws:lambda:us-east-1:123456789012:function:orders":               "not a state machine ARN",
+		"arn:aws:states:us-east-1:123456789012:activity:orders":               "not a state machine ARN",
+		"arn:aws:states:useast1:123456789012:stateMachine:orders":             "not a region",
+		"arn:aws:states:us-east-1:1234:stateMachine:orders":                   "12 digits",
+		"arn:aws:states:us-east-1:123456789012:stateMachine:":                 "1 to 80",
+		"arn:aws:states:us-east-1:123456789012:stateMachine:has space":        "1 to 80",
+		"arn:aws:states:us-east-1:123456789012:stateMachine:orders/map":       "1 to 80",
+		"arn:aws:states:us-east-1:123456789012:stateMachine:orders:PROD":      "version or alias",
+		"arn:aws:states:us-east-1:123456789012:stateMachine:" + long(81):      "1 to 80",
+		"arn:aws:states:us-east-1:123456789012:execution:orders:x":            "not a state machine ARN",
+		"arn:gcp:states:us-east-1:123456789012:stateMachine:orders":           "not a state machine ARN",
+		"arn:aws:states:us-east-1:123456789012:stateMachine:tab\there":        "1 to 80",
+		"arn:aws:states:us-east-1:123456789012:stateMachine:ctrl\u0085":       "1 to 80",
+		"arn:aws:states:us-east-1:123456789012:stateMachine:brace{":           "1 to 80",
+		"arn:aws:states:us-east-1:123456789012:stateMachine:dollar$":          "1 to 80",
+		"arn:aws:states:us-east-1:123456789012:stateMachine:invalid\xffutf-8": "1 to 80",
+	} {
+		if _, err := ParseStateMachineARN(bad); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("ParseStateMachineARN(%q) = %v, want an error saying %q", bad, err, msg)
+		}
+	}
+	if !ValidStepFunctionsName(long(80)) || ValidStepFunctionsName(long(81)) || !ValidStepFunctionsName("ééé") {
+		t.Error("ValidStepFunctionsName counts characters wrong")
+	}
+}
+
+func long(n int) string { return strings.Repeat("é", n) }
