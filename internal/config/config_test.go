@@ -300,3 +300,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Every aws.endpoints key takes an http(s) URL; anything else is an error
+// naming the key, before anything dials it.
+func TestParse_EndpointURLs(t *testing.T) {
+	for _, key := range []string{"sqs", "lambda", "ecs", "eventbridge", "stepfunctions", "sns", "kinesis"} {
+		_, err := Parse("e.yaml", []byte(`version: 1
+aws: {endpoints: {`+key+`: "localhost:4566"}}
+sources: [{name: in, type: http, listen: "127.0.0.1:0", path: /e}]
+targets: [{name: out, type: log}]
+rules: [{name: r, pattern: {source: [a]}, targets: [out]}]
+`), func(string) (string, bool) { return "", false })
+		if err == nil || !strings.Contains(err.Error(), "aws.endpoints."+key+": want an http:// or https:// URL") {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+}

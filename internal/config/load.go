@@ -363,7 +363,7 @@ func (d *decoder) validate(c *Config) {
 		d.errorf(d.at("ledger.replicas"), "ledger.replicas", "replicas are copies on a NATS cluster: set nats.url, or leave replicas at 1")
 	}
 	for key, ep := range map[string]string{"sqs": c.AWS.Endpoints.SQS, "lambda": c.AWS.Endpoints.Lambda, "ecs": c.AWS.Endpoints.ECS, "eventbridge": c.AWS.Endpoints.EventBridge,
-		"stepfunctions": c.AWS.Endpoints.StepFunctions} {
+		"stepfunctions": c.AWS.Endpoints.StepFunctions, "sns": c.AWS.Endpoints.SNS, "kinesis": c.AWS.Endpoints.Kinesis} {
 		if ep == "" {
 			continue
 		}
