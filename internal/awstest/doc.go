@@ -1,8 +1,8 @@
 // Package awstest serves wire-level AWS endpoints for switchyard's tests and load
 // tests: SQS (AWS JSON 1.0), Lambda Invoke (REST-JSON), ECS RunTask,
 // DescribeTasks, ListTasks and StopTask (AWS JSON 1.1), S3 GetObject
-// (REST-XML) and SSM GetParameter (AWS JSON 1.1), all from one
-// [net/http.Handler] on one loopback URL.
+// (REST-XML), SSM GetParameter (AWS JSON 1.1) and EventBridge PutEvents
+// (AWS JSON 1.1), all from one [net/http.Handler] on one loopback URL.
 //
 // The point is fidelity. Code under test talks to a [Server] through the real
 // aws-sdk-go-v2 clients with BaseEndpoint pointed at [Server.URL], so request
@@ -18,7 +18,8 @@
 // timeouts, receive counts, redrive to a dead-letter queue, FIFO ordering,
 // group locking and deduplication, batch limits; Lambda invocation types,
 // function errors, payload limits and reserved-concurrency throttling; ECS
-// task lifecycles, client-token idempotency and failures[]. Where AWS's
+// task lifecycles, client-token idempotency and failures[]; EventBridge's
+// entry validation, size limits and per-entry results. Where AWS's
 // documentation leaves a choice open, the choice is written on the method
 // that makes it.
 //
@@ -32,7 +33,7 @@
 //
 // Operation names throughout are "service:Operation", as in IAM actions:
 // "sqs:ReceiveMessage", "lambda:Invoke", "ecs:RunTask", "s3:GetObject",
-// "ssm:GetParameter".
+// "ssm:GetParameter", "events:PutEvents".
 //
 // The package is for tests and load tests only (see awstestd for a
 // standalone server); it listens on loopback and checks no signatures.

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -70,7 +71,7 @@ type Options struct {
 // concurrent use.
 type Hook func(op string, r *http.Request) *Fault
 
-// Server serves SQS, Lambda, ECS, S3 and SSM on one URL. New starts nothing; Start,
+// Server serves SQS, Lambda, ECS, S3, SSM and EventBridge on one URL. New starts nothing; Start,
 // StartOn or NewTestServer listen on loopback. Every method is safe for
 // concurrent use.
 //
@@ -86,6 +87,7 @@ type Server struct {
 	ecs    *ECS
 	s3     *S3
 	ssm    *SSM
+	events *EventBridge
 	probe  *probe // nil unless Options.ProbeLatency
 
 	mu     sync.Mutex
@@ -139,6 +141,7 @@ func New(opts Options) *Server {
 	s.ecs = newECS(s, opts.ECS)
 	s.s3 = newS3(s)
 	s.ssm = newSSM(s)
+	s.events = newEventBridge(s)
 	return s
 }
 
@@ -240,6 +243,9 @@ func (s *Server) S3() *S3 { return s.s3 }
 // SSM returns the SSM endpoint's state and test helpers.
 func (s *Server) SSM() *SSM { return s.ssm }
 
+// EventBridge returns the EventBridge endpoint's state and test helpers.
+func (s *Server) EventBridge() *EventBridge { return s.events }
+
 // AWSConfig returns a config for code under test: BaseEndpoint is URL(),
 // region is the server's, credentials are static, and the HTTP client is the
 // server's own (Close releases its connections). Retryer is aws.NopRetryer,
@@ -268,6 +274,12 @@ func (s *Server) LambdaClient(optFns ...func(*lambda.Options)) *lambda.Client {
 // ECSClient returns an ECS client for AWSConfig, with optFns applied.
 func (s *Server) ECSClient(optFns ...func(*ecs.Options)) *ecs.Client {
 	return ecs.NewFromConfig(s.AWSConfig(), optFns...)
+}
+
+// EventBridgeClient returns an EventBridge client for AWSConfig, with
+// optFns applied.
+func (s *Server) EventBridgeClient(optFns ...func(*eventbridge.Options)) *eventbridge.Client {
+	return eventbridge.NewFromConfig(s.AWSConfig(), optFns...)
 }
 
 // Setenv points the SDK's default chain (config.LoadDefaultConfig) at the
@@ -351,10 +363,10 @@ func (s *Server) ResetStats() {
 
 // call is one request on its way through the server.
 type call struct {
-	svc      string // "sqs", "lambda", "ecs", "s3", "ssm"
+	svc      string // "sqs", "lambda", "ecs", "s3", "ssm", "events"
 	op       string // "ReceiveMessage"
 	name     string // "sqs:ReceiveMessage"
-	resource string // queue, function, cluster, bucket or parameter name
+	resource string // queue, function, cluster, bucket, parameter or event bus name
 	r        *http.Request
 	ctx      context.Context // r's context, also cancelled by Close
 	body     []byte
@@ -366,13 +378,14 @@ const (
 	sqsTargetPrefix = "AmazonSQS."
 	ecsTargetPrefix = "AmazonEC2ContainerServiceV20141113."
 	ssmTargetPrefix = "AmazonSSM."
+	eventsPrefix    = "AWSEvents."
 	lambdaInvoke    = "/2015-03-31/functions/"
 )
 
 // StatsPath serves Stats as JSON to GET requests, unsigned.
 const StatsPath = "/_awstest/stats"
 
-// ServeHTTP routes by X-Amz-Target (SQS, ECS, SSM), path (Lambda) or method
+// ServeHTTP routes by X-Amz-Target (SQS, ECS, SSM, EventBridge), path (Lambda) or method
 // (S3: requests other than POST without X-Amz-Target), counts the
 // call, applies faults and answers. GET StatsPath answers Stats as JSON.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -401,6 +414,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.svc, c.op = "ecs", strings.TrimPrefix(target, ecsTargetPrefix)
 	case strings.HasPrefix(target, ssmTargetPrefix):
 		c.svc, c.op = "ssm", strings.TrimPrefix(target, ssmTargetPrefix)
+	case strings.HasPrefix(target, eventsPrefix):
+		c.svc, c.op = "events", strings.TrimPrefix(target, eventsPrefix)
 	case target == "" && r.Method != http.MethodPost:
 		c.svc, c.op = "s3", "Unsupported"
 		if _, key := s3Address(r); r.Method == http.MethodGet && key != "" {
@@ -420,7 +435,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls[c.name]++
 	s.mu.Unlock()
 
-	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm") && r.Method != http.MethodPost {
+	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm" || c.svc == "events") && r.Method != http.MethodPost {
 		writeAPIError(w, c.svc, &APIError{Status: http.StatusBadRequest, Code: "UnknownOperationException", Message: "awstest: the JSON protocols take POST"})
 		return
 	}
@@ -450,6 +465,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.resource = ecsResource(body)
 	case "ssm":
 		c.resource = ssmResource(body)
+	case "events":
+		c.resource = eventsResource(body)
 	}
 
 	ctx, cancel := context.WithCancel(r.Context())
@@ -493,6 +510,8 @@ func (s *Server) dispatch(w http.ResponseWriter, c *call) {
 		s.s3.serve(w, c)
 	case "ssm":
 		s.ssm.serve(w, c)
+	case "events":
+		s.events.serve(w, c)
 	}
 }
 

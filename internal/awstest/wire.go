@@ -78,7 +78,7 @@ func writeAPIError(w http.ResponseWriter, svc string, e *APIError) {
 		}
 		h.Set("X-Amzn-Query-Error", qc+";"+fault)
 		body = map[string]any{"__type": "com.amazonaws.sqs#" + e.Code, "message": e.Message}
-	case "ecs", "ssm":
+	case "ecs", "ssm", "events":
 		h.Set("Content-Type", contentJSON11)
 		body = map[string]any{"__type": e.Code, "message": e.Message}
 	default: // lambda
@@ -154,6 +154,8 @@ func defaultStatus(svc, code string) int {
 		m = s3Status
 	case "ssm":
 		m = ssmStatus
+	case "events":
+		m = eventsStatus
 	}
 	if st, ok := m[code]; ok {
 		return st
@@ -233,6 +235,12 @@ var lambdaCapitalMessage = map[string]bool{
 // ssmStatus: SSM's model gives InternalServerError 500; the rest are 400.
 var ssmStatus = map[string]int{
 	"InternalServerError": 500, "MissingAuthenticationTokenException": 403,
+}
+
+// eventsStatus: EventBridge answers its errors with 400 (its Common
+// Errors), InternalException 500.
+var eventsStatus = map[string]int{
+	"InternalException": 500, "MissingAuthenticationTokenException": 403,
 }
 
 var ecsStatus = map[string]int{
