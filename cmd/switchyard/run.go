@@ -31,6 +31,7 @@ import (
 	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
+	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
 	logsink "github.com/switchyard-dev/switchyard/sinks/log"
@@ -289,6 +290,9 @@ var (
 		"nats": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
 			return natssink.New(t.Name, *t.Config.(*natssink.Config), c.bus.Conn(), c.bus.JetStream()), nil
 		},
+		"eventbridge": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
+			return eventbridge.New(t.Name, *t.Config.(*eventbridge.Config), c.eventbridge()), nil
+		},
 		"http": func(t config.Target, _ *clients, _ *env) (router.Sink, error) {
 			s, err := httpsink.New(t.Name, *t.Config.(*httpsink.Config))
 			if err != nil {
@@ -298,7 +302,7 @@ var (
 		},
 	}
 	// awsKinds are the types that call AWS.
-	awsKinds = []string{"sqs", "lambda", "ecs_task"}
+	awsKinds = []string{"sqs", "lambda", "ecs_task", "eventbridge"}
 )
 
 // needsNATS reports whether a source or target uses NATS: NATS sources and

@@ -109,8 +109,10 @@ type entryFault struct {
 //     ResourceNotFoundException "Event bus NAME does not exist.", the answer
 //     EventBridge's other operations give. (EventBridge itself has been
 //     reported to accept such events and drop them; an error is what tests
-//     of a misconfigured bus need.) An ARN of another region or account
-//     names a bus that is not here.
+//     of a misconfigured bus need.) An ARN of another account names a bus
+//     that is not here; one of another region fails the call with
+//     EventBridge's ValidationException "Cross-region api call is not
+//     allowed."
 //   - Event ids are random UUIDs, as EventBridge's are.
 type EventBridge struct {
 	s *Server
@@ -239,21 +241,25 @@ var entryMessages = map[string]string{
 
 // busName reduces an EventBusName (a name or an ARN of this server's
 // region and account) to the bus's name; ok is false for an ARN that is
-// not one of this server's buses.
-func (e *EventBridge) busName(ref string) (string, bool) {
+// not one of this server's buses, otherRegion true for one of another
+// region.
+func (e *EventBridge) busName(ref string) (name string, ok, otherRegion bool) {
 	if ref == "" {
-		return "default", true
+		return "default", true, false
 	}
 	if !strings.HasPrefix(ref, "arn:") {
-		return ref, true
+		return ref, true, false
 	}
 	// arn:PARTITION:events:REGION:ACCOUNT:event-bus/NAME
 	p := strings.SplitN(ref, ":", 6)
-	if len(p) != 6 || p[2] != "events" || p[3] != e.s.region || p[4] != e.s.account {
-		return ref, false
+	if len(p) != 6 || p[2] != "events" {
+		return ref, false, false
 	}
-	name, ok := strings.CutPrefix(p[5], "event-bus/")
-	return name, ok && name != ""
+	if p[3] != e.s.region {
+		return ref, false, true
+	}
+	name, ok = strings.CutPrefix(p[5], "event-bus/")
+	return name, ok && name != "" && p[4] == e.s.account, false
 }
 
 // eventsResource names the bus a PutEvents call is about, for fault
@@ -341,7 +347,11 @@ func (e *EventBridge) putEvents(c *call) (any, *APIError) {
 	}
 	e.mu.Lock()
 	for i := range entries {
-		name, ok := e.busName(entries[i].Bus)
+		name, ok, otherRegion := e.busName(entries[i].Bus)
+		if otherRegion {
+			e.mu.Unlock()
+			return nil, apiErr("ValidationException", "Cross-region api call is not allowed.")
+		}
 		if !ok || !e.buses[name] {
 			e.mu.Unlock()
 			return nil, apiErr("ResourceNotFoundException", "Event bus %s does not exist.", cmpStr(entries[i].Bus, "default"))

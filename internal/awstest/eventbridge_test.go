@@ -175,7 +175,7 @@ func TestEventBridge_RequestValidation(t *testing.T) {
 		{"no complete entry", []ebtypes.PutEventsRequestEntry{entry("app", "", `{}`), entry("", "t", `{}`)}, "ValidationException", "None of the entries"},
 		{"unknown bus", onBus("nope"), "ResourceNotFoundException", "Event bus nope does not exist."},
 		{"bus ARN of another account", onBus("arn:aws:events:us-east-1:999999999999:event-bus/default"), "ResourceNotFoundException", "does not exist"},
-		{"bus ARN of another region", onBus("arn:aws:events:eu-west-1:123456789012:event-bus/default"), "ResourceNotFoundException", "does not exist"},
+		{"bus ARN of another region", onBus("arn:aws:events:eu-west-1:123456789012:event-bus/default"), "ValidationException", "Cross-region api call is not allowed."},
 		{"default bus by ARN", onBus("arn:aws:events:us-east-1:123456789012:event-bus/default"), "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
 
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
+	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
 	logsink "github.com/switchyard-dev/switchyard/sinks/log"
@@ -137,6 +138,8 @@ var (
 		"nats":     func() Kind { return new(natssink.Config) },
 		"sqs":      func() Kind { return new(sqssink.Config) },
 		"log":      func() Kind { return new(logsink.Config) },
+
+		"eventbridge": func() Kind { return new(eventbridge.Config) },
 	}
 )
 
@@ -154,7 +157,8 @@ type Source struct {
 type Target struct {
 	// Name identifies the target in rules, logs and metrics. Required.
 	Name string
-	// Type is lambda, ecs_task, http, nats, sqs or log. Required.
+	// Type is lambda, ecs_task, http, nats, sqs, log or eventbridge.
+	// Required.
 	Type string
 	// Policy names the delivery policy. Default: default.
 	Policy string
