@@ -19,6 +19,7 @@ import (
 	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
 
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
+	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
 )
@@ -85,9 +86,11 @@ const (
 	sidRunTasks      = "RunTasksIn"
 	sidTag           = "TagLaunchedTasks"
 	sidPassRole      = "PassRolesToTasks"
+	sidPutEvents     = "PutEventsOnBuses"
 )
 
-var sidOrder = []string{sidReceive, sidListTasks, sidDescribeTasks, sidSend, sidBacklog, sidInvoke, sidInvokeQual, sidRunTasks, sidTag, sidPassRole}
+var sidOrder = []string{sidReceive, sidListTasks, sidDescribeTasks, sidSend, sidBacklog, sidInvoke, sidInvokeQual, sidRunTasks, sidTag, sidPassRole,
+	sidPutEvents}
 
 func rank(sid string) int {
 	for i, s := range sidOrder {
@@ -247,6 +250,15 @@ func (b *builder) target(t config.Target) error {
 		}
 	case *ecstask.Config:
 		return b.ecsTask(t.Name, c)
+	case *eventbridge.Config:
+		// sinks/eventbridge: PutEvents, authorised on the event bus (a bus
+		// named by its name is in aws.region and the caller's account).
+		bus, err := eventbridge.ParseBus(c.Bus)
+		if err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		p := b.fill(arnParts{partition: bus.Partition, region: bus.Region, account: bus.Account})
+		b.add(sidPutEvents, []string{"events:PutEvents"}, p.arn("events", "event-bus/"+bus.Name), nil)
 	default:
 		switch t.Type {
 		case "http", "nats", "log":
