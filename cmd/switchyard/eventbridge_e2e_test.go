@@ -27,8 +27,8 @@ func shopEvent(id string, n int) string {
 }
 
 // An event goes from SQS through switchyard run onto event buses: as it
-// was (its detail, source and detail-type), and transformed, under the
-// target's own source and detail-type.
+// was (its detail, source and detail-type), and transformed (by an input
+// in EventBridge's keys), under the target's own source and detail-type.
 func TestRun_SQSToEventBridge(t *testing.T) {
 	srv := awstest.NewTestServer(t, awstest.Options{})
 	srv.SQS().CreateQueue("jobs", nil)
@@ -44,8 +44,9 @@ rules:
   - name: summarise
     pattern: {detail-type: [Order Placed]}
     input:
-      paths: {order: $.detail.order, n: $.detail.n}
-      template: '{"order": <order>, "items": <n>, "rule": <aws.events.rule-name>}'
+      InputTransformer:
+        InputPathsMap: {order: $.detail.order, n: $.detail.n}
+        InputTemplate: '{"order": <order>, "items": <n>, "rule": <aws.events.rule-name>}'
     targets: [summaries]
   - {name: s3, pattern: {source: [aws.s3]}, targets: [uploads]}
 `)
