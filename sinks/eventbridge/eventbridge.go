@@ -220,7 +220,10 @@ func (s *Sink) newPending(ctx context.Context, d *router.Delivery) (*pending, er
 		e.Source, e.DetailType = aws.String(src), aws.String(typ)
 		e.Resources = s.cfg.Resources
 		if e.Resources == nil {
-			_ = json.Unmarshal(env.Resources, &e.Resources) // not a list of strings: none
+			var rs []string
+			if json.Unmarshal(env.Resources, &rs) == nil { // not a list of strings: none
+				e.Resources = rs
+			}
 		}
 		var ts string
 		if json.Unmarshal(env.Time, &ts) == nil {

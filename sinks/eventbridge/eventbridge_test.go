@@ -262,6 +262,23 @@ func TestEventBridgeSink_AWSSourceNeedsOneOfYourOwn(t *testing.T) {
 	}
 }
 
+// Envelope fields of another type than EventBridge's are left out, not
+// sent half-read.
+func TestEventBridgeSink_OddEnvelopeFields(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	ev, err := router.ParseEvent([]byte(`{"source":"s","detail-type":"t","time":1700000000,"resources":["arn:a",7],"detail":{}}`), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &router.Delivery{ID: "d", Payload: []byte(`{"k":1}`), Message: &router.Message{Event: ev}}
+	if err := sink(t, srv, Config{}).Deliver(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	if e := srv.EventBridge().Events("default")[0]; len(e.Resources) != 0 || !e.Time.IsZero() || e.Detail != `{"k":1}` {
+		t.Errorf("event: %+v", e)
+	}
+}
+
 // Each delivery of a call gets its own entry's result; sending again the
 // ones that failed sends only those.
 func TestEventBridgeSink_PartialFailure(t *testing.T) {
