@@ -43,8 +43,14 @@ var checkedFiles = map[string]string{
 	fanoutConfig:               "TestExamples_Validate",
 	"examples/switchyard.yaml": "TestExamples_Validate",
 	"examples/quickstart.yaml": "TestExamples_Validate",
-	"examples/events.jsonl":    "TestExamples_EventsParse",
-	natsServerConf:             "TestNATSServerConf",
+	// Rule tests of the examples, which `switchyard test` runs.
+	"examples/ec2.test.yaml":        "TestTest_Examples (cmd/switchyard)",
+	"examples/fanout.test.yaml":     "TestTest_Examples (cmd/switchyard)",
+	"examples/quickstart.test.yaml": "TestTest_Examples (cmd/switchyard)",
+	"examples/sidecar.test.yaml":    "TestTest_Examples (cmd/switchyard)",
+	"examples/switchyard.test.yaml": "TestTest_Examples (cmd/switchyard)",
+	"examples/events.jsonl":         "TestExamples_EventsParse",
+	natsServerConf:                  "TestNATSServerConf",
 	// A config of every form of resource name, for the IAM generator.
 	"deploy/iam/testdata/forms.yaml": "TestPolicy_ARNs (deploy/iam), TestIAMPolicy_Golden (cmd/switchyard)",
 }
@@ -126,6 +132,7 @@ func TestExamples_Validate(t *testing.T) {
 	if len(files) < 5 {
 		t.Fatalf("examples/*.yaml: %d files, want at least 5", len(files))
 	}
+	files = slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, ".test.yaml") })
 	for _, f := range files {
 		rel := "examples/" + filepath.Base(f)
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -50,6 +50,7 @@ var commands = []command{
 	{"validate", "-c FILE", "check a config file: prints ok, or every problem as file:line:col: message", cmdValidate},
 	{"test-pattern", "--pattern JSON|@FILE --event JSON|@FILE", "match one event against one pattern, like EventBridge's TestEventPattern", cmdTestPattern},
 	{"route", "-c FILE [--json] [--source NAME] [EVENTS.jsonl|-]", "dry run: the rules, targets and payloads for each event; calls nothing", cmdRoute},
+	{"test", "[-c FILE] [--junit FILE] [--update] [-v] [TESTS...]", "run rule tests (FILE.test.yaml beside the config by default): fail when an event stops reaching a target or a payload changes; calls nothing", cmdTest},
 	{"iam-policy", "-c FILE", "print the least-privilege IAM policy the config needs, as JSON", cmdIAMPolicy},
 	{"health", "[-c FILE | --addr HOST:PORT] [--ready] [--timeout D]", "exit 0 when the daemon has started and works (/healthz; --ready: is ready, /readyz), else 1: for container health checks", cmdHealth},
 	{"status", "[-c FILE | --addr HOST:PORT] [--watch] [--interval D]", "the daemon's per-source, per-rule and per-target figures, as tables", cmdStatus},

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -42,13 +43,13 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	decode, deadLetter := lineDecoder(asEvents), ""
+	decode, deadLetter := asEvents(now), ""
 	if *source != "" {
 		i := slices.IndexFunc(cfg.Sources, func(s config.Source) bool { return s.Name == *source })
 		if i < 0 {
 			return exitUsage, fmt.Errorf("%w: --source %q is not a source of %s", errUsage, *source, cfg.File)
 		}
-		decode = sourceDecoder(cfg, cfg.Sources[i])
+		decode = sourceDecoder(cfg, cfg.Sources[i], now)
 		if dl, ok := cfg.Sources[i].Config.(interface{ DeadLetterTarget() string }); ok {
 			deadLetter = dl.DeadLetterTarget()
 		}
@@ -85,7 +86,7 @@ func cmdRoute(ctx context.Context, e *env, args []string) (int, error) {
 			return exitUsage, readErr
 		}
 		if line = bytes.TrimSpace(line); len(line) > 0 {
-			for _, res := range routeLine(table, decode, line, lineNo, *source, deadLetter, matched[:0]) {
+			for _, res := range routeLine(table, decode, line, lineNo, fmt.Sprintf("line-%d", lineNo), *source, deadLetter, matched[:0]) {
 				if res.Error != "" {
 					bad++
 				}
@@ -146,63 +147,67 @@ type routeMatch struct {
 // it: its messages, and for each the misfit with the source's envelope
 // (wrapped or dead-lettered as the source's malformed says), or an error
 // when the source would refuse the line (an http source's 400).
-type lineDecoder func(line []byte, lineNo int) ([]*router.Message, []error, error)
+// id is the message id a wrapped event gets (line-N in route).
+type lineDecoder func(line []byte, id string) ([]*router.Message, []error, error)
 
-// asEvents takes a line as an event as it is, as no source decodes it.
-func asEvents(line []byte, _ int) ([]*router.Message, []error, error) {
-	ev, err := router.ParseEvent(line, now())
-	if err != nil {
-		return nil, nil, err
+// asEvents takes a line as an event as it is, as no source decodes it;
+// an event without a time gets clock's.
+func asEvents(clock func() time.Time) lineDecoder {
+	return func(line []byte, _ string) ([]*router.Message, []error, error) {
+		ev, err := router.ParseEvent(line, clock())
+		if err != nil {
+			return nil, nil, err
+		}
+		return []*router.Message{{Event: ev}}, []error{nil}, nil
 	}
-	return []*router.Message{{Event: ev}}, []error{nil}, nil
 }
 
 // sourceDecoder decodes a line with the decoding of the source src, as
 // its package does for what it receives: the line is an SQS message's
 // body, a NATS message's payload, an http source's POST body; an ecs
 // source makes its events itself, so a line is one as it is. A wrapped
-// event's id is line-N (its message id; line-N.I for the I-th event of an
-// array posted to an http source).
-func sourceDecoder(cfg *config.Config, src config.Source) lineDecoder {
+// event's id is the id given (its message id; ID.I for the I-th event of
+// an array posted to an http source). Wrapped events are received at clock's
+// time.
+func sourceDecoder(cfg *config.Config, src config.Source, clock func() time.Time) lineDecoder {
 	one := func(m *router.Message, misfit error) ([]*router.Message, []error, error) {
 		return []*router.Message{m}, []error{misfit}, nil
 	}
 	switch c := src.Config.(type) {
 	case *sqssource.Config:
 		queue := sqssource.QueueOf(c.QueueURL, cfg.AWS.Region)
-		return func(line []byte, n int) ([]*router.Message, []error, error) {
-			id := fmt.Sprintf("line-%d", n)
-			return one(sqssource.Decode(src.Name, *c, queue, sqstypes.Message{MessageId: &id, Body: aws.String(string(line))}, now(), nil))
+		return func(line []byte, id string) ([]*router.Message, []error, error) {
+			return one(sqssource.Decode(src.Name, *c, queue, sqstypes.Message{MessageId: &id, Body: aws.String(string(line))}, clock(), nil))
 		}
 	case *natssource.Config:
-		return func(line []byte, n int) ([]*router.Message, []error, error) {
-			return one(natssource.Decode(src.Name, *c, c.Subject, line, fmt.Sprintf("line-%d", n), now()))
+		return func(line []byte, id string) ([]*router.Message, []error, error) {
+			return one(natssource.Decode(src.Name, *c, c.Subject, line, id, clock()))
 		}
 	case *httpsource.Config:
-		return func(line []byte, n int) ([]*router.Message, []error, error) {
-			// An array's events are line-N.0, line-N.1, ...
+		return func(line []byte, id string) ([]*router.Message, []error, error) {
+			// An array's events are ID.0, ID.1, ...
 			k, array := 0, line[0] == '['
 			ids := func() string {
 				k++
 				if array {
-					return fmt.Sprintf("line-%d.%d", n, k-1)
+					return fmt.Sprintf("%s.%d", id, k-1)
 				}
-				return fmt.Sprintf("line-%d", n)
+				return id
 			}
-			msgs, err := httpsource.Decode(src.Name, *c, line, now(), router.TraceContext{}, ids)
+			msgs, err := httpsource.Decode(src.Name, *c, line, clock(), router.TraceContext{}, ids)
 			if err != nil {
 				return nil, nil, fmt.Errorf("the POST would be answered 400: %w", err)
 			}
 			return msgs, make([]error, len(msgs)), nil
 		}
 	}
-	return asEvents
+	return asEvents(clock)
 }
 
 // routeLine routes what a line decodes to: one result per event.
 // A malformed message goes to deadLetter, the source's dead-letter target.
-func routeLine(table *router.Table, decode lineDecoder, line []byte, lineNo int, source, deadLetter string, matched []int) []routeResult {
-	msgs, misfits, err := decode(line, lineNo)
+func routeLine(table *router.Table, decode lineDecoder, line []byte, lineNo int, id, source, deadLetter string, matched []int) []routeResult {
+	msgs, misfits, err := decode(line, id)
 	if err != nil {
 		return []routeResult{{Line: lineNo, Error: err.Error(), Matches: []routeMatch{}}}
 	}

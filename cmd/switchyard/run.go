@@ -33,9 +33,11 @@ import (
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
+	kinesissink "github.com/switchyard-dev/switchyard/sinks/kinesis"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
 	logsink "github.com/switchyard-dev/switchyard/sinks/log"
 	natssink "github.com/switchyard-dev/switchyard/sinks/nats"
+	snssink "github.com/switchyard-dev/switchyard/sinks/sns"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
 	ecssource "github.com/switchyard-dev/switchyard/sources/ecs"
 	httpsource "github.com/switchyard-dev/switchyard/sources/http"
@@ -290,6 +292,12 @@ var (
 		"nats": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
 			return natssink.New(t.Name, *t.Config.(*natssink.Config), c.bus.Conn(), c.bus.JetStream()), nil
 		},
+		"sns": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
+			return snssink.New(t.Name, *t.Config.(*snssink.Config), c.sns()), nil
+		},
+		"kinesis": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
+			return kinesissink.New(t.Name, *t.Config.(*kinesissink.Config), c.kinesis()), nil
+		},
 		"eventbridge": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
 			return eventbridge.New(t.Name, *t.Config.(*eventbridge.Config), c.eventbridge()), nil
 		},
@@ -302,7 +310,7 @@ var (
 		},
 	}
 	// awsKinds are the types that call AWS.
-	awsKinds = []string{"sqs", "lambda", "ecs_task", "eventbridge"}
+	awsKinds = []string{"sqs", "lambda", "ecs_task", "sns", "kinesis", "eventbridge"}
 )
 
 // needsNATS reports whether a source or target uses NATS: NATS sources and

@@ -20,7 +20,9 @@ import (
 
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
+	kinesissink "github.com/switchyard-dev/switchyard/sinks/kinesis"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
+	snssink "github.com/switchyard-dev/switchyard/sinks/sns"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
 )
 
@@ -89,8 +91,14 @@ const (
 	sidPutEvents     = "PutEventsOnBuses"
 )
 
+// Statement ids of the SNS and Kinesis targets, after those above.
+const (
+	sidPublish    = "PublishToTopics"
+	sidPutRecords = "PutRecordsToStreams"
+)
+
 var sidOrder = []string{sidReceive, sidListTasks, sidDescribeTasks, sidSend, sidBacklog, sidInvoke, sidInvokeQual, sidRunTasks, sidTag, sidPassRole,
-	sidPutEvents}
+	sidPublish, sidPutRecords, sidPutEvents}
 
 func rank(sid string) int {
 	for i, s := range sidOrder {
@@ -250,6 +258,28 @@ func (b *builder) target(t config.Target) error {
 		}
 	case *ecstask.Config:
 		return b.ecsTask(t.Name, c)
+	case *snssink.Config:
+		// sinks/sns: Publish, authorised on the topic.
+		topic, err := snssink.ParseTopicARN(c.TopicARN)
+		if err != nil {
+			return fmt.Errorf("topic_arn: %w", err)
+		}
+		p := arnParts{partition: topic.Partition, region: topic.Region, account: topic.Account}
+		b.add(sidPublish, []string{"sns:Publish"}, p.arn("sns", topic.Name), nil)
+	case *kinesissink.Config:
+		// sinks/kinesis: PutRecords, authorised on the stream. A name
+		// takes aws.region (else `*`) and any account, as a bare
+		// function name does.
+		var p arnParts
+		name := c.Stream
+		if c.StreamARN != "" {
+			st, err := kinesissink.ParseStreamARN(c.StreamARN)
+			if err != nil {
+				return fmt.Errorf("stream_arn: %w", err)
+			}
+			p, name = arnParts{partition: st.Partition, region: st.Region, account: st.Account}, st.Name
+		}
+		b.add(sidPutRecords, []string{"kinesis:PutRecords"}, b.fill(p).arn("kinesis", "stream/"+name), nil)
 	case *eventbridge.Config:
 		// sinks/eventbridge: PutEvents, authorised on the event bus (a bus
 		// named by its name is in aws.region and the caller's account).

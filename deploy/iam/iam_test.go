@@ -121,6 +121,20 @@ func TestPolicy_ARNs(t *testing.T) {
 			sid: sidPassRole, want: []string{"arn:aws:iam::111122223333:role/*", "arn:aws:iam::111122223333:role/a"},
 			cond: `{"StringEquals":{"iam:PassedToService":["ecs-tasks.amazonaws.com"]}}`},
 
+		{name: "topic", region: "us-east-2", target: `{name: t, type: sns, topic_arn: "arn:aws:sns:us-east-2:111122223333:orders"}`,
+			sid: sidPublish, want: []string{"arn:aws:sns:us-east-2:111122223333:orders"}},
+		{name: "FIFO topic in China", target: `{name: t, type: sns, topic_arn: "arn:aws-cn:sns:cn-north-1:111122223333:orders.fifo"}`,
+			sid: sidPublish, want: []string{"arn:aws-cn:sns:cn-north-1:111122223333:orders.fifo"}},
+		{name: "stream name", region: "eu-west-1", target: `{name: t, type: kinesis, stream: clicks}`,
+			sid: sidPutRecords, want: []string{"arn:aws:kinesis:eu-west-1:*:stream/clicks"}},
+		{name: "stream name without region", target: `{name: t, type: kinesis, stream: clicks}`,
+			sid: sidPutRecords, want: []string{"arn:aws:kinesis:*:*:stream/clicks"}},
+		{name: "stream name in GovCloud", region: "us-gov-west-1", target: `{name: t, type: kinesis, stream: clicks}`,
+			sid: sidPutRecords, want: []string{"arn:aws-us-gov:kinesis:us-gov-west-1:*:stream/clicks"}},
+		{name: "stream ARN keeps its own account", region: "us-east-1", target: `{name: t, type: kinesis, stream_arn: "arn:aws:kinesis:us-east-1:111122223333:stream/clicks"}`,
+			sid: sidPutRecords, want: []string{"arn:aws:kinesis:us-east-1:111122223333:stream/clicks"}},
+		{name: "stream ARN without region", target: `{name: t, type: kinesis, stream_arn: "arn:aws-cn:kinesis:cn-north-1:111122223333:stream/clicks"}`,
+			sid: sidPutRecords, want: []string{"arn:aws-cn:kinesis:cn-north-1:111122223333:stream/clicks"}},
 		{name: "bus by name", region: "eu-west-1", target: `{name: t, type: eventbridge, bus: orders}`,
 			sid: sidPutEvents, want: []string{"arn:aws:events:eu-west-1:*:event-bus/orders"}},
 		{name: "default bus without region", target: `{name: t, type: eventbridge}`,
@@ -286,6 +300,8 @@ rules: [{name: r, pattern: {source: [x]}, targets: [t]}]
 // within the size of a managed policy.
 func TestPolicy_ValidIAM(t *testing.T) {
 	files, _ := filepath.Glob("../../examples/*.yaml")
+	// The examples' rule tests (NAME.test.yaml) are not configs.
+	files = slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, ".test.yaml") })
 	more, _ := filepath.Glob("testdata/*.yaml")
 	files = append(files, more...)
 	if len(files) < 3 {
@@ -356,6 +372,8 @@ var actionKeys = map[string][]string{
 	"ecs:ListTasks":               {"ecs:cluster"},
 	"ecs:DescribeTasks":           {"ecs:cluster"},
 	"iam:PassRole":                {"iam:PassedToService"},
+	"sns:Publish":                 nil,
+	"kinesis:PutRecords":          nil,
 	"events:PutEvents":            nil,
 }
 

@@ -1,8 +1,9 @@
 // Package awstest serves wire-level AWS endpoints for switchyard's tests and load
 // tests: SQS (AWS JSON 1.0), Lambda Invoke (REST-JSON), ECS RunTask,
 // DescribeTasks, ListTasks and StopTask (AWS JSON 1.1), S3 GetObject
-// (REST-XML), SSM GetParameter (AWS JSON 1.1) and EventBridge PutEvents
-// (AWS JSON 1.1), all from one [net/http.Handler] on one loopback URL.
+// (REST-XML), SSM GetParameter (AWS JSON 1.1), SNS Publish (awsQuery),
+// Kinesis PutRecords (AWS JSON 1.1) and EventBridge PutEvents (AWS JSON
+// 1.1), all from one [net/http.Handler] on one loopback URL.
 //
 // The point is fidelity. Code under test talks to a [Server] through the real
 // aws-sdk-go-v2 clients with BaseEndpoint pointed at [Server.URL], so request

@@ -51,6 +51,8 @@ type Fault struct {
 	// DeleteMessageBatch, ChangeMessageVisibilityBatch), fails only the
 	// entries with these ids ("*" for all) with Code and Message in Failed[],
 	// SenderFault true unless Status >= 500; the call itself succeeds. For
+	// Kinesis PutRecords it fails the records with these partition keys,
+	// with Code and Message as their ErrorCode and ErrorMessage. For
 	// EventBridge PutEvents, the ids are the entries' positions from 0
 	// ("0", "3"), failed with Code as their ErrorCode.
 	BatchEntries []string

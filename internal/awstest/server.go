@@ -23,8 +23,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -71,7 +73,7 @@ type Options struct {
 // concurrent use.
 type Hook func(op string, r *http.Request) *Fault
 
-// Server serves SQS, Lambda, ECS, S3, SSM and EventBridge on one URL. New starts nothing; Start,
+// Server serves SQS, Lambda, ECS, S3, SSM, SNS, Kinesis and EventBridge on one URL. New starts nothing; Start,
 // StartOn or NewTestServer listen on loopback. Every method is safe for
 // concurrent use.
 //
@@ -89,6 +91,9 @@ type Server struct {
 	ssm    *SSM
 	events *EventBridge
 	probe  *probe // nil unless Options.ProbeLatency
+
+	sns     *SNS
+	kinesis *Kinesis
 
 	mu     sync.Mutex
 	calls  map[string]int64
@@ -141,6 +146,8 @@ func New(opts Options) *Server {
 	s.ecs = newECS(s, opts.ECS)
 	s.s3 = newS3(s)
 	s.ssm = newSSM(s)
+	s.sns = newSNS(s)
+	s.kinesis = newKinesis(s)
 	s.events = newEventBridge(s)
 	return s
 }
@@ -243,6 +250,12 @@ func (s *Server) S3() *S3 { return s.s3 }
 // SSM returns the SSM endpoint's state and test helpers.
 func (s *Server) SSM() *SSM { return s.ssm }
 
+// SNS returns the SNS endpoint's state and test helpers.
+func (s *Server) SNS() *SNS { return s.sns }
+
+// Kinesis returns the Kinesis endpoint's state and test helpers.
+func (s *Server) Kinesis() *Kinesis { return s.kinesis }
+
 // EventBridge returns the EventBridge endpoint's state and test helpers.
 func (s *Server) EventBridge() *EventBridge { return s.events }
 
@@ -316,6 +329,16 @@ func (s *Server) SSMClient(optFns ...func(*ssm.Options)) *ssm.Client {
 	return ssm.NewFromConfig(s.AWSConfig(), optFns...)
 }
 
+// SNSClient returns an SNS client for AWSConfig, with optFns applied.
+func (s *Server) SNSClient(optFns ...func(*sns.Options)) *sns.Client {
+	return sns.NewFromConfig(s.AWSConfig(), optFns...)
+}
+
+// KinesisClient returns a Kinesis client for AWSConfig, with optFns applied.
+func (s *Server) KinesisClient(optFns ...func(*kinesis.Options)) *kinesis.Client {
+	return kinesis.NewFromConfig(s.AWSConfig(), optFns...)
+}
+
 // Calls returns how many requests for op ("sqs:ReceiveMessage") arrived,
 // faulted ones included.
 func (s *Server) Calls(op string) int {
@@ -382,6 +405,8 @@ const (
 	lambdaInvoke    = "/2015-03-31/functions/"
 )
 
+const kinesisTargetPrefix = "Kinesis_20131202."
+
 // StatsPath serves Stats as JSON to GET requests, unsigned.
 const StatsPath = "/_awstest/stats"
 
@@ -414,6 +439,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.svc, c.op = "ecs", strings.TrimPrefix(target, ecsTargetPrefix)
 	case strings.HasPrefix(target, ssmTargetPrefix):
 		c.svc, c.op = "ssm", strings.TrimPrefix(target, ssmTargetPrefix)
+	case strings.HasPrefix(target, kinesisTargetPrefix):
+		c.svc, c.op = "kinesis", strings.TrimPrefix(target, kinesisTargetPrefix)
+	case target == "" && r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
+		// SNS speaks awsQuery: the operation is the form's Action.
+		c.svc, c.op = "sns", snsAction(r)
 	case strings.HasPrefix(target, eventsPrefix):
 		c.svc, c.op = "events", strings.TrimPrefix(target, eventsPrefix)
 	case target == "" && r.Method != http.MethodPost:
@@ -435,7 +465,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls[c.name]++
 	s.mu.Unlock()
 
-	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm" || c.svc == "events") && r.Method != http.MethodPost {
+	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm" || c.svc == "kinesis" || c.svc == "events") && r.Method != http.MethodPost {
 		writeAPIError(w, c.svc, &APIError{Status: http.StatusBadRequest, Code: "UnknownOperationException", Message: "awstest: the JSON protocols take POST"})
 		return
 	}
@@ -465,6 +495,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.resource = ecsResource(body)
 	case "ssm":
 		c.resource = ssmResource(body)
+	case "sns":
+		c.resource = snsResource(body)
+	case "kinesis":
+		c.resource = kinesisResource(body)
 	case "events":
 		c.resource = eventsResource(body)
 	}
@@ -510,6 +544,10 @@ func (s *Server) dispatch(w http.ResponseWriter, c *call) {
 		s.s3.serve(w, c)
 	case "ssm":
 		s.ssm.serve(w, c)
+	case "sns":
+		s.sns.serve(w, c)
+	case "kinesis":
+		s.kinesis.serve(w, c)
 	case "events":
 		s.events.serve(w, c)
 	}
@@ -532,6 +570,9 @@ func missingAuth(svc string) *APIError {
 	if svc == "s3" {
 		// S3 serves anonymous requests, and refuses them on private buckets.
 		return &APIError{Status: http.StatusForbidden, Code: "AccessDenied", Message: "Access Denied"}
+	}
+	if svc == "sns" {
+		e.Code = "MissingAuthenticationToken"
 	}
 	if svc == "sqs" {
 		// SQS names it without the suffix (its Common Errors); the query

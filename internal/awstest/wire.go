@@ -60,6 +60,10 @@ func writeAPIError(w http.ResponseWriter, svc string, e *APIError) {
 	if status == 0 {
 		status = defaultStatus(svc, e.Code)
 	}
+	if svc == "sns" {
+		writeSNSError(w, status, e)
+		return
+	}
 	h := w.Header()
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", retryAfterSeconds(e.RetryAfter))
@@ -79,6 +83,9 @@ func writeAPIError(w http.ResponseWriter, svc string, e *APIError) {
 		h.Set("X-Amzn-Query-Error", qc+";"+fault)
 		body = map[string]any{"__type": "com.amazonaws.sqs#" + e.Code, "message": e.Message}
 	case "ecs", "ssm", "events":
+		h.Set("Content-Type", contentJSON11)
+		body = map[string]any{"__type": e.Code, "message": e.Message}
+	case "kinesis":
 		h.Set("Content-Type", contentJSON11)
 		body = map[string]any{"__type": e.Code, "message": e.Message}
 	default: // lambda
@@ -154,6 +161,10 @@ func defaultStatus(svc, code string) int {
 		m = s3Status
 	case "ssm":
 		m = ssmStatus
+	case "sns":
+		m = snsStatus
+	case "kinesis":
+		m = kinesisStatus
 	case "events":
 		m = eventsStatus
 	}

@@ -24,9 +24,11 @@ import (
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
+	kinesissink "github.com/switchyard-dev/switchyard/sinks/kinesis"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
 	logsink "github.com/switchyard-dev/switchyard/sinks/log"
 	natssink "github.com/switchyard-dev/switchyard/sinks/nats"
+	snssink "github.com/switchyard-dev/switchyard/sinks/sns"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
 )
 
@@ -138,6 +140,8 @@ var (
 		"nats":     func() Kind { return new(natssink.Config) },
 		"sqs":      func() Kind { return new(sqssink.Config) },
 		"log":      func() Kind { return new(logsink.Config) },
+		"sns":      func() Kind { return new(snssink.Config) },
+		"kinesis":  func() Kind { return new(kinesissink.Config) },
 
 		"eventbridge": func() Kind { return new(eventbridge.Config) },
 	}
@@ -157,8 +161,8 @@ type Source struct {
 type Target struct {
 	// Name identifies the target in rules, logs and metrics. Required.
 	Name string
-	// Type is lambda, ecs_task, http, nats, sqs, log or eventbridge.
-	// Required.
+	// Type is lambda, ecs_task, http, nats, sqs, sns, kinesis, log or
+	// eventbridge. Required.
 	Type string
 	// Policy names the delivery policy. Default: default.
 	Policy string

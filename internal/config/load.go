@@ -496,6 +496,7 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.sharedConsumers(c)
 	d.queueRegions(c)
+	d.arnRegions(c)
 	policies := slices.Sorted(maps.Keys(c.Policies))
 	for i, t := range c.Targets {
 		p := indexPath("targets", i)

@@ -2,7 +2,6 @@ package config
 
 import (
 	"github.com/switchyard-dev/switchyard/internal/names"
-	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
 	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
 )
@@ -37,27 +36,6 @@ func (d *decoder) queueRegions(c *Config) {
 	for i, t := range c.Targets {
 		if tc, ok := t.Config.(*sqssink.Config); ok {
 			check(indexPath("targets", i)+".queue_url", tc.QueueURL)
-		}
-	}
-	d.busRegions(c)
-}
-
-// busRegions reports event buses named by an ARN of another region than
-// aws.region: EventBridge refuses PutEvents for them ("Cross-region api
-// call is not allowed"). Without aws.region the SDK's region is not known
-// here, and nothing is reported.
-func (d *decoder) busRegions(c *Config) {
-	if c.AWS.Region == "" {
-		return
-	}
-	for i, t := range c.Targets {
-		tc, ok := t.Config.(*eventbridge.Config)
-		path := indexPath("targets", i) + ".bus"
-		if !ok || d.failed[path] {
-			continue
-		}
-		if b, err := eventbridge.ParseBus(tc.Bus); err == nil && b.Region != "" && b.Region != c.AWS.Region {
-			d.errorf(d.at(path), path, "the event bus is in %s, but aws.region is %s, the one region switchyard calls EventBridge in, and PutEvents takes no bus of another region; put on a bus in %s (a rule there can forward to %s)", b.Region, c.AWS.Region, c.AWS.Region, b.Region)
 		}
 	}
 }

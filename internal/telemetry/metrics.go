@@ -200,7 +200,7 @@ var (
 	dSrcUnmatched  = counter("switchyard_source_unmatched_messages_total", "Messages no rule matched (they are acked), by source.", "source")
 	dSrcRecvErrors = counter("switchyard_source_receive_errors_total", "Receives that failed, by source.", "source")
 	dSrcPaused     = counter("switchyard_source_paused_seconds_total", "Time receive loops waited for room under max_in_flight, summed over pollers, by source.", "source")
-	dHTTPRequests  = counter("switchyard_http_requests_total", "Requests to http sources, by answer: accepted, unauthorized, wrong_method, wrong_type, not_found, too_large, bad_request, throttled (429), unavailable (503).", "source", "outcome")
+	dHTTPRequests  = counter("switchyard_http_requests_total", "Requests to http sources, by answer: accepted, unauthorized, wrong_method, wrong_type, not_found, too_large, bad_request, throttled (429), unavailable (503), token_issued (a token from the token endpoint of oauth_client_credentials).", "source", "outcome")
 	dHTTPEvents    = counter("switchyard_http_events_total", "Events in the requests http sources accepted (answered 2xx), by source.", "source")
 	dRuleMatched   = counter("switchyard_rule_matched_events_total", "Events a rule matched, by rule.", "rule")
 	dTgtAttempts   = counter("switchyard_target_attempts_total", "Calls made to a target, by target.", "target")
@@ -322,6 +322,7 @@ func httpOutcomes(h *httpsource.Stats) []outcomeCount {
 		{"accepted", h.Accepted.Load()}, {"unauthorized", h.Unauthorized.Load()}, {"wrong_method", h.WrongMethod.Load()},
 		{"wrong_type", h.WrongType.Load()}, {"not_found", h.NotFound.Load()}, {"too_large", h.TooLarge.Load()},
 		{"bad_request", h.BadRequest.Load()}, {"throttled", h.Throttled.Load()}, {"unavailable", h.Unavailable.Load()},
+		{"token_issued", h.Tokens.Load()},
 	}
 }
 

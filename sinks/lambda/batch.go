@@ -2,8 +2,6 @@ package lambda
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/switchyard-dev/switchyard/internal/sqsmd5"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -57,6 +56,9 @@ func (s *Sink) deliverBatched(ctx context.Context, d *router.Delivery) error {
 	})
 	rec := newRecord(d)
 	raw, _ := json.Marshal(rec)
+	if n := len(raw) + len(`{"Records":[]}`); n > maxSyncPayload {
+		return s.tooLarge(n, maxSyncPayload)
+	}
 	p := &pending{ctx: ctx, d: d, id: rec.MessageID, raw: raw, done: make(chan error, 1)}
 	select {
 	case b.in <- p:
@@ -194,7 +196,7 @@ func (b *batcher) invoke(batch []*pending) {
 	case err != nil:
 		err = classify(err)
 	case out.FunctionError != nil:
-		err = router.RetryableError(fmt.Errorf("lambda %s: function error (%s): %s", s.cfg.Function, aws.ToString(out.FunctionError), clip(out.Payload, 512)), 0)
+		err = s.functionError(out)
 	}
 	if err != nil {
 		for _, p := range batch {
@@ -265,7 +267,8 @@ func itemFailures(payload []byte, batch []*pending) (failed map[string]bool, bad
 	return failed, nil
 }
 
-// record is one message in the SQS event shape.
+// record is one message in the SQS event shape, as Lambda's SQS
+// event-source mapping writes it.
 type record struct {
 	MessageID         string                      `json:"messageId"`
 	ReceiptHandle     string                      `json:"receiptHandle"`
@@ -273,9 +276,17 @@ type record struct {
 	Attributes        map[string]string           `json:"attributes"`
 	MessageAttributes map[string]messageAttribute `json:"messageAttributes"`
 	MD5OfBody         string                      `json:"md5OfBody"`
-	EventSource       string                      `json:"eventSource"`
-	EventSourceARN    string                      `json:"eventSourceARN"`
-	AWSRegion         string                      `json:"awsRegion"`
+	// MD5OfMessageAttributes is null without message attributes.
+	MD5OfMessageAttributes *string `json:"md5OfMessageAttributes"`
+	EventSource            string  `json:"eventSource"`
+	EventSourceARN         string  `json:"eventSourceARN"`
+	AWSRegion              string  `json:"awsRegion"`
+}
+
+// Receipter is a message handle that has an SQS receipt handle (the sqs
+// source's).
+type Receipter interface {
+	ReceiptHandle() string
 }
 
 // messageAttribute is a record's message attribute: stringValue for String
@@ -292,7 +303,7 @@ type messageAttribute struct {
 // systemAttributes are the SQS attributes an event-source mapping record
 // carries.
 var systemAttributes = []string{"ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp",
-	"MessageGroupId", "MessageDeduplicationId", "SequenceNumber", "AWSTraceHeader"}
+	"MessageGroupId", "MessageDeduplicationId", "SequenceNumber", "AWSTraceHeader", "DeadLetterQueueSourceArn"}
 
 func newRecord(d *router.Delivery) record {
 	m := d.Message
@@ -303,10 +314,15 @@ func newRecord(d *router.Delivery) record {
 	if d.DeadLetter != nil {
 		body = router.DeadLetterDocument(d)
 	}
-	sum := md5.Sum(body)
+	// The message's own receipt handle when it came from SQS; else (another
+	// source, a backlog) the delivery id, which is as unique.
+	receipt := d.ID
+	if h, ok := m.Handle.(Receipter); ok && h.ReceiptHandle() != "" {
+		receipt = h.ReceiptHandle()
+	}
 	r := record{
-		MessageID: m.ID, ReceiptHandle: d.ID, Body: string(body), Attributes: map[string]string{},
-		MessageAttributes: map[string]messageAttribute{}, MD5OfBody: hex.EncodeToString(sum[:]),
+		MessageID: m.ID, ReceiptHandle: receipt, Body: string(body), Attributes: map[string]string{},
+		MessageAttributes: map[string]messageAttribute{}, MD5OfBody: sqsmd5.Body(body),
 		EventSource: "aws:sqs", EventSourceARN: m.System["QueueArn"], AWSRegion: m.System["Region"],
 	}
 	for _, k := range systemAttributes {
@@ -314,14 +330,21 @@ func newRecord(d *router.Delivery) record {
 			r.Attributes[k] = v
 		}
 	}
-	for k, v := range m.MessageAttributes() {
+	attrs := m.MessageAttributes()
+	digest := make(map[string]sqsmd5.Attribute, len(attrs))
+	for k, v := range attrs {
 		a := messageAttribute{StringListValues: []string{}, BinaryListValues: []string{}, DataType: v.DataType}
 		if v.IsBinary() {
 			a.BinaryValue = v.BinaryValue
+			digest[k] = sqsmd5.Attribute{DataType: v.DataType, Value: v.BinaryValue}
 		} else {
 			a.StringValue = v.StringValue
+			digest[k] = sqsmd5.Attribute{DataType: v.DataType, Value: []byte(v.StringValue)}
 		}
 		r.MessageAttributes[k] = a
+	}
+	if sum := sqsmd5.Attributes(digest); sum != "" {
+		r.MD5OfMessageAttributes = &sum
 	}
 	return r
 }

@@ -4,6 +4,8 @@ package lambda
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/names"
@@ -22,6 +24,11 @@ type Config struct {
 	// Batch invokes the function with several deliveries at once, in the
 	// event shape of Lambda's SQS event-source mapping. Default: off.
 	Batch *Batch `yaml:"batch"`
+	// PermanentErrors are function errors (the errorType of the function's
+	// error answer, such as ValidationError) that no retry can cure: a
+	// delivery that meets one is dead-lettered at once. Other function
+	// errors are retried. request_response only.
+	PermanentErrors []string `yaml:"permanent_errors"`
 }
 
 // Batch configures batch mode.
@@ -55,6 +62,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Invocation != "request_response" && c.Invocation != "event" {
 		errs = append(errs, router.Fieldf("invocation", "unknown invocation %q (valid: request_response, event)", c.Invocation))
+	}
+	seen := map[string]bool{}
+	for i, e := range c.PermanentErrors {
+		switch {
+		case strings.TrimSpace(e) == "":
+			errs = append(errs, router.Fieldf(fmt.Sprintf("permanent_errors[%d]", i), "empty: want an errorType, such as ValidationError"))
+		case seen[e]:
+			errs = append(errs, router.Fieldf(fmt.Sprintf("permanent_errors[%d]", i), "%q is listed twice", e))
+		}
+		seen[e] = true
+	}
+	if len(c.PermanentErrors) > 0 && c.Invocation == "event" {
+		errs = append(errs, router.Fieldf("permanent_errors", "needs invocation: request_response: an event invocation has no answer to read an error from"))
 	}
 	if b := c.Batch; b != nil {
 		if b.Size < 1 || b.Size > 10000 {

@@ -3,8 +3,10 @@ package lambda
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -49,6 +51,21 @@ func (s *Sink) Name() string { return s.name }
 // maxClientContext is Lambda's limit on the base64 client context.
 const maxClientContext = 3583
 
+// Lambda's payload limits (Lambda quotas): 6 MB for a synchronous
+// (request_response) invocation, 1 MB for an asynchronous (event) one. A
+// payload over them is refused before the call: Lambda would answer
+// RequestTooLargeException, after the bytes were sent.
+const (
+	maxSyncPayload  = 6 << 20
+	maxAsyncPayload = 1 << 20
+)
+
+// tooLarge is the permanent error of a payload of n bytes over limit.
+func (s *Sink) tooLarge(n, limit int) error {
+	return router.PermanentError(fmt.Errorf("lambda %s: the payload is %d bytes, over Lambda's limit of %d bytes (%d MB) for %s invocations: not sent",
+		s.cfg.Function, n, limit, limit>>20, s.cfg.Invocation))
+}
+
 // Deliver invokes the function once with the delivery's payload (text
 // payloads as a JSON string, dead letters as router.DeadLetterDocument).
 // Synchronous invocations carry the delivery and event ids in the client
@@ -61,6 +78,13 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 	in := &lambda.InvokeInput{
 		FunctionName: aws.String(s.cfg.Function),
 		Payload:      router.JSONPayload(d),
+	}
+	limit := maxSyncPayload
+	if s.cfg.Invocation == "event" {
+		limit = maxAsyncPayload
+	}
+	if len(in.Payload) > limit {
+		return s.tooLarge(len(in.Payload), limit)
 	}
 	if s.cfg.Qualifier != "" {
 		in.Qualifier = aws.String(s.cfg.Qualifier)
@@ -76,10 +100,24 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 		return classify(err)
 	}
 	if out.FunctionError != nil {
-		// The function ran and failed: worth another try, with its error.
-		return router.RetryableError(fmt.Errorf("lambda %s: function error (%s): %s", s.cfg.Function, aws.ToString(out.FunctionError), clip(out.Payload, 512)), 0)
+		return s.functionError(out)
 	}
 	return nil
+}
+
+// functionError is the delivery error of a function that ran and failed:
+// permanent when its errorType is one of permanent_errors, else worth
+// another try.
+func (s *Sink) functionError(out *lambda.InvokeOutput) error {
+	var answer struct {
+		ErrorType string `json:"errorType"`
+	}
+	json.Unmarshal(out.Payload, &answer) // not JSON: no errorType
+	err := fmt.Errorf("lambda %s: function error (%s): %s", s.cfg.Function, aws.ToString(out.FunctionError), clip(out.Payload, 512))
+	if answer.ErrorType != "" && slices.Contains(s.cfg.PermanentErrors, answer.ErrorType) {
+		return router.PermanentError(fmt.Errorf("%w (%s is one of permanent_errors)", err, answer.ErrorType))
+	}
+	return router.RetryableError(err, 0)
 }
 
 // clientContext is the base64 JSON client context with the delivery's

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,7 +142,7 @@ func TestLambdaSink_ClassifiesOutcomes(t *testing.T) {
 		}, `not json`, router.Permanent, 0, "InvalidRequestContentException"},
 		{"payload too large", func(srv *awstest.Server) {
 			srv.Lambda().Register(awstest.Function{Name: "fn"})
-		}, `"` + strings.Repeat("x", 7<<20) + `"`, router.Permanent, 0, "RequestTooLargeException"},
+		}, `"` + strings.Repeat("x", 7<<20) + `"`, router.Permanent, 0, "over Lambda's limit of 6291456 bytes (6 MB) for request_response invocations: not sent"},
 		{"service exception", func(srv *awstest.Server) {
 			srv.Lambda().Register(awstest.Function{Name: "fn"})
 			srv.FailNext("lambda:Invoke", 1, awstest.InternalError("ServiceException"))
@@ -440,5 +441,106 @@ func TestClientContext_IsTheJSONOfTheIDs(t *testing.T) {
 	long := &router.Delivery{ID: strings.Repeat("x", 4000), Message: &router.Message{}}
 	if clientContext(long) != nil {
 		t.Error("a client context over Lambda's limit is sent")
+	}
+}
+
+// A payload over Lambda's limit (6 MB synchronous, 1 MB asynchronous, a
+// batch record whose batch alone would exceed 6 MB) never reaches Lambda:
+// a permanent error naming the limit, before the call. One at the limit
+// goes.
+func TestLambdaSink_PayloadLimits(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{Lambda: awstest.LambdaOptions{AsyncPayloadLimit: 1 << 20}})
+	var calls atomic.Int64
+	srv.Lambda().Register(awstest.Function{Name: "fn", Handler: func(context.Context, awstest.Invocation) awstest.Result {
+		calls.Add(1)
+		return awstest.JSONResult(map[string]any{})
+	}})
+	str := func(n int) string { return `"` + strings.Repeat("x", n-2) + `"` } // a JSON string of n bytes
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		payload string
+		refused string // "" goes
+	}{
+		{"7 MB, synchronous", Config{Function: "fn"}, str(7 << 20), "6291456 bytes (6 MB) for request_response"},
+		{"6 MB exactly, synchronous", Config{Function: "fn"}, str(6 << 20), ""},
+		{"1 MB and a byte, asynchronous", Config{Function: "fn", Invocation: "event"}, str(1<<20 + 1), "1048576 bytes (1 MB) for event"},
+		{"1 MB exactly, asynchronous", Config{Function: "fn", Invocation: "event"}, str(1 << 20), ""},
+		{"a 7 MB record, batch", Config{Function: "fn", Batch: &Batch{Size: 10}}, str(7 << 20), "6291456 bytes (6 MB)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := calls.Load()
+			err := sink(t, srv, tc.cfg).Deliver(t.Context(), delivery("1", tc.payload))
+			made := calls.Load() - before
+			if tc.refused == "" {
+				if err != nil || made != 1 {
+					t.Fatalf("Deliver = %v after %d calls, want delivered in 1", err, made)
+				}
+				return
+			}
+			if err == nil || router.ClassOf(err) != router.Permanent || !strings.Contains(err.Error(), tc.refused) || made != 0 {
+				t.Fatalf("Deliver = %v (%s) after %d calls; want a permanent error naming %q, and no call", err, router.ClassOf(err), made, tc.refused)
+			}
+		})
+	}
+}
+
+// permanent_errors: a function error whose errorType is listed is
+// permanent (dead-lettered at once, in batch mode for the whole batch);
+// others, and errors with no errorType, stay retryable.
+func TestLambdaSink_PermanentErrors(t *testing.T) {
+	srv := server(t)
+	srv.Lambda().Register(awstest.Function{Name: "fn", Handler: func(_ context.Context, inv awstest.Invocation) awstest.Result {
+		var p struct{ Fail string }
+		json.Unmarshal(inv.Payload, &p)
+		if p.Fail == "" { // a batch: the first record's body says
+			var ev struct{ Records []struct{ Body string } }
+			json.Unmarshal(inv.Payload, &ev)
+			json.Unmarshal([]byte(ev.Records[0].Body), &p)
+		}
+		if p.Fail == "crash" {
+			return awstest.Result{Payload: []byte("Runtime exited without providing a reason"), FunctionError: "Unhandled"}
+		}
+		return awstest.ErrorResult(p.Fail, "it failed")
+	}})
+	for _, batch := range []bool{false, true} {
+		cfg := Config{Function: "fn", PermanentErrors: []string{"ValidationError", "Runtime.HandlerNotFound"}}
+		if batch {
+			cfg.Batch = &Batch{Size: 10}
+		}
+		s := sink(t, srv, cfg)
+		for _, tc := range []struct {
+			fail string
+			want router.Class
+		}{
+			{"ValidationError", router.Permanent},
+			{"Runtime.HandlerNotFound", router.Permanent},
+			{"TimeoutError", router.Retryable},
+			{"validationerror", router.Retryable}, // errorType is matched exactly
+			{"crash", router.Retryable},           // no errorType
+		} {
+			d := delivery("1", `{"fail":"`+tc.fail+`"}`)
+			d.Payload, d.Message.Body = []byte(`{"fail":"`+tc.fail+`"}`), []byte(`{"fail":"`+tc.fail+`"}`)
+			err := s.Deliver(t.Context(), d)
+			if err == nil || router.ClassOf(err) != tc.want {
+				t.Errorf("batch %v, errorType %s: %v (%s), want %s", batch, tc.fail, err, router.ClassOf(err), tc.want)
+			}
+		}
+	}
+}
+
+func TestLambdaConfig_PermanentErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Function: "fn", PermanentErrors: []string{"A", ""}}, "permanent_errors[1]: empty"},
+		{Config{Function: "fn", PermanentErrors: []string{"A", "A"}}, `permanent_errors[1]: "A" is listed twice`},
+		{Config{Function: "fn", Invocation: "event", PermanentErrors: []string{"A"}}, "permanent_errors: needs invocation: request_response"},
+	} {
+		tc.cfg.SetDefaults()
+		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
 	}
 }

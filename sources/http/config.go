@@ -7,9 +7,13 @@ import (
 	"errors"
 	"net"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode"
 
 	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/internal/size"
@@ -63,7 +67,8 @@ type Config struct {
 
 // Auth is how HTTP callers authenticate.
 type Auth struct {
-	// Type is none, api_key or basic. Default none.
+	// Type is none, api_key, basic or oauth_client_credentials. Default
+	// none.
 	Type string `yaml:"type"`
 	// Header carries the key for api_key. Default x-api-key.
 	Header string `yaml:"header"`
@@ -73,6 +78,27 @@ type Auth struct {
 	// Username and Password are the credentials for basic.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
+	// Clients are the OAuth clients that may get tokens with
+	// oauth_client_credentials (several, to rotate a secret: the same id
+	// with the old and the new secret).
+	Clients []Client `yaml:"clients"`
+	// TokenPath is the URL path of the token endpoint that
+	// oauth_client_credentials serves on the source's listener, the
+	// connection's authorization endpoint. Default /oauth/token.
+	TokenPath string `yaml:"token_path"`
+	// TokenLifetime is how long a token issued with
+	// oauth_client_credentials is accepted, 2m to 1h. Default 5m.
+	TokenLifetime time.Duration `yaml:"token_lifetime"`
+}
+
+// Client is an OAuth client: the id and secret an EventBridge connection
+// authorizes with (its ClientParameters).
+type Client struct {
+	// ClientID is the client's id.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is the client's secret; put it in the environment and
+	// write "${NAME}".
+	ClientSecret string `yaml:"client_secret"`
 }
 
 // TLS is the server certificate.
@@ -89,6 +115,22 @@ const (
 	AckPersisted = "persisted"
 )
 
+// AuthOAuth is the auth type of OAuth client credentials: callers get a
+// token from the source's token endpoint and post events with it.
+const AuthOAuth = "oauth_client_credentials"
+
+// The bounds of token_lifetime. EventBridge fetches a new token on an
+// invocation when its token expires within 60 seconds, so a shorter
+// lifetime would have it fetch one for almost every event.
+const (
+	minTokenLifetime = 2 * time.Minute
+	maxTokenLifetime = time.Hour
+)
+
+// maxClientField is the longest client id or secret an EventBridge
+// connection takes.
+const maxClientField = 512
+
 // SetDefaults fills every zero field with its default.
 func (c *Config) SetDefaults() {
 	if c.Listen == "" {
@@ -102,6 +144,14 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Auth.Type == "api_key" && c.Auth.Header == "" {
 		c.Auth.Header = "x-api-key"
+	}
+	if c.Auth.Type == AuthOAuth {
+		if c.Auth.TokenPath == "" {
+			c.Auth.TokenPath = "/oauth/token"
+		}
+		if c.Auth.TokenLifetime == 0 {
+			c.Auth.TokenLifetime = 5 * time.Minute
+		}
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = size.MiB
@@ -137,10 +187,20 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.Path, "/") {
 		errs = append(errs, router.Fieldf("path", "must start with /"))
 	}
+	if c.Auth.Type != AuthOAuth {
+		for _, f := range []struct {
+			key string
+			set bool
+		}{{"clients", len(c.Auth.Clients) > 0}, {"token_path", c.Auth.TokenPath != ""}, {"token_lifetime", c.Auth.TokenLifetime != 0}} {
+			if f.set {
+				errs = append(errs, router.Fieldf("auth."+f.key, "for auth.type %s", AuthOAuth))
+			}
+		}
+	}
 	switch c.Auth.Type {
 	case "none":
 		if err == nil && !isLoopback(host) {
-			errs = append(errs, router.Fieldf("auth", "required when listening on %s, which is not a loopback address (set auth.type: api_key or basic)", c.Listen))
+			errs = append(errs, router.Fieldf("auth", "required when listening on %s, which is not a loopback address (set auth.type: api_key, basic or %s)", c.Listen, AuthOAuth))
 		}
 		for _, f := range []struct{ key, val string }{{"header", c.Auth.Header}, {"username", c.Auth.Username}, {"password", c.Auth.Password}} {
 			if f.val != "" {
@@ -170,8 +230,10 @@ func (c *Config) Validate() error {
 		if len(c.Auth.Keys) > 0 || c.Auth.Header != "" {
 			errs = append(errs, router.Fieldf("auth", "header and keys are for auth.type api_key"))
 		}
+	case AuthOAuth:
+		errs = append(errs, c.validateOAuth()...)
 	default:
-		errs = append(errs, router.Fieldf("auth.type", "unknown auth type %q (valid: none, api_key, basic)", c.Auth.Type))
+		errs = append(errs, router.Fieldf("auth.type", "unknown auth type %q (valid: none, api_key, basic, %s)", c.Auth.Type, AuthOAuth))
 	}
 	if c.MaxBody < 1024 || c.MaxBody > 64*size.MiB {
 		errs = append(errs, router.Fieldf("max_body", "%s is outside the range of 1KiB to 64MiB", c.MaxBody))
@@ -214,6 +276,75 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// tokenPathRE is a path of segments that are neither empty nor dot
+// segments, in characters that need no escaping: the token path is a
+// ServeMux pattern, where braces would be wildcards and a final slash a
+// subtree.
+// It is compiled on first use: package-level regexps cost every start.
+var tokenPathRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$`)
+})
+
+// validateOAuth checks the clients, the token path and the lifetime of
+// auth.type oauth_client_credentials.
+func (c *Config) validateOAuth() []error {
+	var errs []error
+	a := c.Auth
+	if a.Header != "" || len(a.Keys) > 0 || a.Username != "" || a.Password != "" {
+		errs = append(errs, router.Fieldf("auth", "header, keys, username and password are not used with auth.type %s (clients are)", AuthOAuth))
+	}
+	if len(a.Clients) == 0 {
+		errs = append(errs, router.Fieldf("auth.clients", "%s needs at least one client (client_id and client_secret)", AuthOAuth))
+	}
+	type pair struct{ id, secret string }
+	seen := map[pair]bool{}
+	for i, cl := range a.Clients {
+		p := "auth.clients[" + strconv.Itoa(i) + "]"
+		switch {
+		case cl.ClientID == "":
+			errs = append(errs, router.Fieldf(p+".client_id", "required"))
+		case strings.Contains(cl.ClientID, ":") || strings.ContainsFunc(cl.ClientID, unicode.IsControl):
+			errs = append(errs, router.Fieldf(p+".client_id", "may not contain a colon or control characters (it is sent as the user of Basic auth)"))
+		case len(cl.ClientID) > maxClientField:
+			errs = append(errs, router.Fieldf(p+".client_id", "longer than %d bytes, the most an EventBridge connection takes", maxClientField))
+		}
+		switch {
+		case cl.ClientSecret == "":
+			errs = append(errs, router.Fieldf(p+".client_secret", "required (is an environment variable unset?)"))
+		case strings.ContainsFunc(cl.ClientSecret, unicode.IsControl):
+			errs = append(errs, router.Fieldf(p+".client_secret", "may not contain control characters"))
+		case len(cl.ClientSecret) > maxClientField:
+			errs = append(errs, router.Fieldf(p+".client_secret", "longer than %d bytes, the most an EventBridge connection takes", maxClientField))
+		}
+		if seen[pair{cl.ClientID, cl.ClientSecret}] && cl.ClientID != "" && cl.ClientSecret != "" {
+			errs = append(errs, router.Fieldf(p, "client %q is listed twice with the same secret", cl.ClientID))
+		}
+		seen[pair{cl.ClientID, cl.ClientSecret}] = true
+	}
+	switch {
+	case !tokenPathRE().MatchString(a.TokenPath):
+		errs = append(errs, router.Fieldf("auth.token_path", "%q: want a path such as /oauth/token (segments of letters, digits, -, _, . and ~, no final /)", a.TokenPath))
+	case a.TokenPath == c.Path:
+		errs = append(errs, router.Fieldf("auth.token_path", "%s is the path events are posted to: the token endpoint needs a path of its own", a.TokenPath))
+	}
+	if a.TokenLifetime < minTokenLifetime || a.TokenLifetime > maxTokenLifetime {
+		errs = append(errs, router.Fieldf("auth.token_lifetime", "%s is outside the range of 2m to 1h (EventBridge fetches a new token when its token expires within 60s)", shortDuration(a.TokenLifetime)))
+	}
+	return errs
+}
+
+// shortDuration writes d as 1h rather than time's 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 func isLoopback(host string) bool {

@@ -53,6 +53,11 @@ type Stats struct {
 	// (a delivery failed and will be retried by the caller, a timeout, a
 	// stream that cannot be reached, shutdown).
 	Throttled, Unavailable atomic.Int64
+	// Tokens counts the tokens issued by the token endpoint of
+	// oauth_client_credentials; its refused requests count as
+	// Unauthorized (wrong client credentials), BadRequest, WrongMethod
+	// and NotFound.
+	Tokens atomic.Int64
 }
 
 // Source is an HTTP listener.
@@ -71,6 +76,10 @@ type Source struct {
 	js      jetstream.JetStream
 	subject string
 	stored  *jsconsumer.Source
+
+	// tokens are the live tokens issued with oauth_client_credentials;
+	// nil with other auth types.
+	tokens *tokens
 
 	// bytes is the dispatcher's byte budget (max_in_flight_bytes): a body's
 	// bytes are reserved before it is read. Nil until UseBytes.
@@ -145,6 +154,10 @@ func Open(ctx context.Context, name string, cfg Config, js jetstream.JetStream, 
 	s.ln = ln
 	mux := http.NewServeMux()
 	mux.HandleFunc(cfg.Path, s.handle)
+	if cfg.Auth.Type == AuthOAuth {
+		s.tokens = newTokens(cfg.Auth.TokenLifetime)
+		mux.HandleFunc(cfg.Auth.TokenPath, s.handleToken)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.stats.Requests.Add(1)
 		s.stats.NotFound.Add(1)
@@ -172,6 +185,9 @@ func Open(ctx context.Context, name string, cfg Config, js jetstream.JetStream, 
 		scheme = "https"
 	}
 	s.log.Info("accepting events", "url", scheme+"://"+ln.Addr().String()+cfg.Path, "ack", cfg.Ack, "auth", cfg.Auth.Type)
+	if s.tokens != nil {
+		s.log.Info("issuing OAuth tokens", "url", scheme+"://"+ln.Addr().String()+cfg.Auth.TokenPath, "clients", len(cfg.Auth.Clients), "token_lifetime", shortDuration(cfg.Auth.TokenLifetime))
+	}
 	return s, nil
 }
 
@@ -288,8 +304,13 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.authorized(r) {
 		s.stats.Unauthorized.Add(1)
-		if s.cfg.Auth.Type == "basic" {
+		switch s.cfg.Auth.Type {
+		case "basic":
 			w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
+		case AuthOAuth:
+			// EventBridge gets a new token on any 401 and sends the
+			// event again (when its rule's target retries).
+			bearerChallenge(w.Header(), r)
 		}
 		s.fail(w, http.StatusUnauthorized, s.authHint())
 		return
@@ -349,7 +370,8 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorized checks the credentials in constant time: every configured
-// key is compared, each through its SHA-256 so that lengths leak nothing.
+// key is compared, each through its SHA-256 so that lengths leak nothing;
+// a bearer token is looked up by its SHA-256 (see tokens).
 func (s *Source) authorized(r *http.Request) bool {
 	switch s.cfg.Auth.Type {
 	case "api_key":
@@ -362,6 +384,9 @@ func (s *Source) authorized(r *http.Request) bool {
 	case "basic":
 		user, pass, present := r.BasicAuth()
 		return present && equal(user, s.cfg.Auth.Username)&equal(pass, s.cfg.Auth.Password) == 1
+	case AuthOAuth:
+		tok, present := bearer(r.Header.Get("Authorization"))
+		return present && s.tokens.valid(tok)
 	}
 	return true
 }
@@ -372,6 +397,8 @@ func (s *Source) authHint() string {
 		return "missing or wrong API key in the " + s.cfg.Auth.Header + " header"
 	case "basic":
 		return "missing or wrong basic auth credentials"
+	case AuthOAuth:
+		return "missing, unknown or expired bearer token: get one from " + s.cfg.Auth.TokenPath
 	}
 	return "unauthorized"
 }

@@ -278,6 +278,10 @@ type handle struct {
 }
 
 // Ack deletes the message (in a batch with others).
+// ReceiptHandle is the message's receipt handle, for a target that passes
+// it on (Lambda's batch mode, as the SQS event-source mapping does).
+func (h *handle) ReceiptHandle() string { return h.receipt }
+
 func (h *handle) Ack(ctx context.Context) error {
 	if !h.settle() {
 		return nil
