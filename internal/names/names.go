@@ -64,16 +64,16 @@ func hostRegion(host string) string {
 		return ""
 	}
 	for label := range strings.SplitSeq(host, ".") {
-		if isRegion(label) {
+		if IsRegion(label) {
 			return label
 		}
 	}
 	return ""
 }
 
-// isRegion reports whether s is shaped like a region name: us-east-1,
+// IsRegion reports whether s is shaped like a region name: us-east-1,
 // eu-central-2, us-gov-west-1, cn-north-1.
-func isRegion(s string) bool {
+func IsRegion(s string) bool {
 	parts := strings.Split(s, "-")
 	if len(parts) < 3 || len(parts[0]) != 2 {
 		return false

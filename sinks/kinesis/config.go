@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/router"
 )
@@ -92,7 +93,7 @@ func ParseStreamARN(arn string) (Stream, error) {
 	if len(f) != 6 || f[0] != "arn" || !strings.HasPrefix(f[1], "aws") || f[2] != "kinesis" || !strings.HasPrefix(f[5], "stream/") {
 		return Stream{}, fmt.Errorf("%q is not a Kinesis stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)", arn)
 	}
-	if !regionLike(f[3]) {
+	if !names.IsRegion(f[3]) {
 		return Stream{}, fmt.Errorf("%q is not a Kinesis stream ARN: %q is not a region", arn, f[3])
 	}
 	if len(f[4]) != 12 || strings.Trim(f[4], "0123456789") != "" {
@@ -114,15 +115,6 @@ func CheckStreamName(name string) error {
 		return fmt.Errorf("a stream name has 1 to 128 letters, digits, '_', '-' and '.', not %q", name)
 	}
 	return nil
-}
-
-// regionLike reports whether s looks like a region: lower-case letters,
-// digits and '-', with a letter first and a digit last.
-func regionLike(s string) bool {
-	if s == "" || s[0] < 'a' || s[0] > 'z' || s[len(s)-1] < '0' || s[len(s)-1] > '9' {
-		return false
-	}
-	return !strings.ContainsFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') })
 }
 
 // Validate checks the stream, the partition key's template and the batch

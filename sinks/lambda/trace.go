@@ -1,12 +1,9 @@
 package lambda
 
 import (
-	"context"
-
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/switchyard-dev/switchyard/internal/awstrace"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -21,22 +18,8 @@ func withTraceHeader(t router.TraceContext) func(*lambda.Options) {
 		return nil
 	}
 	return func(o *lambda.Options) {
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Build.Add(traceHeader(h), middleware.After)
-		})
+		o.APIOptions = append(o.APIOptions, awstrace.APIOption(h))
 	}
-}
-
-// traceHeader is a build-step middleware setting X-Amzn-Trace-Id.
-type traceHeader string
-
-func (traceHeader) ID() string { return "SwitchyardTraceHeader" }
-
-func (h traceHeader) HandleBuild(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
-	if req, ok := in.Request.(*smithyhttp.Request); ok {
-		req.Header.Set(router.HeaderXRay, string(h))
-	}
-	return next.HandleBuild(ctx, in)
 }
 
 // invokeOptions are the per-call options of a delivery's Invoke.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/router"
 )
@@ -85,7 +86,7 @@ func ParseTopicARN(arn string) (Topic, error) {
 	if len(f) != 6 || f[0] != "arn" || !strings.HasPrefix(f[1], "aws") || f[2] != "sns" {
 		return Topic{}, fmt.Errorf("%q is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", arn)
 	}
-	if !regionLike(f[3]) {
+	if !names.IsRegion(f[3]) {
 		return Topic{}, fmt.Errorf("%q is not an SNS topic ARN: %q is not a region", arn, f[3])
 	}
 	if len(f[4]) != 12 || strings.Trim(f[4], "0123456789") != "" {
@@ -99,15 +100,6 @@ func ParseTopicARN(arn string) (Topic, error) {
 		return Topic{}, fmt.Errorf("%q is not an SNS topic ARN: a topic name has 1 to 256 letters, digits, '-' and '_' (and .fifo at the end for a FIFO topic)", arn)
 	}
 	return Topic{Partition: f[1], Region: f[3], Account: f[4], Name: name, FIFO: fifo}, nil
-}
-
-// regionLike reports whether s looks like a region: lower-case letters,
-// digits and '-', with a letter first and a digit last.
-func regionLike(s string) bool {
-	if s == "" || s[0] < 'a' || s[0] > 'z' || s[len(s)-1] < '0' || s[len(s)-1] > '9' {
-		return false
-	}
-	return !strings.ContainsFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') })
 }
 
 // Validate checks the topic ARN, the templates, the attribute names and

@@ -11,10 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
-	"github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/switchyard-dev/switchyard/internal/awserr"
+	"github.com/switchyard-dev/switchyard/internal/awstrace"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -226,22 +225,8 @@ func publishOptions(d *router.Delivery) []func(*sns.Options) {
 		return nil
 	}
 	return []func(*sns.Options){func(o *sns.Options) {
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Build.Add(traceHeader(h), middleware.After)
-		})
+		o.APIOptions = append(o.APIOptions, awstrace.APIOption(h))
 	}}
-}
-
-// traceHeader is a build-step middleware setting X-Amzn-Trace-Id.
-type traceHeader string
-
-func (traceHeader) ID() string { return "SwitchyardTraceHeader" }
-
-func (h traceHeader) HandleBuild(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
-	if req, ok := in.Request.(*smithyhttp.Request); ok {
-		req.Header.Set(router.HeaderXRay, string(h))
-	}
-	return next.HandleBuild(ctx, in)
 }
 
 // classify turns a Publish error into a delivery error: by SNS's error
