@@ -10,6 +10,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -72,7 +73,6 @@ type Bus struct {
 
 var (
 	busNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[.\-_A-Za-z0-9]{1,256}$`) })
-	regionRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`) })
 	accountRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{12}$`) })
 )
 
@@ -95,7 +95,7 @@ func ParseBus(s string) (Bus, error) {
 	switch {
 	case !ok:
 		return Bus{}, bad
-	case !regionRE().MatchString(p[3]):
+	case !names.IsRegion(p[3]):
 		return Bus{}, fmt.Errorf("%q: invalid region %q in the event bus ARN", s, p[3])
 	case !accountRE().MatchString(p[4]):
 		return Bus{}, fmt.Errorf("%q: invalid account %q in the event bus ARN (12 digits)", s, p[4])
