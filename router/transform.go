@@ -33,6 +33,7 @@ type Transformer struct {
 	parts    []part
 	text     bool // the template is not JSON: the payload is a string
 	template string
+	constant bool // NewConstant's: template is the payload
 }
 
 // part is a literal run of the template, or one placeholder.
@@ -176,6 +177,23 @@ func NewTransformer(paths map[string]string, template string) (*Transformer, err
 		}
 	}
 	return t, nil
+}
+
+// NewConstant compiles an EventBridge target's Input: constant JSON text,
+// at most 8192 characters, which every payload is, exactly as written.
+// Nothing of the event goes in: "<name>" in it is text, not a
+// placeholder. The error says why input is not such a text.
+func NewConstant(input string) (*Transformer, error) {
+	switch {
+	case strings.TrimSpace(input) == "":
+		return nil, errors.New("required (constant JSON, such as {\"kind\": \"nightly\"})")
+	case len(input) > 8192:
+		return nil, fmt.Errorf("%d characters exceed EventBridge's limit of 8192", len(input))
+	}
+	if err := CheckJSON([]byte(input)); err != nil {
+		return nil, fmt.Errorf("not valid JSON (Input is constant JSON text): %v", err)
+	}
+	return &Transformer{parts: []part{{lit: input, ph: phNone}}, template: input, constant: true}, nil
 }
 
 func definedNames(index map[string]int) string {
@@ -374,4 +392,9 @@ func appendEventHeader(dst []byte, event []byte) []byte {
 }
 
 // String returns the template, for dry runs and errors.
-func (t *Transformer) String() string { return fmt.Sprintf("input template %q", t.template) }
+func (t *Transformer) String() string {
+	if t.constant {
+		return fmt.Sprintf("constant input %q", t.template)
+	}
+	return fmt.Sprintf("input template %q", t.template)
+}

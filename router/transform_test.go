@@ -182,3 +182,50 @@ func FuzzTransformer(f *testing.F) {
 		}
 	})
 }
+
+// An EventBridge target's Input is constant JSON: every payload is the
+// text as written, and <name> in it is text.
+func TestNewConstant(t *testing.T) {
+	ev, err := ParseEvent([]byte(transformEvent), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, input := range []string{`{"kind": "nightly", "html": "<b>hi</b>", "rule": "<aws.events.rule-name>"}`, `"plain"`, `[1, 2]`, ` 3 `, `null`} {
+		tr, err := NewConstant(input)
+		if err != nil {
+			t.Fatalf("%q: %v", input, err)
+		}
+		if got := string(tr.Render(nil, ev, "r")); got != input || tr.Text() {
+			t.Errorf("%q rendered %q (text %v)", input, got, tr.Text())
+		}
+	}
+	for _, tc := range []struct{ input, want string }{
+		{"", "required (constant JSON"},
+		{"  ", "required (constant JSON"},
+		{`{"a": 1`, "not valid JSON (Input is constant JSON text)"},
+		{`{"a": 1, "a": 2}`, "duplicate key"},
+		{`hello <x>`, "not valid JSON"},
+		{`"` + strings.Repeat("x", 8191) + `"`, "8193 characters exceed EventBridge's limit of 8192"},
+	} {
+		if _, err := NewConstant(tc.input); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewConstant(%.40q) = %v, want %q", tc.input, err, tc.want)
+		}
+	}
+}
+
+// FuzzConstant: a constant that compiles renders itself, which is JSON.
+func FuzzConstant(f *testing.F) {
+	for _, s := range []string{`{"a": "<b>"}`, `[1,{"x":null}]`, `"s"`, `{"a":1,"a":2}`, "\"\xff\""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		tr, err := NewConstant(input)
+		if err != nil {
+			return
+		}
+		ev, _ := ParseEvent([]byte(`{"detail":{}}`), time.Unix(0, 0))
+		if out := tr.Render(nil, ev, "r"); string(out) != input || !json.Valid(out) {
+			t.Fatalf("NewConstant(%q) rendered %q", input, out)
+		}
+	})
+}

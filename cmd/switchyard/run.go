@@ -33,6 +33,7 @@ import (
 	"github.com/switchyard-dev/switchyard/policy"
 	"github.com/switchyard-dev/switchyard/router"
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
+	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
 	kinesissink "github.com/switchyard-dev/switchyard/sinks/kinesis"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
@@ -319,6 +320,9 @@ var (
 		"kinesis": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
 			return kinesissink.New(t.Name, *t.Config.(*kinesissink.Config), c.kinesis()), nil
 		},
+		"eventbridge": func(t config.Target, c *clients, _ *env) (router.Sink, error) {
+			return eventbridge.New(t.Name, *t.Config.(*eventbridge.Config), c.eventbridge()), nil
+		},
 		"http": func(t config.Target, _ *clients, _ *env) (router.Sink, error) {
 			s, err := httpsink.New(t.Name, *t.Config.(*httpsink.Config))
 			if err != nil {
@@ -328,7 +332,7 @@ var (
 		},
 	}
 	// awsKinds are the types that call AWS.
-	awsKinds = []string{"sqs", "lambda", "ecs_task", "sns", "kinesis", "stepfunctions"}
+	awsKinds = []string{"sqs", "lambda", "ecs_task", "sns", "kinesis", "stepfunctions", "eventbridge"}
 )
 
 // needsNATS reports whether a source or target uses NATS: NATS sources and

@@ -19,6 +19,7 @@ import (
 	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
 
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
+	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
 	kinesissink "github.com/switchyard-dev/switchyard/sinks/kinesis"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
 	snssink "github.com/switchyard-dev/switchyard/sinks/sns"
@@ -91,6 +92,7 @@ const (
 	sidStartExec     = "StartExecutions"
 	sidDescribeExec  = "DescribeExecutions"
 	sidStartSync     = "StartSyncExecutions"
+	sidPutEvents     = "PutEventsOnBuses"
 )
 
 // Statement ids of the SNS and Kinesis targets, after those above.
@@ -100,7 +102,7 @@ const (
 )
 
 var sidOrder = []string{sidReceive, sidListTasks, sidDescribeTasks, sidSend, sidBacklog, sidInvoke, sidInvokeQual, sidRunTasks, sidTag, sidPassRole,
-	sidStartExec, sidDescribeExec, sidStartSync, sidPublish, sidPutRecords}
+	sidStartExec, sidDescribeExec, sidStartSync, sidPublish, sidPutRecords, sidPutEvents}
 
 func rank(sid string) int {
 	for i, s := range sidOrder {
@@ -296,6 +298,15 @@ func (b *builder) target(t config.Target) error {
 		// state machine's executions.
 		b.add(sidStartExec, []string{"states:StartExecution"}, m.ARN(), nil)
 		b.add(sidDescribeExec, []string{"states:DescribeExecution"}, m.ExecutionARN("*"), nil)
+	case *eventbridge.Config:
+		// sinks/eventbridge: PutEvents, authorised on the event bus (a bus
+		// named by its name is in aws.region and the caller's account).
+		bus, err := eventbridge.ParseBus(c.Bus)
+		if err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		p := b.fill(arnParts{partition: bus.Partition, region: bus.Region, account: bus.Account})
+		b.add(sidPutEvents, []string{"events:PutEvents"}, p.arn("events", "event-bus/"+bus.Name), nil)
 	default:
 		switch t.Type {
 		case "http", "nats", "log":

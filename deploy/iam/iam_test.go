@@ -141,6 +141,14 @@ func TestPolicy_ARNs(t *testing.T) {
 			sid: sidDescribeExec, want: []string{"arn:aws-cn:states:cn-north-1:111122223333:execution:orders:*"}},
 		{name: "express workflow run synchronously", target: `{name: t, type: stepfunctions, state_machine: "arn:aws:states:us-east-1:111122223333:stateMachine:score", mode: express_sync}`,
 			sid: sidStartSync, want: []string{"arn:aws:states:us-east-1:111122223333:stateMachine:score"}},
+		{name: "bus by name", region: "eu-west-1", target: `{name: t, type: eventbridge, bus: orders}`,
+			sid: sidPutEvents, want: []string{"arn:aws:events:eu-west-1:*:event-bus/orders"}},
+		{name: "default bus without region", target: `{name: t, type: eventbridge}`,
+			sid: sidPutEvents, want: []string{"arn:aws:events:*:*:event-bus/default"}},
+		{name: "bus ARN of another account", region: "eu-west-1", target: `{name: t, type: eventbridge, bus: "arn:aws:events:eu-west-1:444455556666:event-bus/central"}`,
+			sid: sidPutEvents, want: []string{"arn:aws:events:eu-west-1:444455556666:event-bus/central"}},
+		{name: "China bus", region: "cn-north-1", target: `{name: t, type: eventbridge, bus: audit}`,
+			sid: sidPutEvents, want: []string{"arn:aws-cn:events:cn-north-1:*:event-bus/audit"}},
 
 		{name: "ECS source lists", region: "us-east-1", source: `{name: s, type: ecs, cluster: work}`,
 			sid: sidListTasks, want: []string{"*"}, cond: `{"ArnEquals":{"ecs:cluster":["arn:aws:ecs:us-east-1:*:cluster/work"]}}`},
@@ -272,12 +280,12 @@ func TestPolicy_Deterministic(t *testing.T) {
 func TestPolicy_UnknownKinds(t *testing.T) {
 	cfg := &config.Config{
 		Sources: []config.Source{{Name: "k", Type: "kafka"}},
-		Targets: []config.Target{{Name: "eb", Type: "eventbridge", Policy: "default"}},
-		Rules:   []config.Rule{{Name: "r", Targets: []string{"eb"}}},
+		Targets: []config.Target{{Name: "pigeon", Type: "carrier_pigeon", Policy: "default"}},
+		Rules:   []config.Rule{{Name: "r", Targets: []string{"pigeon"}}},
 	}
 	_, err := Policy(cfg)
 	if err == nil || !strings.Contains(err.Error(), `source type "kafka": its IAM permissions are unknown`) ||
-		!strings.Contains(err.Error(), `target type "eventbridge": its IAM permissions are unknown`) {
+		!strings.Contains(err.Error(), `target type "carrier_pigeon": its IAM permissions are unknown`) {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -375,6 +383,7 @@ var actionKeys = map[string][]string{
 	"states:StartExecution":       nil,
 	"states:StartSyncExecution":   nil,
 	"states:DescribeExecution":    nil,
+	"events:PutEvents":            nil,
 }
 
 var (

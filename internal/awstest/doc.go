@@ -2,9 +2,10 @@
 // tests: SQS (AWS JSON 1.0), Lambda Invoke (REST-JSON), ECS RunTask,
 // DescribeTasks, ListTasks and StopTask (AWS JSON 1.1), S3 GetObject
 // (REST-XML), SSM GetParameter (AWS JSON 1.1), SNS Publish (awsQuery),
-// Kinesis PutRecords (AWS JSON 1.1) and Step Functions StartExecution,
-// StartSyncExecution and DescribeExecution (AWS JSON 1.0), all from one
-// [net/http.Handler] on one loopback URL.
+// Kinesis PutRecords (AWS JSON 1.1), Step Functions StartExecution,
+// StartSyncExecution and DescribeExecution (AWS JSON 1.0) and EventBridge
+// PutEvents (AWS JSON 1.1), all from one [net/http.Handler] on one loopback
+// URL.
 //
 // The point is fidelity. Code under test talks to a [Server] through the real
 // aws-sdk-go-v2 clients with BaseEndpoint pointed at [Server.URL], so request
@@ -22,7 +23,8 @@
 // function errors, payload limits and reserved-concurrency throttling; ECS
 // task lifecycles, client-token idempotency and failures[]; Step Functions
 // execution-name idempotency of standard workflows, and express workflows
-// run synchronously. Where AWS's documentation leaves a choice open, the
+// run synchronously; EventBridge's entry validation, size limits and
+// per-entry results. Where AWS's documentation leaves a choice open, the
 // choice is written on the method that makes it.
 //
 // Time comes from a [Clock]: real time by default, or a [ManualClock] that a
@@ -35,7 +37,7 @@
 //
 // Operation names throughout are "service:Operation", as in IAM actions:
 // "sqs:ReceiveMessage", "lambda:Invoke", "ecs:RunTask", "s3:GetObject",
-// "ssm:GetParameter", "states:StartExecution".
+// "ssm:GetParameter", "states:StartExecution", "events:PutEvents".
 //
 // The package is for tests and load tests only (see awstestd for a
 // standalone server); it listens on loopback and checks no signatures.

@@ -10,7 +10,7 @@ import (
 // fail. The error is rendered in the protocol of the service called: for SQS
 // an AWS JSON 1.0 body {"__type":"com.amazonaws.sqs#Code","message":...} and
 // the x-amzn-query-error header; for ECS an AWS JSON 1.1 body
-// {"__type":"Code","message":...}, as for SSM; for Step Functions an AWS
+// {"__type":"Code","message":...}, as for SSM and EventBridge; for Step Functions an AWS
 // JSON 1.0 body {"__type":"com.amazonaws.swf.service.v2.model#Code",...}; for Lambda the X-Amzn-Errortype
 // header and a body {"Type":...,"message":...,"Reason":...}; for S3 an XML
 // <Error><Code>...</Code><Message>...</Message>...</Error>.
@@ -53,7 +53,9 @@ type Fault struct {
 	// entries with these ids ("*" for all) with Code and Message in Failed[],
 	// SenderFault true unless Status >= 500; the call itself succeeds. For
 	// Kinesis PutRecords it fails the records with these partition keys,
-	// with Code and Message as their ErrorCode and ErrorMessage.
+	// with Code and Message as their ErrorCode and ErrorMessage. For
+	// EventBridge PutEvents, the ids are the entries' positions from 0
+	// ("0", "3"), failed with Code as their ErrorCode.
 	BatchEntries []string
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -75,9 +76,10 @@ type Options struct {
 // concurrent use.
 type Hook func(op string, r *http.Request) *Fault
 
-// Server serves SQS, Lambda, ECS, S3, SSM and Step Functions on one URL.
-// New starts nothing; Start, StartOn or NewTestServer listen on loopback.
-// Every method is safe for concurrent use.
+// Server serves SQS, Lambda, ECS, S3, SSM, SNS, Kinesis, Step Functions
+// and EventBridge on one URL. New starts nothing; Start, StartOn or
+// NewTestServer listen on loopback. Every method is safe for concurrent
+// use.
 //
 // Lock order: Server.mu is never held while a service's own mutex is taken,
 // nor the other way round.
@@ -92,6 +94,7 @@ type Server struct {
 	s3     *S3
 	ssm    *SSM
 	sfn    *StepFunctions
+	events *EventBridge
 	probe  *probe // nil unless Options.ProbeLatency
 
 	sns     *SNS
@@ -151,6 +154,7 @@ func New(opts Options) *Server {
 	s.sns = newSNS(s)
 	s.kinesis = newKinesis(s)
 	s.sfn = newStepFunctions(s)
+	s.events = newEventBridge(s)
 	return s
 }
 
@@ -261,6 +265,9 @@ func (s *Server) Kinesis() *Kinesis { return s.kinesis }
 // StepFunctions returns the Step Functions endpoint's state and test helpers.
 func (s *Server) StepFunctions() *StepFunctions { return s.sfn }
 
+// EventBridge returns the EventBridge endpoint's state and test helpers.
+func (s *Server) EventBridge() *EventBridge { return s.events }
+
 // AWSConfig returns a config for code under test: BaseEndpoint is URL(),
 // region is the server's, credentials are static, and the HTTP client is the
 // server's own (Close releases its connections). Retryer is aws.NopRetryer,
@@ -307,6 +314,12 @@ func withoutHostPrefix(o *sfn.Options) {
 				return next.HandleInitialize(smithyhttp.DisableEndpointHostPrefix(ctx, true), in)
 			}), middleware.Before)
 	})
+}
+
+// EventBridgeClient returns an EventBridge client for AWSConfig, with
+// optFns applied.
+func (s *Server) EventBridgeClient(optFns ...func(*eventbridge.Options)) *eventbridge.Client {
+	return eventbridge.NewFromConfig(s.AWSConfig(), optFns...)
 }
 
 // Setenv points the SDK's default chain (config.LoadDefaultConfig) at the
@@ -400,10 +413,10 @@ func (s *Server) ResetStats() {
 
 // call is one request on its way through the server.
 type call struct {
-	svc      string // "sqs", "lambda", "ecs", "s3", "ssm", "states"
+	svc      string // "sqs", "lambda", "ecs", "s3", "ssm", "states", "events"
 	op       string // "ReceiveMessage"
 	name     string // "sqs:ReceiveMessage"
-	resource string // queue, function, cluster, bucket, parameter or state machine name
+	resource string // queue, function, cluster, bucket, parameter, state machine or event bus name
 	r        *http.Request
 	ctx      context.Context // r's context, also cancelled by Close
 	body     []byte
@@ -416,6 +429,7 @@ const (
 	ecsTargetPrefix = "AmazonEC2ContainerServiceV20141113."
 	ssmTargetPrefix = "AmazonSSM."
 	sfnTargetPrefix = "AWSStepFunctions."
+	eventsPrefix    = "AWSEvents."
 	lambdaInvoke    = "/2015-03-31/functions/"
 )
 
@@ -424,9 +438,10 @@ const kinesisTargetPrefix = "Kinesis_20131202."
 // StatsPath serves Stats as JSON to GET requests, unsigned.
 const StatsPath = "/_awstest/stats"
 
-// ServeHTTP routes by X-Amz-Target (SQS, ECS, SSM, Step Functions), path
-// (Lambda) or method (S3: requests other than POST without X-Amz-Target),
-// counts the call, applies faults and answers. GET StatsPath answers Stats as JSON.
+// ServeHTTP routes by X-Amz-Target (SQS, ECS, SSM, Kinesis, Step Functions,
+// EventBridge), path (Lambda) or method (S3: requests other than POST
+// without X-Amz-Target), counts the call, applies faults and answers. GET
+// StatsPath answers Stats as JSON.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == StatsPath && r.Method == http.MethodGet {
 		writeJSON(w, http.StatusOK, contentJSON, s.Stats())
@@ -460,6 +475,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.svc, c.op = "sns", snsAction(r)
 	case strings.HasPrefix(target, sfnTargetPrefix):
 		c.svc, c.op = "states", strings.TrimPrefix(target, sfnTargetPrefix)
+	case strings.HasPrefix(target, eventsPrefix):
+		c.svc, c.op = "events", strings.TrimPrefix(target, eventsPrefix)
 	case target == "" && r.Method != http.MethodPost:
 		c.svc, c.op = "s3", "Unsupported"
 		if _, key := s3Address(r); r.Method == http.MethodGet && key != "" {
@@ -479,7 +496,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls[c.name]++
 	s.mu.Unlock()
 
-	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm" || c.svc == "kinesis" || c.svc == "states") && r.Method != http.MethodPost {
+	if (c.svc == "sqs" || c.svc == "ecs" || c.svc == "ssm" || c.svc == "kinesis" || c.svc == "states" || c.svc == "events") && r.Method != http.MethodPost {
 		writeAPIError(w, c.svc, &APIError{Status: http.StatusBadRequest, Code: "UnknownOperationException", Message: "awstest: the JSON protocols take POST"})
 		return
 	}
@@ -515,6 +532,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.resource = kinesisResource(body)
 	case "states":
 		c.resource = sfnResource(body)
+	case "events":
+		c.resource = eventsResource(body)
 	}
 
 	ctx, cancel := context.WithCancel(r.Context())
@@ -564,6 +583,8 @@ func (s *Server) dispatch(w http.ResponseWriter, c *call) {
 		s.kinesis.serve(w, c)
 	case "states":
 		s.sfn.serve(w, c)
+	case "events":
+		s.events.serve(w, c)
 	}
 }
 

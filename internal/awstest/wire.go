@@ -82,7 +82,7 @@ func writeAPIError(w http.ResponseWriter, svc string, e *APIError) {
 		}
 		h.Set("X-Amzn-Query-Error", qc+";"+fault)
 		body = map[string]any{"__type": "com.amazonaws.sqs#" + e.Code, "message": e.Message}
-	case "ecs", "ssm":
+	case "ecs", "ssm", "events":
 		h.Set("Content-Type", contentJSON11)
 		body = map[string]any{"__type": e.Code, "message": e.Message}
 	case "kinesis":
@@ -168,6 +168,8 @@ func defaultStatus(svc, code string) int {
 		m = snsStatus
 	case "kinesis":
 		m = kinesisStatus
+	case "events":
+		m = eventsStatus
 	}
 	if st, ok := m[code]; ok {
 		return st
@@ -247,6 +249,12 @@ var lambdaCapitalMessage = map[string]bool{
 // ssmStatus: SSM's model gives InternalServerError 500; the rest are 400.
 var ssmStatus = map[string]int{
 	"InternalServerError": 500, "MissingAuthenticationTokenException": 403,
+}
+
+// eventsStatus: EventBridge answers its errors with 400 (its Common
+// Errors), InternalException 500.
+var eventsStatus = map[string]int{
+	"InternalException": 500, "MissingAuthenticationTokenException": 403,
 }
 
 var ecsStatus = map[string]int{

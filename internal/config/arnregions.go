@@ -1,16 +1,19 @@
 package config
 
 import (
+	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
 	kinesissink "github.com/switchyard-dev/switchyard/sinks/kinesis"
 	snssink "github.com/switchyard-dev/switchyard/sinks/sns"
 )
 
-// arnRegions reports SNS topics and Kinesis streams, named by ARN, in
+// arnRegions reports SNS topics, Kinesis streams and event buses, named by ARN, in
 // another region than the one switchyard calls AWS in (aws.region, or, with
 // it unset, the first such ARN's, standing for the SDK's): SNS publishes
 // only to topics in the caller's region, and the Kinesis client sends a
 // stream ARN of another region to its own region's endpoint, where the
-// stream is not found. Either way every delivery would fail.
+// stream is not found; EventBridge refuses PutEvents for a bus of another
+// region ("Cross-region api call is not allowed"). Either way every
+// delivery would fail.
 func (d *decoder) arnRegions(c *Config) {
 	region, from := c.AWS.Region, "aws.region"
 	check := func(path, what, arnRegion string) {
@@ -36,6 +39,10 @@ func (d *decoder) arnRegions(c *Config) {
 			}
 			if st, err := kinesissink.ParseStreamARN(tc.StreamARN); err == nil {
 				check(indexPath("targets", i)+".stream_arn", "stream", st.Region)
+			}
+		case *eventbridge.Config:
+			if b, err := eventbridge.ParseBus(tc.Bus); err == nil {
+				check(indexPath("targets", i)+".bus", "event bus", b.Region)
 			}
 		}
 	}

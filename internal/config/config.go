@@ -22,6 +22,7 @@ import (
 	sqssource "github.com/switchyard-dev/switchyard/sources/sqs"
 
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
+	"github.com/switchyard-dev/switchyard/sinks/eventbridge"
 	httpsink "github.com/switchyard-dev/switchyard/sinks/http"
 	kinesissink "github.com/switchyard-dev/switchyard/sinks/kinesis"
 	"github.com/switchyard-dev/switchyard/sinks/lambda"
@@ -143,6 +144,7 @@ var (
 		"sns":           func() Kind { return new(snssink.Config) },
 		"kinesis":       func() Kind { return new(kinesissink.Config) },
 		"stepfunctions": func() Kind { return new(stepfunctions.Config) },
+		"eventbridge":   func() Kind { return new(eventbridge.Config) },
 	}
 )
 
@@ -160,8 +162,8 @@ type Source struct {
 type Target struct {
 	// Name identifies the target in rules, logs and metrics. Required.
 	Name string
-	// Type is lambda, ecs_task, stepfunctions, http, nats, sqs, sns, kinesis or log.
-	// Required.
+	// Type is lambda, ecs_task, stepfunctions, http, nats, sqs, sns, kinesis,
+	// eventbridge or log. Required.
 	Type string
 	// Policy names the delivery policy. Default: default.
 	Policy string
@@ -195,15 +197,40 @@ type Pattern struct {
 	JSON []byte
 }
 
-// Input is a rule's input transformer.
+// Input is a rule's input transformer. It is written in switchyard's
+// keys (paths and template) or in EventBridge's, as an EventBridge
+// target has them (InputPathsMap and InputTemplate, alone or inside
+// InputTransformer; InputPath; Input), one spelling and one form at a
+// time; each renders as the same transformer in switchyard's keys would.
 type Input struct {
 	// Paths maps placeholder names to JSON paths into the event.
 	Paths map[string]string `yaml:"paths"`
 	// Template is the payload with <name> placeholders. Required.
 	Template string `yaml:"template"`
 
+	// InputPathsMap is EventBridge's name for paths.
+	InputPathsMap map[string]string `yaml:"InputPathsMap"`
+	// InputTemplate is EventBridge's name for template.
+	InputTemplate string `yaml:"InputTemplate"`
+	// InputTransformer holds InputPathsMap and InputTemplate, as an
+	// EventBridge target (put-targets, CloudFormation) has them.
+	InputTransformer *InputTransformer `yaml:"InputTransformer"`
+	// InputPath is a JSON path into the event: the payload is what it
+	// finds, as paths {v: PATH} with template <v> render it.
+	InputPath string `yaml:"InputPath"`
+	// Input is constant JSON text: every payload is it, as written.
+	Input string `yaml:"Input"`
+
 	// Transformer is the compiled form.
 	Transformer *router.Transformer `yaml:"-"`
+}
+
+// InputTransformer is an EventBridge target's InputTransformer.
+type InputTransformer struct {
+	// InputPathsMap maps placeholder names to JSON paths into the event.
+	InputPathsMap map[string]string `yaml:"InputPathsMap"`
+	// InputTemplate is the payload with <name> placeholders. Required.
+	InputTemplate string `yaml:"InputTemplate"`
 }
 
 // setDefaults fills the file-level defaults.

@@ -304,12 +304,111 @@ func splitPath(p string) []string {
 	return out
 }
 
+// inputForm says which form a key of a rule's input writes: a
+// transformer in switchyard's spelling ("paths"), in EventBridge's flat
+// ("flat") or inside InputTransformer ("nested"); InputPath ("path"); or
+// Input ("constant"). "" for other keys.
+func inputForm(key string) string {
+	switch key {
+	case "paths", "template":
+		return "paths"
+	case "InputPathsMap", "InputTemplate":
+		return "flat"
+	case "InputTransformer":
+		return "nested"
+	case "InputPath":
+		return "path"
+	case "Input":
+		return "constant"
+	}
+	return ""
+}
+
+func isTransformer(form string) bool { return form == "paths" || form == "flat" || form == "nested" }
+
 func (in *Input) decodeNode(d *decoder, n *yaml.Node, path string) {
 	d.decodeStruct(n, reflect.ValueOf(in).Elem(), path, nil)
 	if n.Kind != yaml.MappingNode {
 		return
 	}
-	t, err := router.NewTransformer(in.Paths, in.Template)
+	// One form, in one spelling: the first key of a form decides, and a
+	// key of another is reported, naming both.
+	var first *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		f := inputForm(k.Value)
+		switch {
+		case f == "":
+		case first == nil:
+			first = k
+		case inputForm(first.Value) == f:
+		case isTransformer(inputForm(first.Value)) && isTransformer(f):
+			d.errorf(k, joinPath(path, k.Value), "%q beside %q: one transformer in two spellings; write it in one: paths and template, InputPathsMap and InputTemplate, or InputTransformer with those two", k.Value, first.Value)
+			return
+		default:
+			d.errorf(k, joinPath(path, k.Value), "%q beside %q: an input is one of a transformer (paths and template, or InputPathsMap and InputTemplate, or InputTransformer), InputPath or Input, as an EventBridge target has one of InputTransformer, InputPath or Input; keep one", k.Value, first.Value)
+			return
+		}
+	}
+	form := "paths" // none written: template is missing
+	if first != nil {
+		form = inputForm(first.Value)
+	}
+	for _, k := range []string{"InputPathsMap", "InputTemplate", "InputTransformer", "InputPath", "Input"} {
+		if d.failed[joinPath(path, k)] {
+			return // reported where it was decoded
+		}
+	}
+	// rename gives a transformer's field errors the keys they were
+	// written with.
+	rename := func(err error, f func(string) string) error {
+		var out []error
+		for _, fe := range router.FieldErrors(err) {
+			out = append(out, &router.FieldError{Field: f(fe.Field), Msg: fe.Msg})
+		}
+		return errors.Join(out...)
+	}
+	eventBridgeKeys := func(prefix string) func(string) string {
+		return func(f string) string {
+			switch {
+			case f == "template":
+				return prefix + "InputTemplate"
+			case f == "paths" || strings.HasPrefix(f, "paths."):
+				return prefix + "InputPathsMap" + strings.TrimPrefix(f, "paths")
+			}
+			return f
+		}
+	}
+	var t *router.Transformer
+	var err error
+	switch form {
+	case "paths":
+		t, err = router.NewTransformer(in.Paths, in.Template)
+	case "flat":
+		t, err = router.NewTransformer(in.InputPathsMap, in.InputTemplate)
+		err = rename(err, eventBridgeKeys(""))
+	case "nested":
+		it := in.InputTransformer
+		if it == nil {
+			d.errorf(mapValue(n, "InputTransformer"), joinPath(path, "InputTransformer"), "empty: write InputPathsMap and InputTemplate in it")
+			return
+		}
+		t, err = router.NewTransformer(it.InputPathsMap, it.InputTemplate)
+		err = rename(err, eventBridgeKeys("InputTransformer."))
+	case "path":
+		if in.InputPath == "" {
+			d.errorf(mapValue(n, "InputPath"), joinPath(path, "InputPath"), "required: a JSON path into the event, such as $.detail")
+			return
+		}
+		// What paths {v: PATH} and template <v> render.
+		t, err = router.NewTransformer(map[string]string{"v": in.InputPath}, "<v>")
+		err = rename(err, func(string) string { return "InputPath" })
+	case "constant":
+		if t, err = router.NewConstant(in.Input); err != nil {
+			d.errorf(mapValue(n, "Input"), joinPath(path, "Input"), "%v", err)
+			return
+		}
+	}
 	if err != nil {
 		d.fieldErrors(n, path, err)
 		return
