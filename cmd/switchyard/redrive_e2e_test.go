@@ -87,9 +87,12 @@ func newFunctions(t *testing.T, srv *awstest.Server) *fleetOfFunctions {
 	f := &fleetOfFunctions{calls: map[string][]fnCall{}}
 	for _, name := range []string{"billing", "shipping", "notes", "spare"} {
 		err := srv.Lambda().Register(awstest.Function{Name: name, Handler: func(ctx context.Context, inv awstest.Invocation) awstest.Result {
-			if f.delay > 0 {
+			f.mu.Lock()
+			delay, fail := f.delay, f.fail
+			f.mu.Unlock()
+			if delay > 0 {
 				select {
-				case <-time.After(f.delay):
+				case <-time.After(delay):
 				case <-ctx.Done():
 				}
 			}
@@ -104,7 +107,7 @@ func newFunctions(t *testing.T, srv *awstest.Server) *fleetOfFunctions {
 			switch {
 			case f.down.Load():
 				res = awstest.Result{Err: &awstest.APIError{Status: 503, Code: "ServiceException", Message: "down"}}
-			case f.fail != nil && f.fail(name, c.n):
+			case fail != nil && fail(name, c.n):
 				res = awstest.ErrorResult("Broken", fmt.Sprintf("cannot take %d", c.n))
 			default:
 				c.ok = true
@@ -119,6 +122,14 @@ func newFunctions(t *testing.T, srv *awstest.Server) *fleetOfFunctions {
 		}
 	}
 	return f
+}
+
+// set makes the functions fail for the numbers fail says, and take delay
+// for each call.
+func (f *fleetOfFunctions) set(fail func(fn string, n int) bool, delay time.Duration) {
+	f.mu.Lock()
+	f.fail, f.delay = fail, delay
+	f.mu.Unlock()
 }
 
 func (f *fleetOfFunctions) of(name string) []fnCall {
@@ -309,7 +320,7 @@ func TestRedrive_SendsEachDeadLetterBackOnce(t *testing.T) {
 	const perKind = 20
 	w := newRedriveWorld(t, perKind)
 	failing := func(fn string, n int) bool { return fn == "billing" && n%5 == 0 }
-	w.fns.fail = failing
+	w.fns.set(failing, 0)
 	before := map[string]letter{}
 	for _, l := range w.letters() {
 		if l.rec == nil || l.rec.Attempts != 2 {
@@ -399,5 +410,252 @@ func TestRedrive_SendsEachDeadLetterBackOnce(t *testing.T) {
 		if l.rec.Attempts != 6 {
 			t.Errorf("dead letter of %d after two runs: %d attempts, want 6", l.n, l.rec.Attempts)
 		}
+	}
+}
+
+// A dry run lists what it would do and changes nothing: no call, no
+// delete, every dead letter visible again as it was.
+func TestRedrive_DryRunChangesNothing(t *testing.T) {
+	w := newRedriveWorld(t, 5)
+	before := w.letters()
+	calls := w.fns.ofAll()
+	code, out, errOut := w.redrive(t.Context(), "--from", "dlq", "--dry-run", "--rate", "1000/s")
+	t.Logf("dry run:\n%s", out)
+	if code != exitOK {
+		t.Errorf("exit %d; stderr:\n%s", code, errOut)
+	}
+	if got := strings.Count(out, ": would redrive: rule "); got != 15 || summaryCount(t, out, "redriven (would be)") != 15 {
+		t.Errorf("%d would-redrive lines, want 15", got)
+	}
+	for _, l := range before {
+		if !strings.Contains(out, l.id+": would redrive: rule "+l.rec.Rule+" → "+l.rec.Target+", delivery "+w.first[l.rec.Target][l.n].deliveryID+", 2 attempts") {
+			t.Errorf("no line for %s (%s %d)", l.id, l.rec.Target, l.n)
+		}
+	}
+	if got := w.fns.ofAll(); got != calls {
+		t.Errorf("%d calls in a dry run", got-calls)
+	}
+	after := w.letters()
+	if len(after) != len(before) {
+		t.Fatalf("%d dead letters after a dry run, %d before", len(after), len(before))
+	}
+	for i, l := range after {
+		if l.id != before[i].id || l.body != before[i].body || !maps.EqualFunc(l.raw.Attributes, before[i].raw.Attributes, func(a, b awstest.Attribute) bool {
+			return a.DataType == b.DataType && a.StringValue == b.StringValue
+		}) || l.raw.State != awstest.MessageVisible {
+			t.Errorf("dead letter %d changed: %+v, was %+v", i, l.raw, before[i].raw)
+		}
+	}
+}
+
+// ofAll counts every function's calls.
+func (f *fleetOfFunctions) ofAll() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, cs := range f.calls {
+		n += len(cs)
+	}
+	return n
+}
+
+// --pattern redrives only the dead letters it matches, against the record
+// and the body; the others stay, counted as skipped by pattern.
+func TestRedrive_PatternRedrivesOnlyWhatMatches(t *testing.T) {
+	w := newRedriveWorld(t, 10)
+	code, out, errOut := w.redrive(t.Context(), "--from", "dlq", "--rate", "1000/s",
+		"--pattern", `{"target": ["shipping", "notes"], "attempts": [2], "body": {"detail": {"n": [{"numeric": ["<", 4]}]}}}`)
+	t.Logf("summary:\n%s", out)
+	if code != exitOK {
+		t.Errorf("exit %d, want 0 (skipped by pattern is no failure); stderr:\n%s", code, errOut)
+	}
+	if summaryCount(t, out, "redriven") != 8 || summaryCount(t, out, "skipped by pattern") != 22 {
+		t.Errorf("want 8 redriven (shipping and notes 0-3), 22 skipped by pattern")
+	}
+	for _, fn := range []string{"billing", "shipping", "notes"} {
+		ok := w.fns.succeeded(fn)
+		for n, first := range w.first[fn] {
+			want := 0
+			if fn != "billing" && n < 4 {
+				want = 1
+			}
+			if ok[first.deliveryID] != want {
+				t.Errorf("%s %d delivered %d times, want %d", fn, n, ok[first.deliveryID], want)
+			}
+		}
+	}
+	left := w.letters()
+	if len(left) != 22 {
+		t.Errorf("%d dead letters left, want 22", len(left))
+	}
+	for _, l := range left {
+		if l.rec.Target != "billing" && l.n < 4 {
+			t.Errorf("a redriven dead letter stayed: %s %d", l.rec.Target, l.n)
+		}
+	}
+}
+
+// --to sends dead letters to another target, with their own delivery ids
+// and payloads.
+func TestRedrive_ToSendsToAnotherTarget(t *testing.T) {
+	w := newRedriveWorld(t, 4)
+	code, out, _ := w.redrive(t.Context(), "--from", "dlq", "--rate", "1000/s", "--to", "spare", "--pattern", `{"rule": ["invoices", "notes"]}`)
+	t.Logf("summary:\n%s", out)
+	if code != exitOK || summaryCount(t, out, "redriven") != 8 {
+		t.Errorf("exit %d, want 0 and 8 redriven", code)
+	}
+	got := map[string]string{}
+	for _, c := range w.fns.of("spare") {
+		got[c.deliveryID] = c.payload
+	}
+	for _, fn := range []string{"billing", "notes"} {
+		for n, first := range w.first[fn] {
+			if p, ok := got[first.deliveryID]; !ok || p != first.payload {
+				t.Errorf("%s %d: spare got %q under its delivery id, want %q", fn, n, p, first.payload)
+			}
+		}
+	}
+	if len(w.fns.of("spare")) != 8 || len(w.fns.of("billing")) != 8 || len(w.letters()) != 4 {
+		t.Errorf("spare called %d times, billing %d; %d dead letters left (want 8, the daemon's 8, 4 of shipping)",
+			len(w.fns.of("spare")), len(w.fns.of("billing")), len(w.letters()))
+	}
+}
+
+// A dead letter naming a target the config no longer has is skipped with
+// the reason, unless --to names one; a message that is not a switchyard
+// dead letter is skipped and stays, whatever --to says.
+func TestRedrive_SkipsWhatItCannotRedrive(t *testing.T) {
+	w := newRedriveWorld(t, 3)
+	if _, err := w.srv.SQS().Send("dlq", awstest.Message{Body: `{"hello": "not a dead letter"}`}); err != nil {
+		t.Fatal(err)
+	}
+	// notes is gone from the config; its rule now goes to spare.
+	w.file = w.writeConfig("gone.yaml", strings.Replace(redriveTargets, "  - {name: notes, type: lambda, function: notes}\n", "", 1)+
+		strings.Replace(redriveRules, "targets: [notes]", "targets: [spare]", 1))
+	code, out, errOut := w.redrive(t.Context(), "--from", "dlq", "--rate", "1000/s")
+	t.Logf("summary:\n%s\nstderr:\n%s", out, errOut)
+	if code != exitFail {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if summaryCount(t, out, "redriven") != 6 || summaryCount(t, out, "skipped") != 4 ||
+		!strings.Contains(out, `3  target "notes" is not in the config: --to names one to send its dead letters to`) ||
+		!strings.Contains(out, "1  unreadable: not a switchyard dead letter: no switchyard-dead-letter or switchyard-attempts attribute") {
+		t.Errorf("the summary does not count and explain the skipped ones")
+	}
+	if !strings.Contains(errOut, "dead letter skipped: it stays") {
+		t.Errorf("no log line for a skipped dead letter")
+	}
+	left := w.letters()
+	if len(left) != 4 {
+		t.Fatalf("%d dead letters left, want the 3 of notes and the stranger", len(left))
+	}
+	for _, l := range left {
+		if l.raw.State != awstest.MessageVisible {
+			t.Errorf("%s left %s, want visible", l.id, l.raw.State)
+		}
+	}
+	code, out, _ = w.redrive(t.Context(), "--from", "dlq", "--rate", "1000/s", "--to", "spare")
+	t.Logf("with --to spare:\n%s", out)
+	if code != exitFail || summaryCount(t, out, "redriven") != 3 || summaryCount(t, out, "skipped") != 1 {
+		t.Errorf("exit %d; want notes' three redriven to spare and the stranger skipped", code)
+	}
+	for n, first := range w.first["notes"] {
+		if w.fns.succeeded("spare")[first.deliveryID] != 1 {
+			t.Errorf("note %d did not reach spare under its delivery id", n)
+		}
+	}
+	if ls := w.letters(); len(ls) != 1 || ls[0].body != `{"hello": "not a dead letter"}` {
+		t.Errorf("left: %+v, want the stranger only", ls)
+	}
+}
+
+// Interrupted, a redrive finishes what is in flight and deletes nothing
+// that was not delivered; what it did not take is visible at once for the
+// next run, which finishes the job with nothing delivered twice.
+func TestRedrive_InterruptedDeletesNothingUndelivered(t *testing.T) {
+	w := newRedriveWorld(t, 10)
+	w.fns.set(nil, 50*time.Millisecond)
+	base := w.fns.ofAll()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	var code int
+	var out string
+	go func() {
+		defer close(done)
+		code, out, _ = w.redrive(ctx, "--from", "dlq", "--rate", "40/s")
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for w.fns.ofAll() < base+5 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	t.Logf("interrupted:\n%s", out)
+	if code != exitFail || !strings.Contains(out, "interrupted: nothing deleted that was not delivered") {
+		t.Errorf("exit %d, want 1 and the interruption in the summary", code)
+	}
+	delivered := map[string]bool{}
+	for fn := range w.first {
+		for id := range w.fns.succeeded(fn) {
+			delivered[id] = true
+		}
+	}
+	left := w.letters()
+	if len(delivered)+len(left) != 30 || len(delivered) == 0 || len(left) == 0 {
+		t.Errorf("%d delivered and %d dead letters left, want 30 in all, some of each", len(delivered), len(left))
+	}
+	for _, l := range left {
+		if delivered[w.first[l.rec.Target][l.n].deliveryID] {
+			t.Errorf("%s %d was delivered and its dead letter is still there", l.rec.Target, l.n)
+		}
+		if l.raw.State != awstest.MessageVisible {
+			t.Errorf("%s is %s after the run, want visible", l.id, l.raw.State)
+		}
+	}
+	code, out, _ = w.redrive(t.Context(), "--from", "dlq", "--rate", "1000/s")
+	if code != exitOK || summaryCount(t, out, "redriven") != len(left) || len(w.letters()) != 0 {
+		t.Errorf("the next run: exit %d, summary\n%s", code, out)
+	}
+	for fn := range w.first {
+		for n, first := range w.first[fn] {
+			if got := w.fns.succeeded(fn)[first.deliveryID]; got != 1 {
+				t.Errorf("%s %d delivered %d times", fn, n, got)
+			}
+		}
+	}
+}
+
+// Every mistake on the command line is an error that says what is wrong,
+// with exit 2.
+func TestRedrive_BadInput(t *testing.T) {
+	awsEnv(t)
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	w := &redriveWorld{t: t, srv: srv, store: t.TempDir()}
+	w.file = w.writeConfig("switchyard.yaml", strings.Replace(redriveTargets, "policies:", "  - {name: audit, type: nats, subject: audit.x}\npolicies:", 1)+redriveRules)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no --from", nil, "--from is required"},
+		{"an unknown --from", []string{"--from", "dql"}, `--from: "dql" is neither a target of ` + w.file + ` that holds dead letters (dlq) nor an SQS queue URL`},
+		{"a lambda --from", []string{"--from", "billing"}, "--from: target billing is of type lambda: dead letters are read back from sqs targets and nats targets with jetstream: true"},
+		{"a core NATS --from", []string{"--from", "audit"}, "--from: target audit publishes with core NATS, which keeps nothing to read back"},
+		{"an unknown --to", []string{"--from", "dlq", "--to", "nobody"}, `--to "nobody" is not a target of ` + w.file + " (targets: audit, billing, dlq, notes, shipping, spare)"},
+		{"a bad --rate", []string{"--from", "dlq", "--rate", "fast"}, `--rate: invalid rate "fast"`},
+		{"a zero --rate", []string{"--from", "dlq", "--rate", "0/s"}, "the count must be a positive number"},
+		{"a negative --max", []string{"--from", "dlq", "--max", "-1"}, "--max must be 0 (no limit) or more, got -1"},
+		{"an invalid --pattern", []string{"--from", "dlq", "--pattern", `{"target": "billing"}`}, "--pattern: target: "},
+		{"a --pattern that is not JSON", []string{"--from", "dlq", "--pattern", `target=billing`}, "--pattern: "},
+		{"a missing --pattern file", []string{"--from", "dlq", "--pattern", "@/nonexistent/pattern.json"}, "no such file"},
+		{"an argument", []string{"--from", "dlq", "extra"}, `unexpected argument "extra"`},
+		{"a bad log level", []string{"--from", "dlq", "-log-level", "loud"}, `invalid -log-level "loud"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := w.redrive(t.Context(), tc.args...)
+			if code != exitUsage || !strings.Contains(errOut, tc.want) || out != "" {
+				t.Errorf("exit %d, stderr %q, stdout %q; want 2 and %q", code, errOut, out, tc.want)
+			}
+		})
 	}
 }

@@ -189,6 +189,8 @@ type Redriver struct {
 
 	taken atomic.Int64 // toward cfg.Max
 
+	listMu sync.Mutex // one line of the listing at a time
+
 	mu     sync.Mutex
 	held   map[string]*Letter // by ref: every letter taken and not deleted
 	claims map[string]*claim  // by delivery id: what this run did with it
@@ -550,7 +552,9 @@ func (r *Redriver) skip(l *Letter, reason string) {
 	r.stats.skip(reason)
 	r.log.Warn("dead letter skipped: it stays", "message_id", l.Ref, "reason", reason)
 	if r.cfg.DryRun {
+		r.listMu.Lock()
 		fmt.Fprintf(r.cfg.Listing, "%s: skipped: %s\n", l.Ref, reason)
+		r.listMu.Unlock()
 	}
 }
 
@@ -560,6 +564,8 @@ func (r *Redriver) list(what string, l *Letter, d *router.Delivery, target strin
 		return
 	}
 	rec := l.Record
+	r.listMu.Lock()
+	defer r.listMu.Unlock()
 	fmt.Fprintf(r.cfg.Listing, "%s: %s: rule %s → %s, delivery %s, %d attempts, last error: %s\n",
 		l.Ref, what, orNone(rec.Rule), target, d.ID, rec.Attempts, orNone(rec.LastError))
 }
