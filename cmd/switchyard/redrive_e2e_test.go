@@ -18,7 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/switchyard-dev/switchyard/internal/awstest"
+	"github.com/switchyard-dev/switchyard/internal/natstest"
 	"github.com/switchyard-dev/switchyard/router"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
 )
@@ -152,11 +155,12 @@ func (f *fleetOfFunctions) succeeded(name string) map[string]int {
 // redriveWorld is SQS and Lambda, a config, and the dead letters the
 // daemon wrote to dlq while the functions were down.
 type redriveWorld struct {
-	t     *testing.T
-	srv   *awstest.Server
-	fns   *fleetOfFunctions
-	file  string
-	store string
+	t       *testing.T
+	srv     *awstest.Server
+	fns     *fleetOfFunctions
+	file    string
+	store   string
+	natsURL string // "": the embedded server, in store
 	// first are the daemon's calls by function and number: the delivery
 	// ids and payloads the dead letters stand for.
 	first map[string]map[int]fnCall
@@ -169,6 +173,13 @@ var kinds = map[string]string{"invoice": "billing", "order": "shipping", "note":
 // every function is down, until each is in the dead-letter queue.
 func newRedriveWorld(t *testing.T, perKind int) *redriveWorld {
 	t.Helper()
+	return newRedriveWorldOn(t, perKind, "", redriveTargets, func(w *redriveWorld) int { return w.count("dlq") })
+}
+
+// newRedriveWorldOn is newRedriveWorld with NATS at natsURL ("" for the
+// embedded server), targets, and deadLetters counting the dead letters.
+func newRedriveWorldOn(t *testing.T, perKind int, natsURL, targets string, deadLetters func(*redriveWorld) int) *redriveWorld {
+	t.Helper()
 	awsEnv(t)
 	srv := awstest.NewTestServer(t, awstest.Options{})
 	for _, q := range []string{"jobs", "dlq"} {
@@ -176,8 +187,8 @@ func newRedriveWorld(t *testing.T, perKind int) *redriveWorld {
 			t.Fatal(err)
 		}
 	}
-	w := &redriveWorld{t: t, srv: srv, fns: newFunctions(t, srv), store: t.TempDir(), first: map[string]map[int]fnCall{}}
-	w.file = w.writeConfig("switchyard.yaml", redriveTargets+redriveRules)
+	w := &redriveWorld{t: t, srv: srv, fns: newFunctions(t, srv), store: t.TempDir(), natsURL: natsURL, first: map[string]map[int]fnCall{}}
+	w.file = w.writeConfig("switchyard.yaml", targets+redriveRules)
 	w.fns.down.Store(true)
 	for kind := range kinds {
 		for i := range perKind {
@@ -194,12 +205,12 @@ func newRedriveWorld(t *testing.T, perKind int) *redriveWorld {
 	}()
 	total := perKind * len(kinds)
 	deadline := time.Now().Add(30 * time.Second)
-	for w.count("dlq") < total || !queueEmpty(t, srv, "jobs")() {
+	for deadLetters(w) < total || !queueEmpty(t, srv, "jobs")() {
 		if time.Now().After(deadline) {
 			d.stop()
 			mu.Lock()
 			defer mu.Unlock()
-			t.Fatalf("the daemon dead-lettered %d of %d messages:\n%s", w.count("dlq"), total, stderr.String())
+			t.Fatalf("the daemon dead-lettered %d of %d messages:\n%s", deadLetters(w), total, stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -233,7 +244,11 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 // writeConfig writes a config of the world's endpoints and store.
 func (w *redriveWorld) writeConfig(name, body string) string {
 	w.t.Helper()
-	cfg := "version: 1\nadmin: {listen: \"127.0.0.1:0\"}\n" + fmt.Sprintf("nats: {store_dir: %q}\n", w.store) + `aws: {region: us-east-1, endpoints: {sqs: "{{URL}}", lambda: "{{URL}}"}}
+	nats := fmt.Sprintf("nats: {store_dir: %q}\n", w.store)
+	if w.natsURL != "" {
+		nats = fmt.Sprintf("nats: {url: %q}\n", w.natsURL)
+	}
+	cfg := "version: 1\nadmin: {listen: \"127.0.0.1:0\"}\n" + nats + `aws: {region: us-east-1, endpoints: {sqs: "{{URL}}", lambda: "{{URL}}"}}
 shutdown_grace: 5s
 sources:
   - {name: jobs, type: sqs, queue_url: "{{URL}}/123456789012/jobs", wait_time: 1s, visibility_timeout: 30s}
@@ -657,5 +672,69 @@ func TestRedrive_BadInput(t *testing.T) {
 				t.Errorf("exit %d, stderr %q, stdout %q; want 2 and %q", code, errOut, out, tc.want)
 			}
 		})
+	}
+}
+
+// Dead letters of a nats target with jetstream: true are read back from
+// its stream: those delivered are deleted from it, those that fail again
+// are published again with their attempts counted, and a stranger on the
+// subject stays. The ledger is the cluster's (nats.url).
+func TestRedrive_FromAJetStreamStream(t *testing.T) {
+	ns := natstest.Run(t)
+	js := ns.JetStream()
+	ctx := t.Context()
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "DEAD", Subjects: []string{"dead.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := func() int {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(info.State.Msgs)
+	}
+	targets := strings.Replace(redriveTargets, `  - {name: dlq, type: sqs, queue_url: "{{URL}}/123456789012/dlq", policy: last}`,
+		`  - {name: dlq, type: nats, subject: dead.letters, jetstream: true, policy: last}`, 1)
+	w := newRedriveWorldOn(t, 5, ns.URL(), targets, func(*redriveWorld) int { return msgs() })
+	if _, err := js.Publish(ctx, "dead.letters", []byte(`{"not": "a dead letter"}`)); err != nil {
+		t.Fatal(err)
+	}
+	w.fns.set(func(fn string, n int) bool { return fn == "shipping" && n == 2 }, 0)
+	code, out, errOut := w.redrive(ctx, "--from", "dlq", "--rate", "1000/s")
+	t.Logf("summary:\n%s", out)
+	if code != exitFail || summaryCount(t, out, "redriven") != 14 || summaryCount(t, out, "failed again") != 1 || summaryCount(t, out, "skipped") != 1 ||
+		!strings.Contains(out, "redrive from jetstream stream DEAD (dead.letters)") {
+		t.Errorf("exit %d; stderr:\n%s", code, errOut)
+	}
+	for fn, firsts := range w.first {
+		for n, first := range firsts {
+			want := 1
+			if fn == "shipping" && n == 2 {
+				want = 0
+			}
+			if got := w.fns.succeeded(fn)[first.deliveryID]; got != want {
+				t.Errorf("%s %d delivered %d times, want %d", fn, n, got, want)
+			}
+		}
+	}
+	if got := msgs(); got != 2 {
+		t.Fatalf("%d messages in the stream, want the stranger and the new dead letter", got)
+	}
+	var found bool
+	for seq := uint64(1); seq < 100; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		if rec, body, err := router.ParseDeadLetterDocument(m.Data); err == nil {
+			found = true
+			if rec.Target != "shipping" || rec.Attempts != 4 || !strings.Contains(rec.LastError, "cannot take 2") || numberOf(body) != 2 {
+				t.Errorf("the new dead letter: %+v %s", rec, body)
+			}
+		}
+	}
+	if !found {
+		t.Error("no new dead letter in the stream")
 	}
 }

@@ -56,9 +56,10 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, subject, durable
 // subjectFilter is a subject with each token that holds a placeholder
 // made a wildcard.
 func subjectFilter(subject string) string {
-	toks := strings.Split(subject, ".")
+	// A placeholder may hold dots (<switchyard.rule>): marked first.
+	toks := strings.Split(router.PlaceholderRE().ReplaceAllString(subject, "\x00"), ".")
 	for i, t := range toks {
-		if router.PlaceholderRE().MatchString(t) {
+		if strings.Contains(t, "\x00") {
 			toks[i] = "*"
 		}
 	}

@@ -467,9 +467,7 @@ func (r *Redriver) handle(ctx, work context.Context, l *Letter) {
 	wrote := r.cfg.DeadLetters.done(d.Message)
 	switch {
 	case err == nil && d.State == router.DeadLettered:
-		c.wrote = wrote
-		r.log.Warn("dead letter failed again: written back with its attempts", "message_id", l.Ref, "delivery_id", d.ID, "target", target,
-			"attempts", d.Attempt, "error", d.LastErr)
+		c.wrote = wrote // the policy logged it
 		r.delete(work, l, &r.stats.FailedAgain)
 	case err == nil:
 		c.delivered = true
