@@ -135,13 +135,17 @@ func cmdRedrive(ctx context.Context, e *env, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
+	// Letters stay invisible for longer than the calls of their target may
+	// take (timeout × attempts), and are extended every half of that.
 	sinks, rates := map[string]router.Sink{}, map[string]float64{}
-	hold := 10 * time.Second
+	hold := minHold
 	for name, b := range built {
 		sinks[name] = b.wrapped
 		pc := b.policy.Config()
 		rates[name] = pc.Rate.PerSecond()
-		hold = max(hold, pc.Timeout*time.Duration(pc.Retry.Attempts)+5*time.Second)
+		if name != src.target && (*to == "" || name == *to) {
+			hold = max(hold, pc.Timeout*time.Duration(pc.Retry.Attempts)+5*time.Second)
+		}
 	}
 
 	var place redrive.Place
@@ -187,6 +191,10 @@ func cmdRedrive(ctx context.Context, e *env, args []string) (int, error) {
 	}
 	return exitOK, nil
 }
+
+// minHold is the shortest time dead letters stay invisible while they
+// are worked on.
+const minHold = 10 * time.Second
 
 // redriveFrom is where --from points.
 type redriveFrom struct {

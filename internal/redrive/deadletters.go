@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/router"
 )
@@ -69,9 +70,10 @@ func (s *DeadLetters) done(m *router.Message) *router.DeadLetter {
 var errUnexpected = errors.New("redrive: a dead letter of a delivery that is not being redriven")
 
 // Deliver writes the dead letter of a redriven delivery that failed again.
-// Its id is the delivery's with its attempts, new for each run that fails
-// again: a FIFO queue's deduplication does not take it for the one it
-// replaces.
+// Its id is the delivery's with its attempts and the time of its last
+// attempt, new for each dead letter written (the same for the writer's
+// retries of it): the deduplication of a FIFO queue or a JetStream stream
+// does not take it for the one it replaces, nor for another copy.
 func (s *DeadLetters) Deliver(ctx context.Context, d *router.Delivery) error {
 	s.mu.Lock()
 	e := s.pending[d.Message]
@@ -89,7 +91,7 @@ func (s *DeadLetters) Deliver(ctx context.Context, d *router.Delivery) error {
 	letter := *d
 	letter.DeadLetter = &rec
 	letter.Target = s.Writer.Name()
-	letter.ID = router.DeliveryID(e.deliveryID, fmt.Sprintf("redrive/%d", rec.Attempts), s.Writer.Name())
+	letter.ID = router.DeliveryID(e.deliveryID, fmt.Sprintf("redrive/%d/%s", rec.Attempts, rec.LastAttempt.UTC().Format(time.RFC3339Nano)), s.Writer.Name())
 	if err := s.Writer.Deliver(ctx, &letter); err != nil {
 		return err
 	}
