@@ -259,7 +259,6 @@ func shareEmbeddedNATS(ctx context.Context, cfg *config.Config) error {
 		if conn, err := d.DialContext(ctx, "tcp", cfg.NATS.Listen); err == nil {
 			conn.Close()
 			cfg.NATS = bus.Config{URL: "nats://" + cfg.NATS.Listen}
-			return nil
 		}
 		return nil
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,7 +23,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-dev/switchyard/internal/awstest"
+	"github.com/switchyard-dev/switchyard/internal/ledger"
 	"github.com/switchyard-dev/switchyard/internal/natstest"
+	"github.com/switchyard-dev/switchyard/internal/redrive"
 	"github.com/switchyard-dev/switchyard/router"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
 )
@@ -161,6 +165,7 @@ type redriveWorld struct {
 	file    string
 	store   string
 	natsURL string // "": the embedded server, in store
+	nats    string // the nats block, when set
 	// first are the daemon's calls by function and number: the delivery
 	// ids and payloads the dead letters stand for.
 	first map[string]map[int]fnCall
@@ -245,7 +250,10 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 func (w *redriveWorld) writeConfig(name, body string) string {
 	w.t.Helper()
 	nats := fmt.Sprintf("nats: {store_dir: %q}\n", w.store)
-	if w.natsURL != "" {
+	switch {
+	case w.nats != "":
+		nats = w.nats
+	case w.natsURL != "":
 		nats = fmt.Sprintf("nats: {url: %q}\n", w.natsURL)
 	}
 	cfg := "version: 1\nadmin: {listen: \"127.0.0.1:0\"}\n" + nats + `aws: {region: us-east-1, endpoints: {sqs: "{{URL}}", lambda: "{{URL}}"}}
@@ -665,6 +673,7 @@ func TestRedrive_BadInput(t *testing.T) {
 		{"a missing --pattern file", []string{"--from", "dlq", "--pattern", "@/nonexistent/pattern.json"}, "no such file"},
 		{"an argument", []string{"--from", "dlq", "extra"}, `unexpected argument "extra"`},
 		{"a bad log level", []string{"--from", "dlq", "-log-level", "loud"}, `invalid -log-level "loud"`},
+		{"a bad log format", []string{"--from", "dlq", "-log-format", "xml"}, `invalid -log-format "xml"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := w.redrive(t.Context(), tc.args...)
@@ -672,6 +681,16 @@ func TestRedrive_BadInput(t *testing.T) {
 				t.Errorf("exit %d, stderr %q, stdout %q; want 2 and %q", code, errOut, out, tc.want)
 			}
 		})
+	}
+	var out, errb strings.Builder
+	if code := run(t.Context(), []string{"help", "redrive"}, strings.NewReader(""), &out, &errb); code != exitOK ||
+		!strings.Contains(out.String(), "-from string") || !strings.Contains(out.String(), "-dry-run") {
+		t.Errorf("help redrive: exit %d\n%s", code, out.String())
+	}
+	out.Reset()
+	run(t.Context(), []string{"help"}, strings.NewReader(""), &out, &errb)
+	if !strings.Contains(out.String(), "redrive       send dead letters back to the targets that failed them") {
+		t.Errorf("help does not list redrive:\n%s", out.String())
 	}
 }
 
@@ -736,5 +755,102 @@ func TestRedrive_FromAJetStreamStream(t *testing.T) {
 	}
 	if !found {
 		t.Error("no new dead letter in the stream")
+	}
+}
+
+// --rate bounds the sends per second, --max the dead letters taken; what
+// --max leaves stays, and is no failure.
+func TestRedrive_RateAndMax(t *testing.T) {
+	w := newRedriveWorld(t, 10)
+	base := w.fns.ofAll()
+	begin := time.Now()
+	code, out, _ := w.redrive(t.Context(), "--from", "dlq", "--rate", "20/s", "--max", "21")
+	took := time.Since(begin)
+	t.Logf("--rate 20/s --max 21 took %v:\n%s", took.Round(time.Millisecond), out)
+	if code != exitOK || summaryCount(t, out, "redriven") != 21 || !strings.Contains(out, "(beyond --max)") {
+		t.Errorf("exit %d, want 0 and 21 redriven, the rest left beyond --max", code)
+	}
+	if got := w.fns.ofAll() - base; got != 21 || len(w.letters()) != 9 {
+		t.Errorf("%d calls and %d dead letters left, want 21 and 9", got, len(w.letters()))
+	}
+	// 21 sends at 20/s, one at a time: the last no sooner than a second
+	// after the first.
+	if took < time.Second {
+		t.Errorf("21 sends at --rate 20/s took %v", took)
+	}
+	for _, l := range w.letters() {
+		if l.raw.State != awstest.MessageVisible {
+			t.Errorf("%s left %s, want visible", l.id, l.raw.State)
+		}
+	}
+}
+
+// With the embedded NATS server, a redrive on the host of a running
+// daemon uses the daemon's server (its ledger), reached at nats.listen:
+// its store cannot be opened twice. With nats.listen none, a daemon that
+// answers on admin.listen stops the redrive.
+func TestRedrive_SharesTheEmbeddedServerOfARunningDaemon(t *testing.T) {
+	w := newRedriveWorld(t, 2)
+	daemonNATS := natstest.Run(t) // stands for the daemon's embedded server
+	l, err := ledger.Open(t.Context(), daemonNATS.JetStream(), ledgerDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{w.first["billing"][0].deliveryID, w.first["notes"][1].deliveryID} {
+		if err := l.Put(t.Context(), id, router.Record{State: router.Delivered}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.nats = fmt.Sprintf("nats: {store_dir: %q, listen: %q}\n", t.TempDir(), strings.TrimPrefix(daemonNATS.URL(), "nats://"))
+	w.file = w.writeConfig("listen.yaml", redriveTargets+redriveRules)
+	code, out, errOut := w.redrive(t.Context(), "--from", "dlq", "--rate", "1000/s")
+	t.Logf("summary:\n%s", out)
+	if code != exitOK || summaryCount(t, out, "already delivered") != 2 || summaryCount(t, out, "redriven") != 4 {
+		t.Errorf("exit %d, want the two the daemon's ledger has found delivered; stderr:\n%s", code, errOut)
+	}
+
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
+	defer admin.Close()
+	w.nats = fmt.Sprintf("nats: {store_dir: %q, listen: none}\n", t.TempDir())
+	w.file = w.writeConfig("none.yaml", redriveTargets+redriveRules)
+	cfg, _ := os.ReadFile(w.file)
+	os.WriteFile(w.file, []byte(strings.Replace(string(cfg), `admin: {listen: "127.0.0.1:0"}`, fmt.Sprintf("admin: {listen: %q}", strings.TrimPrefix(admin.URL, "http://")), 1)), 0o644)
+	code, _, errOut = w.redrive(t.Context(), "--from", "dlq")
+	if code != exitFail || !strings.Contains(errOut, "with the embedded NATS server, and nats.listen is none: its store") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// ledgerDefaults is the ledger's config with its defaults.
+func ledgerDefaults() ledger.Config {
+	var c ledger.Config
+	c.SetDefaults()
+	return c
+}
+
+// On a terminal the counts are one line redrawn in place, and log lines
+// are written above it; to a pipe, each report is a line of its own.
+func TestRedriveProgress_RedrawsInPlaceOnATerminal(t *testing.T) {
+	st := &redrive.Stats{}
+	st.Received.Store(12)
+	st.Redriven.Store(10)
+	var term strings.Builder
+	p := &progressWriter{w: &term, term: true}
+	p.show(st)
+	p.Write([]byte("a log line\n"))
+	st.Redriven.Store(11)
+	p.show(st)
+	const line = "redrive: 12 taken, 0 in flight: %d redriven, 0 already delivered, 0 failed again, 0 skipped by pattern, 0 skipped"
+	want := "\r\033[K" + fmt.Sprintf(line, 10) + "\r\033[Ka log line\n" + fmt.Sprintf(line, 10) + "\r\033[K" + fmt.Sprintf(line, 11)
+	if term.String() != want {
+		t.Errorf("terminal:\n%q\nwant\n%q", term.String(), want)
+	}
+	var pipe strings.Builder
+	p = &progressWriter{w: &pipe}
+	p.show(st)
+	p.Write([]byte("a log line\n"))
+	p.show(st)
+	if want := fmt.Sprintf(line, 11) + "\na log line\n" + fmt.Sprintf(line, 11) + "\n"; pipe.String() != want {
+		t.Errorf("pipe:\n%q\nwant\n%q", pipe.String(), want)
 	}
 }
