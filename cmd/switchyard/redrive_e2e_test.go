@@ -451,7 +451,7 @@ func TestRedrive_DryRunChangesNothing(t *testing.T) {
 		t.Errorf("%d would-redrive lines, want 15", got)
 	}
 	for _, l := range before {
-		if !strings.Contains(out, l.id+": would redrive: rule "+l.rec.Rule+" → "+l.rec.Target+", delivery "+w.first[l.rec.Target][l.n].deliveryID+", 2 attempts") {
+		if !strings.Contains(out, l.id+": would redrive: rule "+l.rec.Rule+" → "+l.rec.Target+", delivery "+w.first[l.rec.Target][l.n].deliveryID+", attempts 2") {
 			t.Errorf("no line for %s (%s %d)", l.id, l.rec.Target, l.n)
 		}
 	}

@@ -91,8 +91,10 @@ func (s *JetStream) Receive(ctx context.Context, max int, hold time.Duration) ([
 		}
 		ls = append(ls, l)
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-		return ls, fmt.Errorf("fetch: %w", err)
+	// A fetch that failed after some messages came hands those out: they
+	// are held now; the next fetch says whether the failure lasts.
+	if err := batch.Error(); err != nil && len(ls) == 0 && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	return ls, nil
 }

@@ -564,7 +564,7 @@ func (r *Redriver) list(what string, l *Letter, d *router.Delivery, target strin
 	rec := l.Record
 	r.listMu.Lock()
 	defer r.listMu.Unlock()
-	fmt.Fprintf(r.cfg.Listing, "%s: %s: rule %s → %s, delivery %s, %d attempts, last error: %s\n",
+	fmt.Fprintf(r.cfg.Listing, "%s: %s: rule %s → %s, delivery %s, attempts %d, last error: %s\n",
 		l.Ref, what, orNone(rec.Rule), target, d.ID, rec.Attempts, orNone(rec.LastError))
 }
 
