@@ -854,3 +854,17 @@ func TestRedriveProgress_RedrawsInPlaceOnATerminal(t *testing.T) {
 		t.Errorf("pipe:\n%q\nwant\n%q", pipe.String(), want)
 	}
 }
+
+// A dead-letter queue that does not exist ends the run at once, naming it.
+func TestRedrive_AQueueThatDoesNotExistEndsTheRun(t *testing.T) {
+	awsEnv(t)
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	w := &redriveWorld{t: t, srv: srv, store: t.TempDir()}
+	w.file = w.writeConfig("switchyard.yaml", redriveTargets+redriveRules)
+	begin := time.Now()
+	code, _, errOut := w.redrive(t.Context(), "--from", "dlq")
+	if code != exitFail || !strings.Contains(errOut, "switchyard redrive: sqs queue "+srv.SQS().QueueURL("dlq")+": receive: ") ||
+		!strings.Contains(errOut, "The specified queue does not exist") || time.Since(begin) > 5*time.Second {
+		t.Errorf("exit %d after %v, stderr:\n%s", code, time.Since(begin), errOut)
+	}
+}

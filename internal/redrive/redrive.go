@@ -62,7 +62,9 @@ type Place interface {
 	String() string
 	// Receive takes up to max letters (1 to 10), each invisible to other
 	// readers for hold. It waits a little (about a second) for some, and
-	// returns none when none are visible.
+	// returns none when none are visible. An error of class
+	// router.Permanent (the place is not there) ends the run; others are
+	// tried again, a few times.
 	Receive(ctx context.Context, max int, hold time.Duration) ([]*Letter, error)
 	// Extend keeps letters invisible for hold more.
 	Extend(ctx context.Context, ls []*Letter, hold time.Duration) error
@@ -293,6 +295,10 @@ receive:
 				break
 			}
 			failures++
+			if router.ClassOf(err) == router.Permanent {
+				runErr = fmt.Errorf("%s: %w", r.cfg.Place, err)
+				break
+			}
 			r.log.Warn("receiving dead letters failed", "place", r.cfg.Place.String(), "error", err)
 			if failures >= receiveFailures {
 				runErr = fmt.Errorf("%s: %d receives in a row failed: %w", r.cfg.Place, failures, err)
@@ -399,6 +405,8 @@ func (r *Redriver) releaseAll() {
 // handle decides what to do with one letter and does it. Letters it does
 // not delete stay held, and are released at the end of the run.
 func (r *Redriver) handle(ctx, work context.Context, l *Letter) {
+	// What is held until the end of the run is its handle, not its body.
+	defer func() { l.Body, l.Attributes = nil, nil }()
 	if r.cfg.Pattern != nil {
 		ok, err := r.cfg.Pattern.Match(Document(l))
 		if err != nil || !ok {

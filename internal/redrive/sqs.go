@@ -11,8 +11,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/switchyard-dev/switchyard/internal/awserr"
 	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
 )
+
+// receiveCodes classify ReceiveMessage's errors: a queue that is not there
+// or not readable ends the run at once.
+var receiveCodes = awserr.Codes{
+	Throttled: []string{"RequestThrottled", "ThrottlingException", "KmsThrottled", "AWS.SimpleQueueService.RequestThrottled"},
+	Permanent: []string{"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "AccessDenied", "AccessDeniedException", "InvalidSecurity",
+		"KmsAccessDenied", "KmsDisabled", "KmsNotFound", "KmsInvalidState", "KmsInvalidKeyUsage", "InvalidAddress"},
+}
 
 // SQSAPI is the part of the SQS client an SQS place uses; *sqs.Client has
 // it. The client may retry (the SDK's default): these calls are the
@@ -47,14 +56,15 @@ func seconds(hold time.Duration) int32 {
 }
 
 // Receive long-polls for a second. A message that is not a switchyard
-// dead letter is a letter with Unreadable set.
+// dead letter is a letter with Unreadable set. An error is classified: a
+// queue that does not exist or cannot be read is router.Permanent.
 func (q *SQS) Receive(ctx context.Context, max int, hold time.Duration) ([]*Letter, error) {
 	out, err := q.api.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl: aws.String(q.url), MaxNumberOfMessages: int32(min(max, 10)), WaitTimeSeconds: 1,
 		VisibilityTimeout: seconds(hold), MessageAttributeNames: []string{"All"},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("receive: %w", err)
+		return nil, fmt.Errorf("receive: %w", awserr.Classify(err, receiveCodes))
 	}
 	ls := make([]*Letter, 0, len(out.Messages))
 	for _, m := range out.Messages {
