@@ -270,8 +270,11 @@ func TestReliability_Redrive(t *testing.T) {
 	deadSet2 := slices.Sorted(maps.Keys(again.dead))
 	t.Logf("killed and run again: %d delivered (%d twice), %d back in the dead-letter queue; the same as uninterrupted: deliveries %v, dead letters %v",
 		len(set2), twice2, len(again.dead), slices.Equal(set, set2), slices.Equal(deadSet, deadSet2))
-	if code != 1 || !slices.Equal(set, set2) || !slices.Equal(deadSet, deadSet2) || twice2 != 0 {
-		t.Errorf("exit %d; the end state differs from an uninterrupted run's (or something was delivered twice)", code)
+	// A call answered but not yet on record in the ledger when the kill
+	// came is made again (at-least-once): at most what was in flight, the
+	// two targets' concurrency (64 each).
+	if code != 1 || !slices.Equal(set, set2) || !slices.Equal(deadSet, deadSet2) || twice2 > 2*64 {
+		t.Errorf("exit %d; the end state differs from an uninterrupted run's (or more was delivered twice than was in flight)", code)
 	}
 	if count(t, summary2, "already delivered") == 0 {
 		t.Errorf("no dead letter of a delivery made before the kill was found delivered: the kill should have left some undeleted")
