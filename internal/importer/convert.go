@@ -197,6 +197,9 @@ func ruleLabel(r *ebRule) string {
 // skipRule leaves a rule out: a comment where it would be, and a warning.
 func (c *converter) skipRule(r *ebRule, why string, extra ...string) {
 	c.skipped++
+	if len(c.pendingR) > 0 {
+		c.pendingR = append(c.pendingR, "")
+	}
 	c.pendingR = append(c.pendingR, wrap(fmt.Sprintf("Not imported: EventBridge %s: %s.", ruleLabel(r), why))...)
 	for _, e := range extra {
 		c.pendingR = append(c.pendingR, wrap("  "+e)...)
@@ -247,11 +250,13 @@ func (c *converter) rule(r *ebRule) {
 	}
 	var groups []*group
 	var anyInput []*convTarget // ECS targets that take nothing from the payload
-	var dropped []string
+	var dropped []string       // "target ID: why"
+	var droppedWarnings []string
 	for _, t := range r.Targets {
 		ct, why := c.target(r, t)
 		if ct == nil {
 			dropped = append(dropped, fmt.Sprintf("target %s: %s", t.ID, why))
+			droppedWarnings = append(droppedWarnings, fmt.Sprintf("not imported: %s, target %s: %s", ruleLabel(r), t.ID, why))
 			continue
 		}
 		if ct.anyInput {
@@ -299,6 +304,9 @@ func (c *converter) rule(r *ebRule) {
 			return
 		}
 		if gi == 0 {
+			if r.Name == "" {
+				comments = append(comments, wrap(fmt.Sprintf("CloudFormation generates this rule's name: in switchyard it is %s, its logical ID.", names[0]))...)
+			}
 			comments = append(comments, c.dropComments(dropped)...)
 			if len(groups) > 1 {
 				comments = append(comments, wrap(fmt.Sprintf("Its targets have different inputs, and a switchyard rule has one input for all its targets: it is split in %d, %s.",
@@ -314,9 +322,7 @@ func (c *converter) rule(r *ebRule) {
 		c.rules.add(nodes[gi], append(c.takePendingR(), heads[gi]...)...)
 	}
 	c.imported++
-	for _, d := range dropped {
-		c.warn("not imported: %s: %s", ruleLabel(r), d)
-	}
+	c.warnings = append(c.warnings, droppedWarnings...)
 }
 
 func (c *converter) dropComments(dropped []string) []string {
@@ -327,9 +333,14 @@ func (c *converter) dropComments(dropped []string) []string {
 	return out
 }
 
+// takePendingR returns the comments on rules not imported before the
+// next one, set apart from its own.
 func (c *converter) takePendingR() []string {
 	p := c.pendingR
 	c.pendingR = nil
+	if len(p) > 0 {
+		p = append(p, "")
+	}
 	return p
 }
 

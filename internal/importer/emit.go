@@ -112,8 +112,8 @@ func writeBlock(b *strings.Builder, n *ynode, indent int) {
 	pad := strings.Repeat(" ", indent)
 	for i, v := range n.vals {
 		// A blank line sets apart the file's sections, and the commented
-		// items of a list.
-		if i > 0 && (indent == 0 && n.kind == yMap || n.kind == ySeq && len(n.heads[i]) > 0) {
+		// entries and items within them.
+		if i > 0 && (indent == 0 && n.kind == yMap || len(n.heads[i]) > 0) {
 			b.WriteString("\n")
 		}
 		for _, c := range n.heads[i] {

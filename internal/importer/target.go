@@ -55,7 +55,7 @@ func (c *converter) target(r *ebRule, t *ebTarget) (*convTarget, string) {
 	// switchyard calls AWS in one region, with its own credentials.
 	if a.Region != "" && c.region.literal() && a.Region != c.region.plain() {
 		release()
-		return nil, fmt.Sprintf("it is in %s, and switchyard calls AWS in one region, %s (a rule in %s, forwarding to a switchyard there, can take it)", a.Region, c.region.plain(), a.Region)
+		return nil, fmt.Sprintf("it is in %s, and switchyard calls AWS in one region, %s (a switchyard in %s can take it)", a.Region, c.region.plain(), a.Region)
 	}
 	crossAccount := a.Account != "" && c.account.literal() && a.Account != c.account.plain()
 	bus := a.Service == "events" && strings.HasPrefix(a.Resource, "event-bus/")
@@ -64,7 +64,7 @@ func (c *converter) target(r *ebRule, t *ebTarget) (*convTarget, string) {
 		release()
 		return nil, fmt.Sprintf("it is in account %s, which EventBridge reaches with the role %s: switchyard calls AWS with its own credentials and assumes no role", a.Account, t.Role.plain())
 	case crossAccount && bus:
-		note("The bus is in account %s: its resource policy must let switchyard's role put events (EventBridge's rule used %s).", a.Account, roleOr(t.Role, "its account's permission"))
+		note("The bus is in account %s: its resource policy must let switchyard's role put events (EventBridge used %s).", a.Account, roleOr(t.Role, "a permission the bus's policy gives this account"))
 	case crossAccount:
 		note("It is in account %s: its resource policy must let switchyard's role (not events.amazonaws.com) call it.", a.Account)
 	case t.Role != nil:
