@@ -46,7 +46,7 @@ func TestCLI_Import(t *testing.T) {
 			t.Errorf("the config has no %q:\n%s", want, out)
 		}
 	}
-	if w := strings.Join(res.Warnings, "\n"); !strings.Contains(w, `rule legacy (rules.json: Rules[1]) is on the event bus "legacy"`) {
+	if w := strings.Join(res.Warnings, "\n"); !strings.Contains(w, `rule legacy (rules.json: Rules[1]): it is on the event bus "legacy"`) {
 		t.Errorf("warnings:\n%s", w)
 	}
 

@@ -94,9 +94,7 @@ type converter struct {
 }
 
 func newConverter(input string, opt Options, region, account text) *converter {
-	if opt.Bus == "" {
-		opt.Bus = "default"
-	}
+	opt.Bus = busName(opt.Bus) // a bus's ARN names it too
 	c := &converter{opt: opt, input: input, region: region, account: account, partition: partitionOf(region.plain()),
 		derived: map[string]*envRef{}, targets: ySeqNode(), rules: ySeqNode(), policies: yMapNode(),
 		targetNames: namer{}, ruleNames: namer{}, policyNames: map[string]string{}, policyNodes: map[string]*ynode{},
@@ -149,7 +147,7 @@ func (c *converter) sourceNode() *ynode {
 func (c *converter) convert(rules []*ebRule) (*Result, error) {
 	for _, r := range rules {
 		if r.Bus != c.opt.Bus {
-			c.warn("not imported: %s is on the event bus %q, not %q (import it with --bus %s)", ruleLabel(r), r.Bus, c.opt.Bus, r.Bus)
+			c.warn("not imported: %s: it is on the event bus %q, not %q (import it with --bus %s)", ruleLabel(r), r.Bus, c.opt.Bus, r.Bus)
 			continue
 		}
 		c.rule(r)

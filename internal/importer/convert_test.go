@@ -301,10 +301,12 @@ Resources:
 			t.Errorf("no warning says %q:\n%s", w, all)
 		}
 	}
-	// The other bus's rule is imported with --bus.
-	opt := home
-	opt.Bus = "orders"
-	check(t, tpl, opt, []string{"- name: Other", "switchyard-orders"}, []string{`rule Sched (t.yaml:3) is on the event bus "default", not "orders"`})
+	// The other bus's rule is imported with --bus, by name or ARN.
+	for _, bus := range []string{"orders", "arn:aws:events:us-east-1:111122223333:event-bus/orders"} {
+		opt := home
+		opt.Bus = bus
+		check(t, tpl, opt, []string{"- name: Other", "switchyard-orders"}, []string{`rule Sched (t.yaml:3): it is on the event bus "default", not "orders"`})
+	}
 }
 
 // Targets with different inputs make a rule each; names stay unique and

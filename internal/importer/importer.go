@@ -207,12 +207,7 @@ func FromCLI(rulesFile string, rules []byte, targets *Targets, opt Options) (*Re
 	return res, err
 }
 
-func (o Options) busOrDefault() string {
-	if o.Bus == "" {
-		return "default"
-	}
-	return o.Bus
-}
+func (o Options) busOrDefault() string { return busName(o.Bus) }
 
 // IsInputError reports whether err means the input could not be read
 // (rather than that nothing could be imported, or a bug).
