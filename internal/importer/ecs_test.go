@@ -47,7 +47,7 @@ func TestImport_ECS(t *testing.T) {
             InputPathsMap: {key: $.detail.key, n: $.detail.n}
             InputTemplate: '{"containerOverrides": [{"name": "app", "command": ["get", "<key>", "-n", <n>], "environment": [{"name": "RULE", "value": "<aws.events.rule-name>"}]}]}'
 `,
-			[]string{`command: [get, "<key>", "-n", "<n>"]`, "RULE: <aws.events.rule-name>",
+			[]string{`command: [get, "<key>", "-n", "<n>"]`, `RULE: "<aws.events.rule-name>"`,
 				"key: $.detail.key", `template: '{"key": <key>, "n": <n>, "aws.events.rule-name": "r"}'`}, nil},
 		{"InputPath", `{` + td + `}`, "          InputPath: $.detail\n",
 			nil, []string{"its InputPath would take the task's overrides from the event"}},

@@ -219,7 +219,9 @@ func scalarText(v *ynode, flow bool) string {
 		return "!!float " + v.val
 	}
 	s := v.val
-	if !strings.Contains(s, "${") && plainOK(s, flow) && (!flow || flowWord().MatchString(s)) {
+	// Values read from the environment, and placeholders (<key>), read
+	// better quoted.
+	if !strings.Contains(s, "${") && !strings.HasPrefix(s, "<") && plainOK(s, flow) && (!flow || flowWord().MatchString(s)) {
 		return s
 	}
 	if !flow && strings.Contains(s, "\n") {
