@@ -253,8 +253,12 @@ func (c *converter) rule(r *ebRule) {
 	for _, t := range r.Targets {
 		ct, why := c.target(r, t)
 		if ct == nil {
-			dropped = append(dropped, fmt.Sprintf("target %s: %s", t.ID, why))
-			droppedWarnings = append(droppedWarnings, fmt.Sprintf("not imported: %s, target %s: %s", ruleLabel(r), t.ID, why))
+			id := t.ID
+			if id == "" {
+				id = "at " + t.Where // it has none
+			}
+			dropped = append(dropped, fmt.Sprintf("target %s: %s", id, why))
+			droppedWarnings = append(droppedWarnings, fmt.Sprintf("not imported: %s, target %s: %s", ruleLabel(r), id, why))
 			continue
 		}
 		if ct.anyInput {

@@ -115,7 +115,7 @@ func TestImport_TargetsByService(t *testing.T) {
 		{"a function name switchyard refuses", `        - {Id: Fn, Arn: "arn:aws:lambda:us-east-1:111122223333:function:bad name"}`, home,
 			nil, []string{"target Fn: switchyard refuses it: targets[0].function:"}},
 		{"no Id", `        - {Arn: "arn:aws:sns:us-east-1:111122223333:alerts"}`, home,
-			nil, []string{"the target has no Id"}},
+			nil, []string{"target at t.yaml:9: the target has no Id"}},
 		{"a role of the account is not needed", `        - {Id: T, Arn: "arn:aws:sns:us-east-1:111122223333:alerts", RoleArn: "arn:aws:iam::111122223333:role/x"}`, home,
 			[]string{"type: sns", "EventBridge used the role arn:aws:iam::111122223333:role/x; switchyard uses its own credentials"}, nil},
 	}
@@ -203,6 +203,9 @@ Resources:
 `
 	check(t, tpl, home, []string{`template: '{"r": <aws.events.rule-name>}'`, "<aws.events.rule-name> renders switchyard's rule (Gen)"},
 		[]string{"CloudFormation generates its name; it is named Gen in switchyard"})
+	// So is a name made of what the template does not tell.
+	check(t, strings.Replace(tpl, "    Properties:\n", "    Properties:\n      Name: !Sub \"${AWS::StackName}-gen\"\n", 1), home,
+		[]string{"- name: Gen\n", `template: '{"r": <aws.events.rule-name>}'`}, nil)
 }
 
 func TestImport_Policies(t *testing.T) {

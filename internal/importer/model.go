@@ -34,7 +34,9 @@ type ebRule struct {
 
 // ebTarget is one target of a rule.
 type ebTarget struct {
-	ID    string
+	ID string
+	// Where is where the target is, for messages about a target without
+	// an Id: "FILE:LINE" or "FILE: Targets[N]".
 	Where string
 	ARN   text
 	Role  text
@@ -115,8 +117,12 @@ func readRule(r *ebRule, props *value) {
 		}
 		return t.plain()
 	}
-	if n := get("Name"); n != "" {
-		r.Name = n
+	if v := props.get("Name"); v != nil {
+		// A name the template does not tell (it reads AWS::StackName, say)
+		// is as good as one CloudFormation generates: not known.
+		if t, err := asText(v); err == nil && t.literal() {
+			r.Name = t.plain()
+		}
 	}
 	r.Description = get("Description")
 	r.State = get("State")
