@@ -50,7 +50,7 @@ func cmdImport(_ context.Context, e *env, args []string) (int, error) {
 		if rerr != nil {
 			return exitUsage, rerr
 		}
-		res, err = importer.FromCloudFormation(*cfn, data, opt)
+		res, err = fromCloudFormation(*cfn, data, opt)
 	} else {
 		data, rerr := os.ReadFile(*rules)
 		if rerr != nil {
@@ -92,6 +92,9 @@ func cmdImport(_ context.Context, e *env, args []string) (int, error) {
 	fmt.Fprintf(e.stderr, "switchyard import: %d of the %d rules of the event bus %q imported\n", res.Rules, res.Rules+res.Skipped, *bus)
 	return exitOK, nil
 }
+
+// fromCloudFormation is the import of a template; tests replace it.
+var fromCloudFormation = importer.FromCloudFormation
 
 // paramFlag collects repeated --param NAME=VALUE.
 type paramFlag map[string]string

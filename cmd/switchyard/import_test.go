@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/awstest"
 	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/importer"
 	"github.com/switchyard-dev/switchyard/router"
 	"github.com/switchyard-dev/switchyard/sinks/ecstask"
 )
@@ -312,5 +313,30 @@ func TestImport_ECSOverridesAsEventBridge(t *testing.T) {
 			!slices.Contains(task.Tags, awstest.Tag{Key: "team", Value: "billing"}) {
 			t.Errorf("task %+v: want FARGATE, group invoices, platform 1.4.0, tag team=billing", task)
 		}
+	}
+}
+
+// A config that does not validate is never written: its problems are, and
+// the exit is 1. (The import checks what it writes; this is its last line
+// of defence, so the import is replaced by one that fails it.)
+func TestImport_InvalidConfigIsNotWritten(t *testing.T) {
+	defer func(f func(string, []byte, importer.Options) (*importer.Result, error)) { fromCloudFormation = f }(fromCloudFormation)
+	fromCloudFormation = func(string, []byte, importer.Options) (*importer.Result, error) {
+		return &importer.Result{Warnings: []string{"a warning"}}, &importer.InvalidError{Config: []byte("version: 2\n"),
+			Problems: []string{":1:10: version: unsupported version 2 (this switchyard reads version 1)"}}
+	}
+	out := filepath.Join(t.TempDir(), "out.yaml")
+	code, stdout, stderr := cli(t, "", "import", "--cloudformation", "testdata/import/eventbridge.yaml", "-o", out)
+	if code != exitFail || stdout != "" {
+		t.Errorf("exit %d, stdout %q", code, stdout)
+	}
+	for _, want := range []string{"switchyard import: warning: a warning\n", "switchyard import: :1:10: version: unsupported version 2",
+		"the config written does not validate: this is a bug in switchyard import"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr has no %q:\n%s", want, stderr)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("%s was written", out)
 	}
 }

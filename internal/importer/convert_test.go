@@ -387,3 +387,19 @@ func TestConfigName(t *testing.T) {
 		t.Errorf("names %q", got)
 	}
 }
+
+// The import validates the whole config it wrote: one that does not
+// validate is an InvalidError with the problems (here made by hand, as
+// every rule and target is checked before it is written).
+func TestImport_InvalidConfigIsAnError(t *testing.T) {
+	t.Parallel()
+	c := newConverter("t.yaml", home, lit("us-east-1"), lit("111122223333"))
+	c.targets.add(yMapNode().set("name", yStr("t")).set("type", yStr("log")))
+	c.rules.add(yMapNode().set("name", yStr("r")).set("pattern", yMapNode().set("source", yStrs([]string{"x"}))).set("targets", yStrs([]string{"nope"})))
+	c.imported = 1
+	_, err := c.convert(nil)
+	var inv *InvalidError
+	if !errors.As(err, &inv) || len(inv.Problems) != 1 || !strings.Contains(inv.Problems[0], `rules[0].targets[0]: unknown target "nope"`) || IsInputError(err) {
+		t.Fatalf("error %v, want an InvalidError naming the unknown target", err)
+	}
+}
