@@ -84,9 +84,15 @@ func withStore(t *testing.T, config string) string {
 	return withStoreDir(config, t.TempDir())
 }
 
-// withStoreDir gives a config the embedded NATS store dir.
+// withStoreDir gives a config the embedded NATS store dir, and, unless it
+// has one, an admin endpoint on a free port: the default, 9090, may be
+// another program's on the machine running the tests.
 func withStoreDir(config, dir string) string {
-	return strings.Replace(config, "version: 1\n", fmt.Sprintf("version: 1\nnats: {store_dir: %q}\n", dir), 1)
+	add := fmt.Sprintf("version: 1\nnats: {store_dir: %q}\n", dir)
+	if !strings.Contains(config, "\nadmin:") {
+		add += "admin: {listen: \"127.0.0.1:0\"}\n"
+	}
+	return strings.Replace(config, "version: 1\n", add, 1)
 }
 
 // stop stops the daemon as SIGTERM would and returns its exit code.

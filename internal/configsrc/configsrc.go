@@ -303,7 +303,8 @@ func ssmError(ctx context.Context, budget time.Duration, ref, name, region strin
 func withTimeout(ctx context.Context) (context.Context, context.CancelFunc, time.Duration) {
 	budget := Timeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < budget {
-		budget = time.Until(dl).Round(time.Millisecond)
+		// A moment has passed since the caller set it: 300ms, not 299ms.
+		budget = time.Until(dl).Round(10 * time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	return ctx, cancel, budget

@@ -3,10 +3,9 @@ package eventbridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/switchyard-dev/switchyard/internal/awserr"
+	"github.com/switchyard-dev/switchyard/internal/batch"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -54,23 +54,18 @@ type Sink struct {
 	cfg  Config
 	api  API
 
-	in        chan *pending
-	out       atomic.Int32  // calls under way
-	landed    chan struct{} // a call returned (a wake-up, buffered 1)
-	start     sync.Once
-	started   atomic.Bool
-	closeOnce sync.Once
-	closing   chan struct{}
-	closed    chan struct{}
-	flights   sync.WaitGroup
+	batch *batch.Batcher[*pending]
 }
 
 // New returns a sink for cfg (defaults applied). It starts nothing: the
 // first Deliver starts the goroutine that gathers batches, and Close sends
 // what is still waiting.
 func New(name string, cfg Config, api API) *Sink {
-	return &Sink{name: name, cfg: cfg, api: api, in: make(chan *pending), landed: make(chan struct{}, 1),
-		closing: make(chan struct{}), closed: make(chan struct{})}
+	s := &Sink{name: name, cfg: cfg, api: api}
+	// An entry whose attempt has ended is not sent: its delivery was told
+	// so, and sending it now could put the event twice.
+	s.batch = batch.New(batch.Config{MaxItems: MaxEntries, MaxBytes: MaxSize, DropEnded: true}, s.put)
+	return s
 }
 
 var (
@@ -83,11 +78,9 @@ func (s *Sink) Name() string { return s.name }
 
 // pending is a delivery's entry, waiting for its call.
 type pending struct {
-	ctx  context.Context
 	d    *router.Delivery
 	e    types.PutEventsRequestEntry
 	size int
-	done chan error // buffered 1
 }
 
 // Deliver puts the delivery on the bus as one event, in a call it may share
@@ -107,27 +100,15 @@ type pending struct {
 // or for the call, are Throttled; InternalFailure and 5xx Retryable; the
 // rest Permanent.
 func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
-	p, err := s.newPending(ctx, d)
+	p, err := s.newPending(d)
 	if err != nil {
 		return err
 	}
-	s.start.Do(func() {
-		s.started.Store(true)
-		go s.run()
-	})
-	select {
-	case s.in <- p:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.closing:
-		return router.RetryableError(fmt.Errorf("eventbridge %s: closed", s.name), 0)
+	err = s.batch.Do(ctx, p, p.size, "")
+	if errors.Is(err, batch.ErrClosed) {
+		return router.RetryableError(fmt.Errorf("eventbridge %s: %w", s.name, err), 0)
 	}
-	select {
-	case err := <-p.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return err
 }
 
 // DeliverBatch puts the deliveries in as few calls as the limits allow,
@@ -148,7 +129,7 @@ func (s *Sink) DeliverBatch(ctx context.Context, ds []*router.Delivery) []error 
 		batch, size = nil, 0
 	}
 	for i, d := range ds {
-		p, err := s.newPending(ctx, d)
+		p, err := s.newPending(d)
 		if err != nil {
 			errs[i] = err
 			continue
@@ -172,7 +153,7 @@ type envelope struct {
 }
 
 // newPending makes the delivery's entry, or says why it can never be put.
-func (s *Sink) newPending(ctx context.Context, d *router.Delivery) (*pending, error) {
+func (s *Sink) newPending(d *router.Delivery) (*pending, error) {
 	var env envelope
 	var ev *router.Event
 	if d.Message != nil && d.Message.Event != nil {
@@ -236,7 +217,7 @@ func (s *Sink) newPending(ctx context.Context, d *router.Delivery) (*pending, er
 	if h := d.OutboundTrace().XRayHeader(); h != "" {
 		e.TraceHeader = aws.String(h)
 	}
-	p := &pending{ctx: ctx, d: d, e: e, size: EntrySize(e), done: make(chan error, 1)}
+	p := &pending{d: d, e: e, size: EntrySize(e)}
 	if p.size > MaxSize {
 		return nil, s.permanent("the event is %d bytes, over PutEvents' limit of %d bytes (256 KiB) for an entry (counted as EventBridge counts it: Source, DetailType, Detail, Resources, 14 for Time)", p.size, MaxSize)
 	}
@@ -355,18 +336,7 @@ var putCodes = awserr.Codes{
 
 // Close sends what is waiting for a call and waits for the calls in
 // flight, within ctx. It is idempotent.
-func (s *Sink) Close(ctx context.Context) error {
-	s.closeOnce.Do(func() { close(s.closing) })
-	if !s.started.Load() {
-		return nil
-	}
-	select {
-	case <-s.closed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Sink) Close(ctx context.Context) error { return s.batch.Close(ctx) }
 
 func cmpOr(a, b string) string {
 	if a != "" {

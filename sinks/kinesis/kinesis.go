@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/switchyard-dev/switchyard/internal/awserr"
+	"github.com/switchyard-dev/switchyard/internal/batch"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -37,14 +35,14 @@ type Sink struct {
 	cfg   Config
 	api   API
 	key   *router.Setting
-	batch *batcher
+	batch *batch.Batcher[*record]
 }
 
 // New returns a sink for cfg, which must have passed Validate (defaults
 // applied). It starts nothing: the batcher starts with the first delivery.
 func New(name string, cfg Config, api API) *Sink {
 	s := &Sink{name: name, cfg: cfg, api: api, key: router.MustParseSetting(cfg.PartitionKey)}
-	s.batch = &batcher{s: s, in: make(chan *pending), landed: make(chan struct{}, 1), closing: make(chan struct{}), closed: make(chan struct{})}
+	s.batch = batch.New(batch.Config{MaxItems: cfg.Batch.Size, MaxBytes: int(cfg.Batch.MaxBytes), Window: cfg.Batch.Window}, s.put)
 	return s
 }
 
@@ -98,7 +96,11 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 	if err != nil {
 		return err
 	}
-	return s.batch.deliver(ctx, r)
+	err = s.batch.Do(ctx, r, r.size(), "")
+	if errors.Is(err, batch.ErrClosed) {
+		return router.RetryableError(fmt.Errorf("kinesis %s: %w", s.name, err), 0)
+	}
+	return err
 }
 
 // DeliverBatch puts ds into the stream in as few PutRecords calls as the
@@ -203,196 +205,6 @@ var putCodes = awserr.Codes{
 	Retryable: []string{"InternalFailureException", "InternalFailure", "ServiceUnavailable", "ResourceInUseException"},
 }
 
-// pending is a delivery waiting in a batch.
-type pending struct {
-	ctx  context.Context
-	r    *record
-	done chan error
-}
-
-// batcher groups deliveries into PutRecords calls: a call goes when it is
-// full, when the first delivery has waited Window, or, with no window, as
-// soon as nothing else is waiting and no call is out (while one is,
-// records gather into fuller calls, as TCP's Nagle algorithm gathers
-// bytes).
-type batcher struct {
-	s         *Sink
-	in        chan *pending
-	landed    chan struct{} // a call returned (a wake-up, buffered 1)
-	start     sync.Once
-	startedMu sync.Mutex
-	started   bool
-	closeOnce sync.Once
-	closing   chan struct{}
-	closed    chan struct{}
-	flights   sync.WaitGroup
-
-	outMu   sync.Mutex
-	out     int // calls under way
-	waiting int // deliveries gathered into the next call
-}
-
-func (b *batcher) deliver(ctx context.Context, r *record) error {
-	b.start.Do(func() {
-		b.startedMu.Lock()
-		defer b.startedMu.Unlock()
-		select {
-		case <-b.closing:
-			return // closed before it started: nothing to run
-		default:
-		}
-		b.started = true
-		go b.run()
-	})
-	p := &pending{ctx: ctx, r: r, done: make(chan error, 1)}
-	select {
-	case b.in <- p:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-b.closing:
-		return router.RetryableError(errors.New("kinesis "+b.s.name+": closed"), 0)
-	}
-	select {
-	case err := <-p.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (b *batcher) outstanding() int {
-	b.outMu.Lock()
-	defer b.outMu.Unlock()
-	return b.out
-}
-
-func (b *batcher) run() {
-	defer close(b.closed)
-	var batch []*pending
-	var timer *time.Timer
-	var timeout <-chan time.Time
-	size := 0
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		out := batch
-		batch, size = nil, 0
-		if timer != nil {
-			timer.Stop()
-			timer, timeout = nil, nil
-		}
-		b.outMu.Lock()
-		b.out++
-		b.waiting = 0
-		b.outMu.Unlock()
-		b.flights.Go(func() {
-			b.send(out)
-			b.outMu.Lock()
-			b.out--
-			b.outMu.Unlock()
-			select {
-			case b.landed <- struct{}{}:
-			default:
-			}
-		})
-	}
-	add := func(p *pending) {
-		if size+p.r.size() > int(b.s.cfg.Batch.MaxBytes) {
-			flush()
-		}
-		batch = append(batch, p)
-		size += p.r.size()
-		b.outMu.Lock()
-		b.waiting = len(batch)
-		b.outMu.Unlock()
-		if len(batch) >= b.s.cfg.Batch.Size {
-			flush()
-		}
-		if len(batch) == 1 && b.s.cfg.Batch.Window > 0 {
-			timer = time.NewTimer(b.s.cfg.Batch.Window)
-			timeout = timer.C
-		}
-	}
-	window := b.s.cfg.Batch.Window
-	yielded := false
-	for {
-		if len(batch) > 0 && window == 0 {
-			// No window: take what is waiting now, then go. Deliveries of
-			// one receive arrive each from its own goroutine, a moment
-			// apart: yielding once before the call goes lets those
-			// already running reach it, instead of a call per record.
-			select {
-			case p := <-b.in:
-				add(p)
-				continue
-			default:
-			}
-			if !yielded {
-				yielded = true
-				runtime.Gosched()
-				continue
-			}
-			yielded = false
-			if b.outstanding() == 0 {
-				flush()
-			}
-		}
-		select {
-		case p := <-b.in:
-			add(p)
-		case <-b.landed:
-			// Back to the top: with no window, a waiting batch may go now.
-		case <-timeout:
-			timer, timeout = nil, nil
-			flush()
-		case <-b.closing:
-			flush()
-			b.flights.Wait()
-			return
-		}
-	}
-}
-
-// send makes the call for batch and answers each delivery. The call lasts
-// as long as the longest of the deliveries' attempts, whichever of them
-// gives up first.
-func (b *batcher) send(batch []*pending) {
-	var deadline time.Time
-	for _, p := range batch {
-		if d, ok := p.ctx.Deadline(); ok && d.After(deadline) {
-			deadline = d
-		}
-	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
-	if !deadline.IsZero() {
-		ctx, cancel = context.WithDeadline(context.WithoutCancel(batch[0].ctx), deadline)
-	}
-	defer cancel()
-	recs := make([]*record, len(batch))
-	for i, p := range batch {
-		recs[i] = p.r
-	}
-	for i, err := range b.s.put(ctx, recs) {
-		batch[i].done <- err
-	}
-}
-
 // Close sends what is waiting and waits for the calls in flight, within
 // ctx. Deliveries after Close fail, retryable. It is idempotent.
-func (s *Sink) Close(ctx context.Context) error {
-	b := s.batch
-	b.closeOnce.Do(func() { close(b.closing) })
-	b.startedMu.Lock()
-	started := b.started
-	b.startedMu.Unlock()
-	if !started {
-		return nil
-	}
-	select {
-	case <-b.closed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Sink) Close(ctx context.Context) error { return s.batch.Close(ctx) }

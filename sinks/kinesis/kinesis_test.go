@@ -367,9 +367,7 @@ func TestKinesisSink_Window(t *testing.T) {
 
 // waiting counts the deliveries gathered into the batcher's next call.
 func waiting(s *Sink) int {
-	s.batch.outMu.Lock()
-	defer s.batch.outMu.Unlock()
-	return s.batch.waiting
+	return s.batch.Waiting()
 }
 
 func TestKinesisSink_StreamARN(t *testing.T) {

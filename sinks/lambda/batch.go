@@ -5,15 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/switchyard-dev/switchyard/internal/batch"
 	"github.com/switchyard-dev/switchyard/internal/sqsmd5"
 	"github.com/switchyard-dev/switchyard/router"
 )
@@ -21,153 +18,37 @@ import (
 // maxBatchPayload keeps a batch under Lambda's 6 MB synchronous limit.
 const maxBatchPayload = 5 << 20
 
-// pending is a delivery waiting in a batch.
+// pending is a delivery's record, waiting in a batch.
 type pending struct {
-	ctx  context.Context
-	d    *router.Delivery
-	id   string // the record's messageId
-	raw  []byte // the record, encoded
-	done chan error
+	d   *router.Delivery
+	id  string // the record's messageId
+	raw []byte // the record, encoded
 }
 
-// batcher groups deliveries into invocations of up to Size records: a
-// batch goes when it is full, when the first delivery has waited Window,
-// or, with no window, as soon as nothing else is waiting and no
-// invocation is out (while one is, records gather into fuller batches, as
-// TCP's Nagle algorithm gathers bytes).
-type batcher struct {
-	s         *Sink
-	in        chan *pending
-	out       atomic.Int32  // invocations under way
-	landed    chan struct{} // an invocation returned (a wake-up, buffered 1)
-	start     sync.Once
-	started   atomic.Bool
-	closeOnce sync.Once
-	closing   chan struct{}
-	closed    chan struct{}
-	flights   sync.WaitGroup
+// newBatcher groups deliveries into invocations of up to Size records and
+// maxBatchPayload bytes: a batch goes when it is full, when the first
+// delivery has waited Window, or, with no window, as soon as nothing else
+// is waiting and no invocation is out. Two deliveries of one message never
+// share a batch (records are named by message id).
+func (s *Sink) newBatcher() *batch.Batcher[*pending] {
+	return batch.New(batch.Config{MaxItems: s.cfg.Batch.Size, MaxBytes: maxBatchPayload, Window: s.cfg.Batch.Window}, s.invoke)
 }
 
 func (s *Sink) deliverBatched(ctx context.Context, d *router.Delivery) error {
-	b := s.batch
-	b.start.Do(func() {
-		b.started.Store(true)
-		go b.run()
-	})
 	rec := newRecord(d)
 	raw, _ := json.Marshal(rec)
 	if n := len(raw) + len(`{"Records":[]}`); n > maxSyncPayload {
 		return s.tooLarge(n, maxSyncPayload)
 	}
-	p := &pending{ctx: ctx, d: d, id: rec.MessageID, raw: raw, done: make(chan error, 1)}
-	select {
-	case b.in <- p:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-b.closing:
-		return router.RetryableError(errors.New("lambda "+s.name+": closed"), 0)
+	err := s.batch.Do(ctx, &pending{d: d, id: rec.MessageID, raw: raw}, len(raw), rec.MessageID)
+	if errors.Is(err, batch.ErrClosed) {
+		return router.RetryableError(fmt.Errorf("lambda %s: %w", s.name, err), 0)
 	}
-	select {
-	case err := <-p.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (b *batcher) run() {
-	defer close(b.closed)
-	var batch []*pending
-	var timer *time.Timer
-	var timeout <-chan time.Time
-	size := 0
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		out := batch
-		batch, size = nil, 0
-		if timer != nil {
-			timer.Stop()
-			timer, timeout = nil, nil
-		}
-		b.out.Add(1)
-		b.flights.Go(func() {
-			b.invoke(out)
-			b.out.Add(-1)
-			select {
-			case b.landed <- struct{}{}:
-			default:
-			}
-		})
-	}
-	cfg := b.s.cfg.Batch
-	yielded := false
-	for {
-		if len(batch) > 0 && cfg.Window == 0 {
-			// No window: take what is waiting now, then go. Deliveries of
-			// one receive arrive each from its own goroutine, a moment
-			// apart: yielding once before the batch goes lets those
-			// already running reach it, instead of a batch per record.
-			select {
-			case p := <-b.in:
-				b.add(&batch, &size, p, flush)
-				continue
-			default:
-			}
-			if !yielded {
-				yielded = true
-				runtime.Gosched()
-				continue
-			}
-			yielded = false
-			if b.out.Load() == 0 {
-				flush()
-			}
-		}
-		select {
-		case p := <-b.in:
-			b.add(&batch, &size, p, flush)
-			if len(batch) == 1 && cfg.Window > 0 {
-				timer = time.NewTimer(cfg.Window)
-				timeout = timer.C
-			}
-		case <-b.landed:
-			// Back to the top: with no window, a waiting batch may go now.
-		case <-timeout:
-			timer, timeout = nil, nil
-			flush()
-		case <-b.closing:
-			flush()
-			b.flights.Wait()
-			return
-		}
-	}
-}
-
-// add puts p in the batch, first sending the batch if p's message is
-// already in it (records are identified by message id) or p would make it
-// too large, and then if it is full.
-func (b *batcher) add(batch *[]*pending, size *int, p *pending, flush func()) {
-	for _, q := range *batch {
-		if q.id == p.id {
-			flush()
-			break
-		}
-	}
-	if *size+len(p.raw) > maxBatchPayload {
-		flush()
-	}
-	*batch = append(*batch, p)
-	*size += len(p.raw)
-	if len(*batch) >= b.s.cfg.Batch.Size {
-		flush()
-	}
+	return err
 }
 
 // invoke sends one batch and answers each delivery.
-func (b *batcher) invoke(batch []*pending) {
-	s := b.s
+func (s *Sink) invoke(ctx context.Context, batch []*pending) []error {
 	// The records were encoded as they joined the batch (to know its size):
 	// the payload is put together from those, not encoded again.
 	n := len(`{"Records":[]}`) + len(batch)
@@ -183,8 +64,6 @@ func (b *batcher) invoke(batch []*pending) {
 		payload = append(payload, p.raw...)
 	}
 	payload = append(payload, "]}"...)
-	ctx, cancel := batchContext(batch)
-	defer cancel()
 	in := &lambda.InvokeInput{FunctionName: aws.String(s.cfg.Function), Payload: payload, InvocationType: types.InvocationTypeRequestResponse}
 	if s.cfg.Qualifier != "" {
 		in.Qualifier = aws.String(s.cfg.Qualifier)
@@ -198,38 +77,23 @@ func (b *batcher) invoke(batch []*pending) {
 	case out.FunctionError != nil:
 		err = s.functionError(out)
 	}
+	errs := make([]error, len(batch))
 	if err != nil {
-		for _, p := range batch {
-			p.done <- err
+		for i := range errs {
+			errs[i] = err
 		}
-		return
+		return errs
 	}
 	failed, bad := itemFailures(out.Payload, batch)
-	for _, p := range batch {
+	for i, p := range batch {
 		switch {
 		case bad != nil:
-			p.done <- router.RetryableError(fmt.Errorf("lambda %s: %w", s.cfg.Function, bad), 0)
+			errs[i] = router.RetryableError(fmt.Errorf("lambda %s: %w", s.cfg.Function, bad), 0)
 		case failed[p.id]:
-			p.done <- router.RetryableError(fmt.Errorf("lambda %s: the function reported record %s failed", s.cfg.Function, p.id), 0)
-		default:
-			p.done <- nil
+			errs[i] = router.RetryableError(fmt.Errorf("lambda %s: the function reported record %s failed", s.cfg.Function, p.id), 0)
 		}
 	}
-}
-
-// batchContext lasts as long as the longest of the deliveries' attempts.
-func batchContext(batch []*pending) (context.Context, context.CancelFunc) {
-	var deadline time.Time
-	for _, p := range batch {
-		if d, ok := p.ctx.Deadline(); ok && d.After(deadline) {
-			deadline = d
-		}
-	}
-	base := context.WithoutCancel(batch[0].ctx)
-	if deadline.IsZero() {
-		return context.WithCancel(base)
-	}
-	return context.WithDeadline(base, deadline)
+	return errs
 }
 
 // itemFailures reads a partial batch response, with the event-source
@@ -352,18 +216,8 @@ func newRecord(d *router.Delivery) record {
 // Close sends what is waiting in a batch and waits for the invocations in
 // flight, within ctx. It is idempotent.
 func (s *Sink) Close(ctx context.Context) error {
-	b := s.batch
-	if b == nil {
+	if s.batch == nil {
 		return nil
 	}
-	b.closeOnce.Do(func() { close(b.closing) })
-	if !b.started.Load() {
-		return nil
-	}
-	select {
-	case <-b.closed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.batch.Close(ctx)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/switchyard-dev/switchyard/internal/awserr"
+	"github.com/switchyard-dev/switchyard/internal/batch"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -30,7 +31,7 @@ type Sink struct {
 	name  string
 	cfg   Config
 	api   API
-	batch *batcher // nil unless batch mode
+	batch *batch.Batcher[*pending] // nil unless batch mode
 }
 
 // New returns a sink for cfg (defaults applied). It starts nothing; in
@@ -38,7 +39,7 @@ type Sink struct {
 func New(name string, cfg Config, api API) *Sink {
 	s := &Sink{name: name, cfg: cfg, api: api}
 	if cfg.Batch != nil {
-		s.batch = &batcher{s: s, in: make(chan *pending), landed: make(chan struct{}, 1), closing: make(chan struct{}), closed: make(chan struct{})}
+		s.batch = s.newBatcher()
 	}
 	return s
 }
