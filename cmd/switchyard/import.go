@@ -19,15 +19,15 @@ import (
 // input cannot be read.
 func cmdImport(_ context.Context, e *env, args []string) (int, error) {
 	fs := newFlags(e, "import")
-	cfn := fs.String("cloudformation", "", "a CloudFormation template, YAML or JSON: its AWS::Events::Rule resources are imported")
-	rules := fs.String("rules", "", "the output of aws events list-rules (JSON), with --targets")
-	targets := fs.String("targets", "", "the rules' targets: a directory of `RULE.json` files, each the output of aws events list-targets-by-rule --rule RULE, or one JSON file mapping rule names to them")
-	bus := fs.String("bus", "default", "the event bus whose rules are imported")
+	cfn := fs.String("cloudformation", "", "a CloudFormation template (`FILE`), YAML or JSON: its AWS::Events::Rule resources are imported")
+	rules := fs.String("rules", "", "`FILE`: the output of aws events list-rules (JSON), with --targets")
+	targets := fs.String("targets", "", "the rules' targets (`DIR_OR_FILE`): a directory of RULE.json files, each the output of aws events list-targets-by-rule --rule RULE, or one JSON file mapping rule names to them")
+	bus := fs.String("bus", "default", "the event bus whose rules are imported (`NAME` or ARN)")
 	out := fs.String("o", "", "write the config to `FILE` instead of standard output")
-	region := fs.String("region", "", "the rules' region (CloudFormation's AWS::Region); default: the rules' ARNs, else read from $AWS_REGION by the config")
-	account := fs.String("account", "", "the rules' account (CloudFormation's AWS::AccountId); default: the rules' ARNs, else read from $AWS_ACCOUNT_ID by the config")
+	region := fs.String("region", "", "the rules' `REGION` (CloudFormation's AWS::Region); default: the rules' ARNs, else read from $AWS_REGION by the config")
+	account := fs.String("account", "", "the rules' `ACCOUNT` (CloudFormation's AWS::AccountId); default: the rules' ARNs, else read from $AWS_ACCOUNT_ID by the config")
 	params := paramFlag{}
-	fs.Var(params, "param", "`NAME=VALUE`: a template parameter's value, or the value of an export Fn::ImportValue names (repeatable)")
+	fs.Var(params, "param", "a template parameter's value, or the value of an export Fn::ImportValue names, as `NAME=VALUE` (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
 		return exitUsage, err
 	}
