@@ -221,7 +221,12 @@ func (c *converter) rule(r *ebRule) {
 		c.skipRule(r, "it is disabled (switchyard has no disabled rules: importing it would turn it on)")
 		return
 	case r.Pattern == nil && r.Schedule != "":
-		c.skipRule(r, fmt.Sprintf("it runs on a schedule, %s, and switchyard has no schedules (EventBridge Scheduler can send to the events queue instead)", r.Schedule))
+		arn := "its ARN"
+		if r.ARN != nil {
+			arn = r.ARN.plain()
+		}
+		c.skipRule(r, fmt.Sprintf("it runs on a schedule, %s, and switchyard has no schedules: keep it in EventBridge, "+
+			"or make the events queue its target and match its events in switchyard (source aws.events, detail-type Scheduled Event, resources [%s])", r.Schedule, arn))
 		return
 	case r.Pattern == nil:
 		c.skipRule(r, "it has no EventPattern")
