@@ -47,7 +47,10 @@ type Result struct {
 // InvalidError is returned when the config the import wrote does not
 // validate: a bug in the import, never the input's fault.
 type InvalidError struct {
-	Config   []byte
+	// Config is what was written.
+	Config []byte
+	// Problems are switchyard validate's, one each, as ":LINE:COL: key:
+	// message" (the file's name left out).
 	Problems []string
 }
 

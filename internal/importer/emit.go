@@ -25,10 +25,8 @@ type ynode struct {
 	// A mapping's keys and values, or a sequence's items (vals).
 	keys []string
 	vals []*ynode
-	// heads are comment lines written before each entry or item; line is
-	// a comment at the end of a scalar entry's line.
+	// heads are comment lines written before each entry or item.
 	heads [][]string
-	line  []string
 	// foot are comment lines after the last entry or item.
 	foot []string
 }
@@ -63,7 +61,6 @@ func (n *ynode) set(key string, v *ynode, comments ...string) *ynode {
 	n.keys = append(n.keys, key)
 	n.vals = append(n.vals, v)
 	n.heads = append(n.heads, comments)
-	n.line = append(n.line, "")
 	return n
 }
 
@@ -71,7 +68,6 @@ func (n *ynode) set(key string, v *ynode, comments ...string) *ynode {
 func (n *ynode) add(v *ynode, comments ...string) *ynode {
 	n.vals = append(n.vals, v)
 	n.heads = append(n.heads, comments)
-	n.line = append(n.line, "")
 	return n
 }
 
@@ -84,9 +80,6 @@ func (n *ynode) get(key string) *ynode {
 	}
 	return nil
 }
-
-// lineComment sets the comment at the end of the last entry's line.
-func (n *ynode) lineComment(c string) { n.line[len(n.line)-1] = c }
 
 // emit writes the document whose root is the mapping n.
 func emit(n *ynode) []byte {
@@ -124,7 +117,7 @@ func writeBlock(b *strings.Builder, n *ynode, indent int) {
 		} else {
 			b.WriteString(pad + "-")
 		}
-		writeValue(b, v, indent, n.kind == ySeq, n.line[i])
+		writeValue(b, v, indent, n.kind == ySeq)
 	}
 	if n.kind != yMap || indent > 0 {
 		for _, c := range n.foot {
@@ -134,18 +127,14 @@ func writeBlock(b *strings.Builder, n *ynode, indent int) {
 }
 
 // writeValue writes v after "key:" or "-" at column indent.
-func writeValue(b *strings.Builder, v *ynode, indent int, item bool, comment string) {
-	tail := ""
-	if comment != "" {
-		tail = "  # " + comment
-	}
+func writeValue(b *strings.Builder, v *ynode, indent int, item bool) {
 	switch {
 	case v.kind == yScalar:
 		s := scalarText(v, false)
 		if strings.HasPrefix(s, "|") {
 			// A literal block: its lines indented under the key.
 			head, body, _ := strings.Cut(s, "\n")
-			b.WriteString(" " + head + tail + "\n")
+			b.WriteString(" " + head + "\n")
 			for _, l := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
 				if l == "" {
 					b.WriteString("\n")
@@ -155,18 +144,17 @@ func writeValue(b *strings.Builder, v *ynode, indent int, item bool, comment str
 			}
 			return
 		}
-		b.WriteString(" " + s + tail + "\n")
+		b.WriteString(" " + s + "\n")
 	case v.flow || len(v.vals) == 0:
-		b.WriteString(" " + flowText(v) + tail + "\n")
+		b.WriteString(" " + flowText(v) + "\n")
 	case item && v.kind == yMap:
 		// "- key: value", the item's other keys under the first.
 		var first strings.Builder
 		writeBlock(&first, v, indent+2)
 		b.WriteString(" " + strings.TrimLeft(first.String(), " "))
 	default:
-		b.WriteString(tail + "\n")
-		inner := indent + 2
-		writeBlock(b, v, inner)
+		b.WriteString("\n")
+		writeBlock(b, v, indent+2)
 	}
 }
 
@@ -374,18 +362,10 @@ func literalBlock(s string) string {
 	out := b.String()
 	// Check it: YAML must read the same string back.
 	var got struct{ K string }
-	if err := yaml.Unmarshal([]byte("k: "+indentLines(out, 0)), &got); err != nil || got.K != s {
+	if err := yaml.Unmarshal([]byte("k: "+out), &got); err != nil || got.K != s {
 		return ""
 	}
 	return strings.TrimSuffix(out, "\n")
-}
-
-func indentLines(s string, n int) string {
-	if n == 0 {
-		return s
-	}
-	pad := strings.Repeat(" ", n)
-	return strings.ReplaceAll(s, "\n", "\n"+pad)
 }
 
 // flowWord is what a string in a flow list or mapping may be to stay

@@ -52,7 +52,7 @@ func FuzzPatternString(f *testing.F) {
 			t.Skip()
 		}
 		pattern := &value{kind: kObject, keys: []string{"detail"}, vals: []*value{{kind: kObject, keys: []string{"v"},
-			vals: []*value{{kind: kArray, vals: []*value{strValue(lit(s))}}}}}}
+			vals: []*value{{kind: kArray, vals: []*value{{kind: kString, str: lit(s)}}}}}}}
 		doc := yMapNode().set("version", yNum("1")).
 			set("sources", ySeqNode().add(yMapNode().set("name", yStr("s")).set("type", yStr("http")))).
 			set("targets", ySeqNode().add(yMapNode().set("name", yStr("t")).set("type", yStr("log")))).

@@ -159,8 +159,6 @@ type value struct {
 	line int      // where it is in its file; 0 when unknown
 }
 
-func strValue(t text) *value { return &value{kind: kString, str: t} }
-
 // get returns the member key of an object, or nil.
 func (v *value) get(key string) *value {
 	if v == nil || v.kind != kObject {
