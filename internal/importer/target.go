@@ -31,6 +31,13 @@ func (c *converter) target(r *ebRule, t *ebTarget) (*convTarget, string) {
 		return nil, t.Problem
 	}
 	a, ok := parseARN(t.ARN.plain())
+	if rs := t.ARN.refs(); !ok && len(rs) > 0 {
+		why := fmt.Sprintf("its Arn is %s, which the template does not tell, and nor the service it is of", rs[0].What)
+		if rs[0].Hint != "" {
+			why += " (import again with " + rs[0].Hint + ")"
+		}
+		return nil, why
+	}
 	if !ok {
 		return nil, fmt.Sprintf("its Arn %q is not an ARN", t.ARN.plain())
 	}
