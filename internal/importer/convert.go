@@ -65,6 +65,9 @@ var ErrNothing = errors.New("nothing to import")
 // sourceName names the config's one source.
 const sourceName = "events"
 
+// converter turns the rules of one bus into a config, as it reads them:
+// the nodes written so far, the names taken, the variables read. One
+// import uses one, from one goroutine.
 type converter struct {
 	opt       Options
 	input     string // what was read, for the header
@@ -76,24 +79,23 @@ type converter struct {
 	env      []*envRef
 	derived  map[string]*envRef
 
-	source       *ynode
-	targets      *ynode
-	rules        *ynode
-	policies     *ynode
-	pendingR     []string // comments waiting for the next rule
-	targetNames  namer
-	ruleNames    namer
-	policyNames  map[string]string // policy key → name
-	policyNodes  map[string]*ynode
-	policyHeads  map[string][]string
-	policyOrder  []string
-	dlqTargets   map[string]string // queue URL (config form) → target name
-	dlqNodes     map[string]*ynode // dead-letter target name → its node
-	dlqWritten   map[string]bool
-	imported     int
-	skipped      int
-	targetTypes  []string
-	busForwarded string
+	source      *ynode
+	targets     *ynode
+	rules       *ynode
+	policies    *ynode
+	pendingR    []string // comments waiting for the next rule
+	targetNames namer
+	ruleNames   namer
+	policyNames map[string]string // policy key → name
+	policyNodes map[string]*ynode
+	policyHeads map[string][]string
+	policyOrder []string
+	dlqTargets  map[string]string // queue URL (config form) → target name
+	dlqNodes    map[string]*ynode // dead-letter target name → its node
+	dlqWritten  map[string]bool
+	imported    int
+	skipped     int
+	targetTypes []string
 }
 
 func newConverter(input string, opt Options, region, account text) *converter {
