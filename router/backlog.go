@@ -312,7 +312,7 @@ func (d *Dispatcher) drainOne(ctx context.Context, target string, m *Message, st
 	// delivered (a push whose answer was lost was pushed again), and
 	// draining is not the hot path.
 	if d.cfg.Ledger != nil {
-		if rec, found := d.cfg.Ledger.Get(ctx, del.ID); found && rec.matches(del) {
+		if rec, found := d.cfg.Ledger.Get(ctx, del.ID); found && rec.Matches(del) {
 			if rec.State.Resolved() {
 				d.cfg.Ledger.stats.hit(del.Target)
 				d.settleEntry(m, true, 0)

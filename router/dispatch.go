@@ -626,7 +626,7 @@ func (d *Dispatcher) lookUp(ctx context.Context, ds []*Delivery) []*Delivery {
 		rec := recs[i]
 		switch {
 		case !found[i]:
-		case !rec.matches(del):
+		case !rec.Matches(del):
 			d.log.Info("ledger record of another message under the same delivery id (an event id used again): delivered anew", LogAttrs(del))
 		case rec.State != Pending:
 			d.cfg.Ledger.stats.hit(del.Target)

@@ -74,9 +74,11 @@ func digest(d *Delivery) uint64 {
 	return h.Sum64()
 }
 
-// matches reports whether the record may be the delivery's: the same
-// message, or one whose body was not known.
-func (r Record) matches(d *Delivery) bool {
+// Matches reports whether the record may be the delivery's: recorded for
+// the same message (Digest, a hash of its body), or for one whose body was
+// not known. A record of another message under the same delivery id (a
+// producer that used an event id again) is not the delivery's.
+func (r Record) Matches(d *Delivery) bool {
 	return r.Digest == 0 || r.Digest == digest(d)
 }
 
@@ -84,9 +86,11 @@ func (r Record) matches(d *Delivery) bool {
 // callers: the further state, the most attempts and failures, the
 // earliest first attempt and the highest generation. A record never goes
 // back: a resolved delivery stays resolved whatever is written after it.
+// Delivered is final: a dead letter that switchyard redrive delivered is
+// on record as delivered, over the dead_lettered written when it failed.
 func (r Record) Merge(o Record) Record {
 	out := Record{
-		State: max(r.State, o.State), Attempts: max(r.Attempts, o.Attempts), Failures: max(r.Failures, o.Failures),
+		State: mergeState(r.State, o.State), Attempts: max(r.Attempts, o.Attempts), Failures: max(r.Failures, o.Failures),
 		Generation: max(r.Generation, o.Generation), FirstAttempt: r.FirstAttempt, LastError: r.LastError,
 	}
 	if out.FirstAttempt.IsZero() || !o.FirstAttempt.IsZero() && o.FirstAttempt.Before(out.FirstAttempt) {
@@ -100,6 +104,14 @@ func (r Record) Merge(o Record) Record {
 		out.Digest = o.Digest
 	}
 	return out
+}
+
+// mergeState is the further of two states, Delivered above all.
+func mergeState(a, b State) State {
+	if a == Delivered || b == Delivered {
+		return Delivered
+	}
+	return max(a, b)
 }
 
 // Ledger keeps deliveries' records where they outlive the process (a

@@ -55,6 +55,11 @@ type engine struct {
 
 	backlogViews map[string]*telemetry.Backlog // by target name, kept across reloads (their depth is cached)
 
+	// deadLetter, when set, is every target's dead-letter sink instead of
+	// its policy's dead_letter: switchyard redrive writes what fails again
+	// back where it came from.
+	deadLetter router.Sink
+
 	started      atomic.Bool            // startup is over: /healthz is 200 from then on
 	startupState atomic.Pointer[string] // what startup waits for, while it waits
 
@@ -256,21 +261,8 @@ func (eng *engine) openClients(ctx context.Context, cfg *config.Config) error {
 func (eng *engine) openState(ctx context.Context, cfg *config.Config) error {
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if cfg.Ledger.On() {
-		l, err := ledger.Open(octx, eng.c.bus.JetStream(), cfg.Ledger)
-		if err != nil {
-			return err
-		}
-		eng.ledger = router.NewLedgerGuard(l, eng.log)
-		eng.log.Info("delivery ledger open", "bucket", cfg.Ledger.Bucket, "ttl", cfg.Ledger.TTL.String())
-	}
-	if eng.c.bus != nil {
-		f, err := fleet.Open(octx, eng.c.bus.JetStream(), cfg.Fleet, versionString(), eng.log, cfg.Ledger.Replicas)
-		if err != nil {
-			return err
-		}
-		eng.c.fleet = f
-		eng.log.Info("joined the fleet", "instance", f.ID(), "lease", cfg.Fleet.Lease.String())
+	if err := eng.openLedger(octx, cfg); err != nil {
+		return err
 	}
 	eng.backlogs = map[string]router.Backlog{}
 	for _, t := range cfg.Targets {
@@ -301,6 +293,28 @@ func (eng *engine) openState(ctx context.Context, cfg *config.Config) error {
 	}
 	if eng.c.bus != nil {
 		eng.strandedBacklogs(octx, cfg)
+	}
+	return nil
+}
+
+// openLedger opens the delivery ledger when cfg has it on, and joins the
+// fleet when NATS is open, as run does before it builds the targets.
+func (eng *engine) openLedger(octx context.Context, cfg *config.Config) error {
+	if cfg.Ledger.On() {
+		l, err := ledger.Open(octx, eng.c.bus.JetStream(), cfg.Ledger)
+		if err != nil {
+			return err
+		}
+		eng.ledger = router.NewLedgerGuard(l, eng.log)
+		eng.log.Info("delivery ledger open", "bucket", cfg.Ledger.Bucket, "ttl", cfg.Ledger.TTL.String())
+	}
+	if eng.c.bus != nil {
+		f, err := fleet.Open(octx, eng.c.bus.JetStream(), cfg.Fleet, versionString(), eng.log, cfg.Ledger.Replicas)
+		if err != nil {
+			return err
+		}
+		eng.c.fleet = f
+		eng.log.Info("joined the fleet", "instance", f.ID(), "lease", cfg.Fleet.Lease.String())
 	}
 	return nil
 }
@@ -375,6 +389,8 @@ func (eng *engine) buildTargets(cfg *config.Config, prev map[string]*builtTarget
 		var dl *builtTarget
 		var dlSink router.Sink
 		switch {
+		case eng.deadLetter != nil:
+			dlSink = eng.deadLetter
 		case building[pc.DeadLetter]:
 			ref := &deadLetterRef{name: pc.DeadLetter}
 			refs, dlSink = append(refs, ref), ref
