@@ -53,6 +53,7 @@ var commands = []command{
 	{"test", "[-c FILE] [--junit FILE] [--update] [-v] [TESTS...]", "run rule tests (FILE.test.yaml beside the config by default): fail when an event stops reaching a target or a payload changes; calls nothing", cmdTest},
 	{"redrive", "-c FILE --from TARGET|QUEUE_URL [--to TARGET] [--pattern JSON] [--rate R] [--max N] [--dry-run]", "send dead letters back to the targets that failed them, each once, at a safe rate", cmdRedrive},
 	{"iam-policy", "-c FILE", "print the least-privilege IAM policy the config needs, as JSON", cmdIAMPolicy},
+	{"import", "(--cloudformation FILE | --rules FILE --targets DIR_OR_FILE) [--bus NAME] [-o FILE]", "turn EventBridge rules (a CloudFormation template, or aws events list-rules and list-targets-by-rule) into a config", cmdImport},
 	{"health", "[-c FILE | --addr HOST:PORT] [--ready] [--timeout D]", "exit 0 when the daemon has started and works (/healthz; --ready: is ready, /readyz), else 1: for container health checks", cmdHealth},
 	{"status", "[-c FILE | --addr HOST:PORT] [--watch] [--interval D]", "the daemon's per-source, per-rule and per-target figures, as tables", cmdStatus},
 	{"reload", "[-c FILE | --addr HOST:PORT]", "reload the daemon's config, as SIGHUP does, and say whether it took", cmdReload},
