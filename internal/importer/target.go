@@ -94,13 +94,13 @@ func (c *converter) target(r *ebRule, t *ebTarget) (*convTarget, string) {
 		n.set("type", yStr("sqs")).set("queue_url", yText(url))
 		c.useRefs(url)
 		if t.SQSGroup != nil {
+			// A JSON path (as EventBridge Pipes take one) becomes the
+			// placeholder of that path; a name is the group as it is.
 			group := t.SQSGroup.plain()
-			if strings.HasPrefix(group, "$") {
-				note("EventBridge's MessageGroupId is the path %s; switchyard's sqs target puts each message in the group of its rule's name, so the queue keeps one group, in order.", group)
-			} else {
-				note("EventBridge's MessageGroupId is %q; switchyard's sqs target puts each message in the group of its rule's name instead (one group either way, so the order is kept).", group)
+			if strings.HasPrefix(group, "$.") {
+				group = "<" + group + ">"
 			}
-			ct.warnings = append(ct.warnings, fmt.Sprintf("%s, target %s: the FIFO queue's message group is the switchyard rule's name, not %q", ruleLabel(r), t.ID, group))
+			n.set("message_group_id", yStr(group))
 		}
 	case a.Service == "sns":
 		n.set("type", yStr("sns")).set("topic_arn", yText(t.ARN))

@@ -288,3 +288,17 @@ func Token(name string) string {
 	}
 	return b.String()
 }
+
+// CheckGroupID checks a FIFO message group or deduplication id, as SQS and
+// SNS take them: 1 to 128 letters, digits and punctuation, no spaces.
+func CheckGroupID(s string) error {
+	if s == "" || len(s) > 128 {
+		return fmt.Errorf("%d characters: AWS takes 1 to 128", len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("%q: AWS takes only letters, digits and punctuation (no spaces)", s)
+		}
+	}
+	return nil
+}

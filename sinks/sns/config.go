@@ -180,14 +180,4 @@ const maxToken = 128
 
 // checkToken checks a message group id: 1 to 128 ASCII letters, digits
 // and punctuation.
-func checkToken(s string) error {
-	if s == "" || len(s) > maxToken {
-		return fmt.Errorf("%d characters: SNS takes 1 to %d", len(s), maxToken)
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c > '~' {
-			return fmt.Errorf("%q: SNS takes only letters, digits and punctuation (no spaces)", s)
-		}
-	}
-	return nil
-}
+func checkToken(s string) error { return names.CheckGroupID(s) }

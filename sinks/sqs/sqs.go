@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/switchyard-dev/switchyard/internal/awserr"
+	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -34,12 +35,17 @@ type Sink struct {
 	name string
 	cfg  Config
 	api  API
-	fifo bool
+	fifo  bool
+	group *router.Setting // message_group_id; nil: the default group
 }
 
 // New returns a sink for cfg. It starts nothing.
 func New(name string, cfg Config, api API) *Sink {
-	return &Sink{name: name, cfg: cfg, api: api, fifo: strings.HasSuffix(cfg.QueueURL, ".fifo")}
+	s := &Sink{name: name, cfg: cfg, api: api, fifo: strings.HasSuffix(cfg.QueueURL, ".fifo")}
+	if cfg.MessageGroupID != "" {
+		s.group = router.MustParseSetting(cfg.MessageGroupID)
+	}
+	return s
 }
 
 var _ router.Sink = (*Sink)(nil)
@@ -86,6 +92,15 @@ func (s *Sink) Deliver(ctx context.Context, d *router.Delivery) error {
 		}
 		if group == "" {
 			group = d.Message.Source
+		}
+		if s.group != nil {
+			var err error
+			if group, err = s.group.Render(d); err != nil {
+				return router.PermanentError(fmt.Errorf("sqs %s: message_group_id: %w", s.name, err))
+			}
+			if err := names.CheckGroupID(group); err != nil {
+				return router.PermanentError(fmt.Errorf("sqs %s: message_group_id: %w", s.name, err))
+			}
 		}
 		in.MessageGroupId = aws.String(group)
 		in.MessageDeduplicationId = aws.String(d.ID)

@@ -224,3 +224,55 @@ func TestSQSSink_ChecksumMismatchIsPermanent(t *testing.T) {
 		t.Errorf("%d messages, want the one accepted", len(ms))
 	}
 }
+
+// message_group_id sets a FIFO message's group from the payload or the
+// event; a value that does not fill, or fills to what SQS refuses, fails
+// the delivery for good without a send.
+func TestSQSSink_FIFOMessageGroup(t *testing.T) {
+	srv := awstest.NewTestServer(t, awstest.Options{})
+	url, _ := srv.SQS().CreateQueue("out.fifo", map[string]string{"FifoQueue": "true"})
+	for _, tc := range []struct {
+		group, payload, want, fails string
+	}{
+		{"customer-<$.detail.customer>", `{"k":1}`, "customer-c7", ""},
+		{"<k>", `{"k":"from-payload"}`, "from-payload", ""},
+		{"fixed", `{}`, "fixed", ""},
+		{"<missing>", `{}`, "", "message_group_id"},
+		{"<k>", `{"k":"has space"}`, "", "no spaces"},
+	} {
+		cfg := Config{QueueURL: url, MessageGroupID: tc.group}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%s: %v", tc.group, err)
+		}
+		before, _ := srv.SQS().Messages("out.fifo")
+		d := delivery()
+		d.ID, d.Payload = "d-"+tc.group+tc.payload, []byte(tc.payload)
+		d.Message.Event, _ = router.ParseEvent([]byte(`{"id":"ev-1","source":"s","detail-type":"d","detail":{"customer":"c7"}}`), time.Now())
+		err := New("out", cfg, srv.SQSClient()).Deliver(t.Context(), d)
+		after, _ := srv.SQS().Messages("out.fifo")
+		if tc.fails != "" {
+			if router.ClassOf(err) != router.Permanent || !strings.Contains(err.Error(), tc.fails) || len(after) != len(before) {
+				t.Errorf("%s with %s: %v (%s), %d sent; want a permanent error naming %q and nothing sent", tc.group, tc.payload, err, router.ClassOf(err), len(after)-len(before), tc.fails)
+			}
+			continue
+		}
+		if err != nil || len(after) != len(before)+1 || after[len(after)-1].GroupID != tc.want {
+			t.Errorf("%s with %s: %v, group %q; want %q", tc.group, tc.payload, err, after[len(after)-1].GroupID, tc.want)
+		}
+	}
+}
+
+func TestSQSConfig_MessageGroup(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{QueueURL: "https://sqs.us-east-1.amazonaws.com/123456789012/out", MessageGroupID: "g"}, "message_group_id: a standard queue has no message groups"},
+		{Config{QueueURL: "https://sqs.us-east-1.amazonaws.com/123456789012/out.fifo", MessageGroupID: "a b"}, "message_group_id: \"a b\""},
+		{Config{QueueURL: "https://sqs.us-east-1.amazonaws.com/123456789012/out.fifo", MessageGroupID: strings.Repeat("g", 129)}, "message_group_id: 129 characters: AWS takes 1 to 128"},
+	} {
+		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}
