@@ -32,9 +32,9 @@ type API interface {
 // attributes saying where it came from. A dead letter's body is the
 // original message's body, and its attributes record why it failed.
 type Sink struct {
-	name string
-	cfg  Config
-	api  API
+	name  string
+	cfg   Config
+	api   API
 	fifo  bool
 	group *router.Setting // message_group_id; nil: the default group
 }
