@@ -247,8 +247,10 @@ func TestDispatcher_LedgerDownDeliversAnyway(t *testing.T) {
 		if d.Stats().Acked.Load() != 10 || calls.Load() != 20 {
 			t.Errorf("acked %d of 10, %d calls of 20: a failing ledger must not stop deliveries", d.Stats().Acked.Load(), calls.Load())
 		}
-		if st.Errors.Load() != ledgerFailures || st.Skipped.Load() != 20-ledgerFailures {
-			t.Errorf("errors %d, skipped %d; want %d failed lookups, then the rest skipped", st.Errors.Load(), st.Skipped.Load(), ledgerFailures)
+		// A message's two deliveries look up at once: the one that fails
+		// with the third may already be on its way, and fails too.
+		if e := st.Errors.Load(); e < ledgerFailures || e > ledgerFailures+1 || e+st.Skipped.Load() != 20 {
+			t.Errorf("errors %d, skipped %d; want %d (or, with a lookup already on its way, %d) failed lookups, then the rest skipped", e, st.Skipped.Load(), ledgerFailures, ledgerFailures+1)
 		}
 		if st.LastError.Load() == nil {
 			t.Error("no last error kept")

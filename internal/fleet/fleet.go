@@ -130,8 +130,25 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, version strin
 	if err != nil {
 		return nil, err
 	}
+	// The roster is read before anything is shared out: an instance that
+	// knew of no other would take the whole of a fleet-wide limit as its
+	// share when the cluster is slow to answer.
+	for {
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := f.heartbeat(hctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("fleet: the roster (bucket %s): %w", RosterBucket, err)
+		}
+		f.log.Warn("fleet: the roster does not answer yet; trying again", "error", err)
+		if err := pause(ctx); err != nil {
+			return nil, fmt.Errorf("fleet: the roster (bucket %s): %w", RosterBucket, err)
+		}
+	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
-	f.heartbeat(ctx)
 	f.wg.Go(f.beat)
 	return f, nil
 }
@@ -203,22 +220,23 @@ func (f *Fleet) beat() {
 }
 
 // heartbeat writes this instance and reads the roster.
-func (f *Fleet) heartbeat(ctx context.Context) {
+func (f *Fleet) heartbeat(ctx context.Context) error {
 	me := f.self()
 	b, _ := json.Marshal(me)
 	if _, err := f.roster.Put(ctx, "member."+f.id, b); err != nil {
 		f.log.Debug("roster not written", "error", err)
-		return
+		return err
 	}
 	members, err := f.read(ctx)
 	if err != nil {
 		f.log.Debug("roster not read", "error", err)
-		return
+		return err
 	}
 	f.mu.Lock()
 	f.members = members
 	f.mu.Unlock()
 	f.applyShares()
+	return nil
 }
 
 // self is this instance as the roster shows it.

@@ -70,7 +70,7 @@ type bucketValue struct {
 // an instance keeps to its share after failing to; heldFor is how long
 // tokens taken and not used stay usable.
 const (
-	rateTimeout = time.Second
+	rateTimeout = 3 * time.Second
 	rateDown    = 5 * time.Second
 	heldFor     = 200 * time.Millisecond
 )
