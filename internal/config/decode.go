@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/switchyard-dev/switchyard/internal/size"
 )
 
 // decoder walks a yaml.Node tree into typed structs, collecting every
@@ -57,22 +59,10 @@ func (d *decoder) defaultedZeros() {
 		}
 		def := fmt.Sprint(z.v.Interface())
 		if z.v.Type() == durationType {
-			def = shortDuration(time.Duration(z.v.Int()))
+			def = size.Duration(time.Duration(z.v.Int()))
 		}
 		d.errorf(z.n, z.path, "0 is not allowed: leave the key out for the default (%s), or write another value", def)
 	}
-}
-
-// shortDuration writes d as 1h rather than time's 1h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 // overBudget counts a visit and reports, once, a file whose aliases expand

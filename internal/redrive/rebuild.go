@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/router"
+	sqssink "github.com/switchyard-dev/switchyard/sinks/sqs"
 	ecssource "github.com/switchyard-dev/switchyard/sources/ecs"
 	httpsource "github.com/switchyard-dev/switchyard/sources/http"
 	natssource "github.com/switchyard-dev/switchyard/sources/nats"
@@ -149,13 +150,7 @@ func sqsAttributes(attrs map[string]router.Attribute) map[string]sqstypes.Messag
 	}
 	out := make(map[string]sqstypes.MessageAttributeValue, len(attrs))
 	for k, a := range attrs {
-		v := sqstypes.MessageAttributeValue{DataType: aws.String(a.DataType)}
-		if a.IsBinary() {
-			v.BinaryValue = a.BinaryValue
-		} else {
-			v.StringValue = aws.String(a.StringValue)
-		}
-		out[k] = v
+		out[k] = sqssink.AttributeValue(a)
 	}
 	return out
 }

@@ -1,13 +1,26 @@
-// Package size is a byte count written the way people write them in a
-// config file: 1048576, 512KiB, 1MiB, 1GiB (or KB, MB, GB, also powers of
-// 1024, as memory sizes usually are).
+// Package size is quantities written the way people write them in a
+// config file: a byte count, 1048576, 512KiB, 1MiB, 1GiB (or KB, MB, GB,
+// also powers of 1024, as memory sizes usually are); a duration, 1h.
 package size
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// Duration writes d as 1h and 2m rather than time's 1h0m0s and 2m0s.
+func Duration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
 
 // Bytes is a byte count.
 type Bytes int64

@@ -1,6 +1,9 @@
 package size
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestBytes(t *testing.T) {
 	for in, want := range map[string]Bytes{
@@ -21,6 +24,14 @@ func TestBytes(t *testing.T) {
 	for b, want := range map[Bytes]string{MiB: "1MiB", 1536 * KiB: "1536KiB", 100: "100", 3 * GiB: "3GiB", 0: "0"} {
 		if got := b.String(); got != want {
 			t.Errorf("%d: %q, want %q", b, got, want)
+		}
+	}
+}
+
+func TestDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{time.Hour: "1h", 2 * time.Minute: "2m", 90 * time.Second: "1m30s", 336 * time.Hour: "336h", 1500 * time.Millisecond: "1.5s"} {
+		if got := Duration(d); got != want {
+			t.Errorf("Duration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -128,7 +128,7 @@ func (c *Config) Validate() error {
 	if c.MessageGroupID != "" {
 		if st, err := router.ParseSetting(c.MessageGroupID); err != nil {
 			errs = append(errs, router.Fieldf("message_group_id", "%v", err))
-		} else if err := checkToken(st.Literal("p")); err != nil {
+		} else if err := names.CheckGroupID(st.Literal("p")); err != nil {
 			// Each placeholder stands for one character: the shortest
 			// value it can have and still be taken.
 			errs = append(errs, router.Fieldf("message_group_id", "%v", err))
@@ -180,4 +180,3 @@ const maxToken = 128
 
 // checkToken checks a message group id: 1 to 128 ASCII letters, digits
 // and punctuation.
-func checkToken(s string) error { return names.CheckGroupID(s) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/awserr"
 	"github.com/switchyard-dev/switchyard/internal/awstrace"
+	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/router"
 )
 
@@ -139,7 +140,7 @@ func (s *Sink) input(d *router.Delivery) (*sns.PublishInput, error) {
 		if group, err = s.group.Render(d); err != nil {
 			return nil, fmt.Errorf("message_group_id: %w", err)
 		}
-		if err := checkToken(group); err != nil {
+		if err := names.CheckGroupID(group); err != nil {
 			return nil, fmt.Errorf("message_group_id %q: %w", clip(group, 140), err)
 		}
 	case s.fifo:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/awstest"
 	"github.com/switchyard-dev/switchyard/internal/kindtest"
+	"github.com/switchyard-dev/switchyard/internal/names"
 	"github.com/switchyard-dev/switchyard/internal/size"
 	"github.com/switchyard-dev/switchyard/router"
 )
@@ -143,7 +144,7 @@ func TestSNSSink_FIFO(t *testing.T) {
 	// An overlong or odd default group is made one SNS takes.
 	long := delivery(t)
 	long.Message.Group = strings.Repeat("é", 100)
-	if g := defaultGroup(long); len(g) != maxToken || checkToken(g) != nil {
+	if g := defaultGroup(long); len(g) != maxToken || names.CheckGroupID(g) != nil {
 		t.Errorf("default group %q", g)
 	}
 }

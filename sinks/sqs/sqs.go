@@ -195,13 +195,7 @@ func Attributes(d *router.Delivery) map[string]types.MessageAttributeValue {
 				dropped = append(dropped, k)
 				continue
 			}
-			w := types.MessageAttributeValue{DataType: aws.String(v.DataType)}
-			if v.IsBinary() {
-				w.BinaryValue = v.BinaryValue
-			} else {
-				w.StringValue = aws.String(v.StringValue)
-			}
-			a[k] = w
+			a[k] = AttributeValue(v)
 		}
 		if len(a) > 1 || len(dropped) > 0 {
 			rec := struct {
@@ -281,4 +275,16 @@ var sendCodes = awserr.Codes{
 		"InvalidAttributeName", "InvalidAttributeValue", "UnsupportedOperation", "InvalidAddress", "InvalidSecurity",
 		"AccessDenied", "AccessDeniedException", "KmsAccessDenied", "KmsDisabled", "KmsNotFound", "KmsInvalidState", "KmsInvalidKeyUsage",
 		"MissingParameter", "InvalidParameterCombination"},
+}
+
+// AttributeValue is a as an SQS message attribute: a String or Number as
+// its text, a Binary as its bytes, with its data type (labels kept).
+func AttributeValue(a router.Attribute) types.MessageAttributeValue {
+	v := types.MessageAttributeValue{DataType: aws.String(a.DataType)}
+	if a.IsBinary() {
+		v.BinaryValue = a.BinaryValue
+	} else {
+		v.StringValue = aws.String(a.StringValue)
+	}
+	return v
 }

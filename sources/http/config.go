@@ -330,21 +330,9 @@ func (c *Config) validateOAuth() []error {
 		errs = append(errs, router.Fieldf("auth.token_path", "%s is the path events are posted to: the token endpoint needs a path of its own", a.TokenPath))
 	}
 	if a.TokenLifetime < minTokenLifetime || a.TokenLifetime > maxTokenLifetime {
-		errs = append(errs, router.Fieldf("auth.token_lifetime", "%s is outside the range of 2m to 1h (EventBridge fetches a new token when its token expires within 60s)", shortDuration(a.TokenLifetime)))
+		errs = append(errs, router.Fieldf("auth.token_lifetime", "%s is outside the range of 2m to 1h (EventBridge fetches a new token when its token expires within 60s)", size.Duration(a.TokenLifetime)))
 	}
 	return errs
-}
-
-// shortDuration writes d as 1h rather than time's 1h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 func isLoopback(host string) bool {

@@ -186,7 +186,7 @@ func Open(ctx context.Context, name string, cfg Config, js jetstream.JetStream, 
 	}
 	s.log.Info("accepting events", "url", scheme+"://"+ln.Addr().String()+cfg.Path, "ack", cfg.Ack, "auth", cfg.Auth.Type)
 	if s.tokens != nil {
-		s.log.Info("issuing OAuth tokens", "url", scheme+"://"+ln.Addr().String()+cfg.Auth.TokenPath, "clients", len(cfg.Auth.Clients), "token_lifetime", shortDuration(cfg.Auth.TokenLifetime))
+		s.log.Info("issuing OAuth tokens", "url", scheme+"://"+ln.Addr().String()+cfg.Auth.TokenPath, "clients", len(cfg.Auth.Clients), "token_lifetime", size.Duration(cfg.Auth.TokenLifetime))
 	}
 	return s, nil
 }
